@@ -1,0 +1,88 @@
+//! Batch verification: many envelopes at once, naming exactly which are bad.
+
+use crate::envelope::{Envelope, PAYLOAD_TYPE, VerifiedVerdict, pae};
+use crate::error::{Error, SignatureError};
+use crate::verdict::Verdict;
+
+/// Below this many signatures a failing batch is checked one by one.
+const SINGLE_BELOW: usize = 4;
+
+/// Decodes and verifies every envelope in `envelopes`. The result has one
+/// entry per input, in order: each envelope is accepted or refused on its own,
+/// and a bad one never causes a good one to be refused.
+///
+/// All signatures that decode are checked in one ed25519 batch. If the batch
+/// fails, it is split in halves until every bad signature is found; those
+/// are confirmed with strict single verification.
+pub fn verify_batch(envelopes: &[&[u8]]) -> Vec<Result<VerifiedVerdict, Error>> {
+    let mut out: Vec<Option<Result<VerifiedVerdict, Error>>> = Vec::with_capacity(envelopes.len());
+    let mut pending: Vec<Prepared> = Vec::new();
+    for (index, bytes) in envelopes.iter().enumerate() {
+        let prepared = Envelope::decode(bytes)
+            .map_err(Error::from)
+            .and_then(|env| env.prepare().map(|(verdict, sig)| (env, verdict, sig)));
+        match prepared {
+            Ok((envelope, verdict, sig)) => {
+                let message = pae(PAYLOAD_TYPE, envelope.payload());
+                pending.push(Prepared {
+                    index,
+                    envelope,
+                    verdict,
+                    sig,
+                    message,
+                });
+                out.push(None);
+            }
+            Err(e) => out.push(Some(Err(e))),
+        }
+    }
+    let mut bad = vec![false; pending.len()];
+    find_bad(&pending, 0, &mut bad);
+    for (p, is_bad) in pending.into_iter().zip(bad) {
+        out[p.index] = Some(if is_bad {
+            Err(SignatureError::Invalid.into())
+        } else {
+            Ok(p.envelope.verified(p.verdict))
+        });
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(SignatureError::Invalid.into())))
+        .collect()
+}
+
+struct Prepared {
+    index: usize,
+    envelope: Envelope,
+    verdict: Verdict,
+    sig: ed25519_dalek::Signature,
+    message: Vec<u8>,
+}
+
+/// Marks in `bad` (indexed from `offset`) the signatures of `items` that do
+/// not verify.
+fn find_bad(items: &[Prepared], offset: usize, bad: &mut [bool]) {
+    if items.is_empty() {
+        return;
+    }
+    if items.len() < SINGLE_BELOW {
+        for (i, p) in items.iter().enumerate() {
+            bad[offset + i] = p
+                .verdict
+                .signer
+                .dalek()
+                .verify_strict(&p.message, &p.sig)
+                .is_err();
+        }
+        return;
+    }
+    let messages: Vec<&[u8]> = items.iter().map(|p| p.message.as_slice()).collect();
+    let sigs: Vec<ed25519_dalek::Signature> = items.iter().map(|p| p.sig).collect();
+    let keys: Vec<ed25519_dalek::VerifyingKey> =
+        items.iter().map(|p| *p.verdict.signer.dalek()).collect();
+    if ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok() {
+        return;
+    }
+    let mid = items.len() / 2;
+    find_bad(&items[..mid], offset, bad);
+    find_bad(&items[mid..], offset + mid, bad);
+}

@@ -1,0 +1,122 @@
+//! SHA-256 digests: artifact hashes, verdict ids, evidence addresses.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::ParseError;
+
+/// A SHA-256 digest. Encoded in CBOR as a 32-byte byte string, shown as
+/// lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The all-zero digest, used as `prev` of a signer's first verdict.
+    pub const ZERO: Digest = Digest([0u8; 32]);
+
+    /// Hashes `bytes` with SHA-256.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Whether this is the all-zero digest.
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0u8; 32]
+    }
+
+    /// Lowercase hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// A streaming SHA-256 hasher, for files of any size.
+#[derive(Default, Clone)]
+pub struct Hasher(Sha256);
+
+impl Hasher {
+    /// A fresh hasher.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Feeds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    /// The digest of everything fed.
+    pub fn finish(self) -> Digest {
+        Digest(self.0.finalize().into())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl FromStr for Digest {
+    type Err = ParseError;
+    /// Parses 64 hex digits (either case).
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        if s.len() != 64 {
+            return Err(ParseError::DigestLength(s.len()));
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|_| ParseError::DigestHex)?;
+        Ok(Digest(out))
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            s.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            s.parse().map_err(de::Error::custom)
+        } else {
+            d.deserialize_bytes(Fixed32Visitor("a 32-byte SHA-256 digest"))
+                .map(Digest)
+        }
+    }
+}
+
+/// Accepts exactly 32 bytes given as a CBOR byte string.
+pub(crate) struct Fixed32Visitor(pub(crate) &'static str);
+
+impl Visitor<'_> for Fixed32Visitor {
+    type Value = [u8; 32];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<[u8; 32], E> {
+        v.try_into()
+            .map_err(|_| E::invalid_length(v.len(), &self))
+    }
+}
