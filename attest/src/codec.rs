@@ -80,7 +80,9 @@ fn walk(bytes: &[u8], pos: usize, depth: usize) -> Result<usize, DecodeError> {
         0..=23 => (u64::from(info), pos + 1),
         24..=27 => {
             let n = 1usize << (info - 24);
-            let raw = bytes.get(pos + 1..pos + 1 + n).ok_or(DecodeError::Truncated)?;
+            let raw = bytes
+                .get(pos + 1..pos + 1 + n)
+                .ok_or(DecodeError::Truncated)?;
             let arg = raw.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
             (arg, pos + 1 + n)
         }
@@ -108,7 +110,11 @@ fn walk(bytes: &[u8], pos: usize, depth: usize) -> Result<usize, DecodeError> {
             next += arg as usize;
         }
         4 | 5 => {
-            let items = if major == 5 { arg.saturating_mul(2) } else { arg };
+            let items = if major == 5 {
+                arg.saturating_mul(2)
+            } else {
+                arg
+            };
             // Every item takes at least one byte: no allocation is sized
             // from a count the input cannot back.
             if items > remaining {
@@ -200,7 +206,10 @@ mod tests {
             (&[0x1c], "decode.unsupported_item"),
             (&[0x01, 0x02], "decode.trailing_bytes"),
             (&[0x5a, 0xff, 0xff, 0xff, 0xff], "decode.truncated"),
-            (&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], "decode.truncated"),
+            (
+                &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                "decode.truncated",
+            ),
             (&[], "decode.truncated"),
         ];
         for (bytes, code) in cases {

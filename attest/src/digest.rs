@@ -116,7 +116,6 @@ impl Visitor<'_> for Fixed32Visitor {
     }
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<[u8; 32], E> {
-        v.try_into()
-            .map_err(|_| E::invalid_length(v.len(), &self))
+        v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
     }
 }

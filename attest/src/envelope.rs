@@ -103,7 +103,12 @@ impl Envelope {
             id: self.id(),
             verdict,
             payload: self.wire.payload.0.clone(),
-            sig: self.wire.signatures.first().map(|s| s.sig.0).unwrap_or([0; 64]),
+            sig: self
+                .wire
+                .signatures
+                .first()
+                .map(|s| s.sig.0)
+                .unwrap_or([0; 64]),
             envelope: self.encode(),
         }
     }

@@ -36,7 +36,10 @@ pub struct CheckedFork {
 impl CheckedFork {
     /// The smallest seq involved in the conflict.
     pub fn seq(&self) -> u64 {
-        self.verdicts[0].verdict().seq.min(self.verdicts[1].verdict().seq)
+        self.verdicts[0]
+            .verdict()
+            .seq
+            .min(self.verdicts[1].verdict().seq)
     }
 }
 

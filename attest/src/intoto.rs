@@ -64,8 +64,8 @@ pub fn export(v: &VerifiedVerdict, key: &SecretKey) -> Result<String, Error> {
         }
         .into());
     }
-    let payload = serde_json::to_vec(&statement(v))
-        .map_err(|e| DecodeError::InvalidValue(e.to_string()))?;
+    let payload =
+        serde_json::to_vec(&statement(v)).map_err(|e| DecodeError::InvalidValue(e.to_string()))?;
     let sig = key.sign(&pae(INTOTO_PAYLOAD_TYPE, &payload));
     let env = DsseJson {
         payload_type: INTOTO_PAYLOAD_TYPE.to_string(),
@@ -95,7 +95,9 @@ pub fn verify_export(json_text: &str) -> Result<VerifiedVerdict, Error> {
         return Err(SignatureError::Count(env.signatures.len()).into());
     };
     let key: PublicKey = sig.keyid.parse()?;
-    let raw = STANDARD.decode(&sig.sig).map_err(|_| bad("sig is not base64"))?;
+    let raw = STANDARD
+        .decode(&sig.sig)
+        .map_err(|_| bad("sig is not base64"))?;
     let raw: [u8; 64] = raw.try_into().map_err(|_| bad("sig is not 64 bytes"))?;
     key.dalek()
         .verify_strict(
@@ -113,10 +115,14 @@ pub fn verify_export(json_text: &str) -> Result<VerifiedVerdict, Error> {
         .map_err(|_| bad("predicate.vouchEnvelope is not base64"))?;
     let v = open(&inner)?;
     if *v.signer() != key {
-        return Err(bad("the vouch envelope is by another signer than the DSSE signature"));
+        return Err(bad(
+            "the vouch envelope is by another signer than the DSSE signature",
+        ));
     }
     if st != statement(&v) {
-        return Err(bad("the statement does not match the vouch envelope it carries"));
+        return Err(bad(
+            "the statement does not match the vouch envelope it carries",
+        ));
     }
     Ok(v)
 }

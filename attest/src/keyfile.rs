@@ -76,10 +76,9 @@ pub fn read_secret_key(path: &Path) -> Result<SecretKey, KeyError> {
         path: path.to_path_buf(),
         message: message.to_string(),
     };
-    let b64 = text
-        .trim()
-        .strip_prefix(SECRET_PREFIX)
-        .ok_or_else(|| format("not a vouch secret key (expected a line `ed25519-secret:<base64>`)"))?;
+    let b64 = text.trim().strip_prefix(SECRET_PREFIX).ok_or_else(|| {
+        format("not a vouch secret key (expected a line `ed25519-secret:<base64>`)")
+    })?;
     let raw = Zeroizing::new(
         STANDARD
             .decode(b64)

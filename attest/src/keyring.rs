@@ -87,9 +87,8 @@ pub fn parse_entry(path: &Path, text: &str) -> Result<KeyringEntry, KeyError> {
             message,
         }
     };
-    let file: EntryFile = toml::from_str(text).map_err(|e| {
-        at(e.span().unwrap_or(0..0), e.message().to_string())
-    })?;
+    let file: EntryFile =
+        toml::from_str(text).map_err(|e| at(e.span().unwrap_or(0..0), e.message().to_string()))?;
     let key: PublicKey = file
         .key
         .get_ref()
@@ -100,13 +99,19 @@ pub fn parse_entry(path: &Path, text: &str) -> Result<KeyringEntry, KeyError> {
     }
     for m in &file.multiaddrs {
         if !m.get_ref().starts_with('/') {
-            return Err(at(m.span(), format!("`{}` is not a multiaddr", m.get_ref())));
+            return Err(at(
+                m.span(),
+                format!("`{}` is not a multiaddr", m.get_ref()),
+            ));
         }
     }
     if let Some(h) = &file.http
         && !(h.get_ref().starts_with("http://") || h.get_ref().starts_with("https://"))
     {
-        return Err(at(h.span(), format!("`{}` is not an http(s) URL", h.get_ref())));
+        return Err(at(
+            h.span(),
+            format!("`{}` is not an http(s) URL", h.get_ref()),
+        ));
     }
     let date = |d: &Option<toml::Spanned<toml::value::Datetime>>| {
         d.as_ref()
@@ -117,7 +122,10 @@ pub fn parse_entry(path: &Path, text: &str) -> Result<KeyringEntry, KeyError> {
     let valid_until = date(&file.valid_until)?;
     if let (Some(f), Some(u), Some(span)) = (valid_from, valid_until, file.valid_until.as_ref()) {
         if f > u {
-            return Err(at(span.span(), "valid_until is before valid_from".to_string()));
+            return Err(at(
+                span.span(),
+                "valid_until is before valid_from".to_string(),
+            ));
         }
     }
     Ok(KeyringEntry {
@@ -125,7 +133,11 @@ pub fn parse_entry(path: &Path, text: &str) -> Result<KeyringEntry, KeyError> {
         name: file.name.into_inner(),
         operator: file.operator,
         key,
-        multiaddrs: file.multiaddrs.into_iter().map(|m| m.into_inner()).collect(),
+        multiaddrs: file
+            .multiaddrs
+            .into_iter()
+            .map(|m| m.into_inner())
+            .collect(),
         http: file.http.map(|h| h.into_inner()),
         valid_from,
         valid_until,
@@ -206,13 +218,22 @@ mod tests {
     #[test]
     fn mistakes_carry_file_and_line() {
         let text = "name = \"a\"\noperator = \"alice\"\nkey = \"ed25519:nope\"\n";
-        let err = parse_entry(Path::new("keys/a.toml"), text).unwrap_err().to_string();
+        let err = parse_entry(Path::new("keys/a.toml"), text)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("keys/a.toml:3:"), "{err}");
         let text = format!("name = \"a\"\noperator = \"alice\"\nkey = \"{KEY}\"\nhttp = 5\n");
-        let err = parse_entry(Path::new("keys/a.toml"), &text).unwrap_err().to_string();
+        let err = parse_entry(Path::new("keys/a.toml"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("keys/a.toml:4:"), "{err}");
         let text = format!("name = \"a\"\noperator = \"alice\"\nkey = \"{KEY}\"\ncolour = 1\n");
-        let err = parse_entry(Path::new("k.toml"), &text).unwrap_err().to_string();
-        assert!(err.starts_with("k.toml:4:") && err.contains("colour"), "{err}");
+        let err = parse_entry(Path::new("k.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("k.toml:4:") && err.contains("colour"),
+            "{err}"
+        );
     }
 }

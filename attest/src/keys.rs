@@ -74,7 +74,10 @@ impl fmt::Display for PublicKey {
 impl FromStr for PublicKey {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
-        let b64 = s.trim().strip_prefix(TEXT_PREFIX).ok_or(ParseError::KeyPrefix)?;
+        let b64 = s
+            .trim()
+            .strip_prefix(TEXT_PREFIX)
+            .ok_or(ParseError::KeyPrefix)?;
         let raw = STANDARD.decode(b64).map_err(|_| ParseError::KeyBase64)?;
         let raw: [u8; 32] = raw.try_into().map_err(|_| ParseError::KeyBase64)?;
         PublicKey::from_bytes(&raw)

@@ -65,7 +65,9 @@ pub use envelope::{
     Envelope, MAX_ENVELOPE, MAX_PAYLOAD, PAYLOAD_TYPE, VerifiedVerdict, decode_verdict,
     encode_verdict, open, pae, sign,
 };
-pub use error::{ChainError, DecodeError, Error, ForkError, KeyError, ParseError, PolicyError, SignatureError};
+pub use error::{
+    ChainError, DecodeError, Error, ForkError, KeyError, ParseError, PolicyError, SignatureError,
+};
 pub use fork::{CheckedFork, FORK_PROOF_VERSION, ForkProof, MAX_FORK_PROOF};
 pub use keyfile::{
     public_key_path, read_public_key, read_secret_key, write_public_key, write_secret_key,
@@ -78,6 +80,6 @@ pub use policy::{
     Status, TrustedSigner,
 };
 pub use verdict::{
-    Evidence, FORMAT_VERSION, FailReason, Inputs, MAX_TEXT, MAX_URL, Outcome, OutcomeKind,
-    Subject, Verdict,
+    Evidence, FORMAT_VERSION, FailReason, Inputs, MAX_TEXT, MAX_URL, Outcome, OutcomeKind, Subject,
+    Verdict,
 };

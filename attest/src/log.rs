@@ -94,10 +94,7 @@ impl Head {
 
 /// Checks that `entries` form an unbroken chain, continuing `after` (or
 /// starting at seq 0 when `after` is `None`), and returns the final head.
-pub fn verify_chain(
-    after: Option<Head>,
-    entries: &[VerifiedVerdict],
-) -> Result<Head, ChainError> {
+pub fn verify_chain(after: Option<Head>, entries: &[VerifiedVerdict]) -> Result<Head, ChainError> {
     let (mut head, rest) = match after {
         Some(h) => (h, entries),
         None => {

@@ -392,7 +392,10 @@ impl Policy {
             .iter()
             .filter(|v| v.verdict().subject.sha256 == *artifact)
             .collect();
-        let untrusted_verdicts = about.iter().filter(|v| !trusted.contains(v.signer())).count();
+        let untrusted_verdicts = about
+            .iter()
+            .filter(|v| !trusted.contains(v.signer()))
+            .count();
 
         let mut reports = Vec::with_capacity(self.signers.len());
         let mut reasons = Vec::new();
@@ -458,7 +461,10 @@ impl Policy {
                 self.threshold
             ));
             for r in &bad {
-                reasons.push(format!("trusted signer {} says BAD (counted, no veto)", r.name));
+                reasons.push(format!(
+                    "trusted signer {} says BAD (counted, no veto)",
+                    r.name
+                ));
             }
             Status::Unknown
         };
@@ -484,8 +490,11 @@ impl Policy {
     }
 
     fn signer_state(&self, s: &TrustedSigner, about: &[&VerifiedVerdict], now: u64) -> SignerState {
-        let mine: Vec<&VerifiedVerdict> =
-            about.iter().copied().filter(|v| *v.signer() == s.key).collect();
+        let mine: Vec<&VerifiedVerdict> = about
+            .iter()
+            .copied()
+            .filter(|v| *v.signer() == s.key)
+            .collect();
         if mine.is_empty() {
             return SignerState::NoVerdict;
         }

@@ -272,7 +272,11 @@ impl Verdict {
             check_text("inputs.source_url", u, MAX_URL)?;
         }
         check_text("inputs.backend", &self.inputs.backend, MAX_TEXT)?;
-        check_text("inputs.backend_version", &self.inputs.backend_version, MAX_TEXT)?;
+        check_text(
+            "inputs.backend_version",
+            &self.inputs.backend_version,
+            MAX_TEXT,
+        )?;
         Ok(())
     }
 }
