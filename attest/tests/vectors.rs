@@ -1,0 +1,590 @@
+//! The test vectors in `spec/vectors/`.
+//!
+//! `vectors_match_the_files` regenerates every vector and fails on any byte
+//! difference (set `VOUCH_UPDATE_VECTORS=1` to rewrite the files after a
+//! deliberate format change). `vectors_check` reads the files and checks
+//! each vector through the public API only, as another implementation would.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::{Value, json};
+use vouch_attest::*;
+
+const ISSUED: u64 = 1_795_651_200; // 2026-11-26T00:00:00Z
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/vectors")
+}
+
+fn h(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+fn seed(name: &str) -> Digest {
+    Digest::of(format!("vouch test key {name}").as_bytes())
+}
+
+fn minimal(k: &SecretKey) -> Verdict {
+    Verdict {
+        version: FORMAT_VERSION,
+        signer: k.public_key(),
+        seq: 0,
+        prev: Digest::ZERO,
+        issued_at: ISSUED,
+        subject: Subject {
+            distribution: "archlinux".into(),
+            release: None,
+            component: None,
+            architecture: "x86_64".into(),
+            name: "pacman".into(),
+            version: "5.2.2-1".into(),
+            filename: "pacman-5.2.2-1-x86_64.pkg.tar.zst".into(),
+            sha256: Digest::of(b"pacman-5.2.2-1-x86_64.pkg.tar.zst"),
+        },
+        inputs: Inputs {
+            buildinfo_sha256: None,
+            source_url: None,
+            backend: "archlinux-repro".into(),
+            backend_version: "20240101".into(),
+        },
+        outcome: Outcome::Good,
+        evidence: Evidence::default(),
+    }
+}
+
+fn full(k: &SecretKey, prev: Digest) -> Verdict {
+    let mut v = minimal(k);
+    v.seq = 1;
+    v.prev = prev;
+    v.issued_at = ISSUED + 3600;
+    v.subject.component = Some("core".into());
+    v.inputs.buildinfo_sha256 = Some(Digest::of(b".BUILDINFO"));
+    v.inputs.source_url =
+        Some("https://gitlab.archlinux.org/archlinux/packaging/packages/pacman".into());
+    v.outcome = Outcome::Bad {
+        rebuilt_sha256: Digest::of(b"rebuilt pacman"),
+    };
+    v.evidence = Evidence {
+        build_log: Some(Digest::of(b"build log")),
+        diffoscope: Some(Digest::of(b"diffoscope output")),
+    };
+    v
+}
+
+fn debian(k: &SecretKey) -> Verdict {
+    Verdict {
+        version: FORMAT_VERSION,
+        signer: k.public_key(),
+        seq: 0,
+        prev: Digest::ZERO,
+        issued_at: ISSUED + 60,
+        subject: Subject {
+            distribution: "debian".into(),
+            release: Some("bookworm".into()),
+            component: Some("main".into()),
+            architecture: "amd64".into(),
+            name: "hello".into(),
+            version: "2.10-3".into(),
+            filename: "hello_2.10-3_amd64.deb".into(),
+            sha256: Digest::of(b"hello_2.10-3_amd64.deb"),
+        },
+        inputs: Inputs {
+            buildinfo_sha256: Some(Digest::of(b"hello_2.10-3.dsc")),
+            source_url: Some(
+                "https://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3.dsc".into(),
+            ),
+            backend: "debian".into(),
+            backend_version: "0.1.0".into(),
+        },
+        outcome: Outcome::Fail {
+            reason: FailReason::Timeout,
+        },
+        evidence: Evidence {
+            build_log: Some(Digest::of(b"hello build log")),
+            diffoscope: None,
+        },
+    }
+}
+
+fn positive(name: &str, key_name: &str, v: &Verdict) -> (Value, VerifiedVerdict) {
+    let k = key(key_name);
+    let signed = sign(v, &k).unwrap();
+    let payload = encode_verdict(v);
+    let value = json!({
+        "name": name,
+        "key": key_name,
+        "verdict": v,
+        "payload_hex": h(&payload),
+        "pae_hex": h(&pae(PAYLOAD_TYPE, &payload)),
+        "signature_hex": h(signed.signature()),
+        "envelope_hex": h(signed.envelope()),
+        "id": signed.id().to_hex(),
+    });
+    (value, signed)
+}
+
+fn negative(name: &str, description: &str, bytes: &[u8], error: &str) -> Value {
+    // The generator itself must agree with the claimed error.
+    let got = open(bytes).map(|_| ()).unwrap_err();
+    assert_eq!(got.code(), error, "{name}: {got}");
+    json!({ "name": name, "description": description, "envelope_hex": h(bytes), "error": error })
+}
+
+fn generate() -> Vec<(&'static str, Value)> {
+    let (a, b) = (key("A"), key("B"));
+    let keys = json!({
+        "description": "Test-only ed25519 keys (RFC 8032 seeds). Never trust them. seed = SHA-256(\"vouch test key \" + name).",
+        "keys": (["A", "B", "C"]).iter().map(|n| json!({
+            "name": n,
+            "seed_hex": seed(n).to_hex(),
+            "public": key(n).public_key().to_text(),
+            "public_hex": h(key(n).public_key().as_bytes()),
+        })).collect::<Vec<_>>(),
+    });
+
+    let (p1, s1) = positive("good-minimal", "A", &minimal(&a));
+    let (p2, s2) = positive("bad-all-fields", "A", &full(&a, s1.id()));
+    let (p3, s3) = positive("fail-debian", "B", &debian(&b));
+    let verdicts = json!({
+        "description": "Valid envelopes. payload_hex is the canonical CBOR of verdict; signature is ed25519 over pae_hex; id is SHA-256 of the payload.",
+        "payload_type": PAYLOAD_TYPE,
+        "vectors": [p1, p2, p3],
+    });
+
+    let v = minimal(&a);
+    let payload = encode_verdict(&v);
+    let fields = payload_fields(&v);
+    let edited = |edit: &dyn Fn(&mut Vec<(String, Item)>)| {
+        let mut f = fields.clone();
+        edit(&mut f);
+        envelope(&Item::Map(f).encode(), &a)
+    };
+    let good = s1.envelope().to_vec();
+    let mut flipped = good.clone();
+    let name_at = flipped.windows(6).position(|w| w == b"pacman").unwrap();
+    flipped[name_at] ^= 0x01; // "pacman" -> "qacman"
+    let mut trailing = good.clone();
+    trailing.push(0x00);
+    let mut indefinite = good.clone();
+    indefinite[0] = 0xbf;
+    indefinite.push(0xff);
+    let mut oversized = vec![0x5a, 0, 0, 0x44, 0x01];
+    oversized.resize(MAX_ENVELOPE + 1, 0);
+    let sig = Item::Map(vec![
+        ("keyid".into(), text(&a.public_key().to_text())),
+        (
+            "sig".into(),
+            Item::Bytes(a.sign(&pae(PAYLOAD_TYPE, &payload)).to_vec()),
+        ),
+    ]);
+    let two_sigs = Item::Map(vec![
+        ("payloadType".into(), text(PAYLOAD_TYPE)),
+        ("payload".into(), Item::Bytes(payload.clone())),
+        ("signatures".into(), Item::Array(vec![sig.clone(), sig])),
+    ])
+    .encode();
+    let json_type = Item::Map(vec![
+        ("payloadType".into(), text("application/vnd.in-toto+json")),
+        ("payload".into(), Item::Bytes(payload.clone())),
+        ("signatures".into(), Item::Array(vec![])),
+    ])
+    .encode();
+    // issued_at as half-precision 0.0 (0xf9 0x00 0x00) inside a properly
+    // signed payload.
+    let float = {
+        let mut p = Item::Map({
+            let mut f = fields.clone();
+            f[4].1 = Item::Uint(0);
+            f
+        })
+        .encode();
+        let at = p.windows(10).position(|w| w == b"issued_at\x00").unwrap() + 9;
+        p.splice(at..at + 1, [0xf9, 0x00, 0x00]);
+        envelope(&p, &a)
+    };
+
+    let neg = vec![
+        negative(
+            "flipped-payload-bit",
+            "one bit of the payload changed after signing (the package name)",
+            &flipped,
+            "signature.invalid",
+        ),
+        negative(
+            "wrong-key",
+            "payload names key A as signer, signature made with key B",
+            &envelope_with(&payload, &b, &a.public_key().to_text()),
+            "signature.invalid",
+        ),
+        negative(
+            "keyid-mismatch",
+            "valid signature by A, but keyid names B",
+            &envelope_with(&payload, &a, &b.public_key().to_text()),
+            "signature.keyid_mismatch",
+        ),
+        negative(
+            "two-signatures",
+            "version 1 envelopes carry exactly one signature",
+            &two_sigs,
+            "signature.count",
+        ),
+        negative(
+            "non-canonical-integer",
+            "seq 0 written with a one-byte argument (0x18 0x00), validly signed",
+            &edited(&|f| f[2].1 = Item::LongUint(0, 1)),
+            "decode.non_canonical",
+        ),
+        negative(
+            "non-canonical-key-order",
+            "seq written before signer, validly signed",
+            &edited(&|f| f.swap(1, 2)),
+            "decode.non_canonical",
+        ),
+        negative(
+            "non-canonical-null",
+            "absent optional field written as null, validly signed",
+            &edited(&|f| {
+                let Item::Map(s) = &mut f[5].1 else {
+                    unreachable!()
+                };
+                s.insert(1, ("release".into(), Item::Null));
+            }),
+            "decode.non_canonical",
+        ),
+        negative(
+            "truncated",
+            "the valid envelope good-minimal without its last byte",
+            &good[..good.len() - 1],
+            "decode.truncated",
+        ),
+        negative(
+            "trailing-bytes",
+            "the valid envelope good-minimal followed by 0x00",
+            &trailing,
+            "decode.trailing_bytes",
+        ),
+        negative(
+            "indefinite-length",
+            "the envelope map re-headed as indefinite-length (0xbf ... 0xff)",
+            &indefinite,
+            "decode.indefinite_length",
+        ),
+        negative(
+            "oversized",
+            "an input one byte over the envelope limit",
+            &oversized,
+            "decode.too_large",
+        ),
+        negative(
+            "unknown-version",
+            "version 2, validly signed",
+            &edited(&|f| f[0].1 = Item::Uint(2)),
+            "decode.unknown_version",
+        ),
+        negative(
+            "unknown-field",
+            "an extra top-level field `colour`, validly signed",
+            &edited(&|f| f.push(("colour".into(), text("red")))),
+            "decode.unknown_field",
+        ),
+        negative(
+            "missing-field",
+            "no `seq`, validly signed",
+            &edited(&|f| {
+                f.remove(2);
+            }),
+            "decode.missing_field",
+        ),
+        negative(
+            "wrong-type",
+            "`seq` as a text string, validly signed",
+            &edited(&|f| f[2].1 = text("0")),
+            "decode.wrong_type",
+        ),
+        negative(
+            "duplicate-field",
+            "`seq` given twice, validly signed",
+            &edited(&|f| f.insert(3, ("seq".into(), Item::Uint(0)))),
+            "decode.duplicate_field",
+        ),
+        negative(
+            "float",
+            "`issued_at` as a half-precision float, validly signed",
+            &float,
+            "decode.unsupported_item",
+        ),
+        negative(
+            "path-in-filename",
+            "subject.filename with a directory, validly signed",
+            &edited(&|f| {
+                let Item::Map(s) = &mut f[5].1 else {
+                    unreachable!()
+                };
+                s[4].1 = text("../pacman.pkg.tar.zst");
+            }),
+            "decode.invalid_value",
+        ),
+        negative(
+            "payload-type",
+            "an in-toto payload type",
+            &json_type,
+            "decode.payload_type",
+        ),
+    ];
+    let negative = json!({
+        "description": "Invalid envelopes; each must be refused with the given error class.",
+        "vectors": neg,
+    });
+
+    // Fork proofs.
+    let alt = {
+        let mut v = minimal(&a);
+        v.outcome = Outcome::Bad {
+            rebuilt_sha256: Digest::of(b"other"),
+        };
+        sign(&v, &a).unwrap()
+    };
+    let same_prev = {
+        let mut v = full(&a, s1.id());
+        v.seq = 2;
+        sign(&v, &a).unwrap()
+    };
+    let (lo, hi) = if s1.id() < alt.id() {
+        (&s1, &alt)
+    } else {
+        (&alt, &s1)
+    };
+    let raw = |x: &VerifiedVerdict, y: &VerifiedVerdict| {
+        Item::Map(vec![
+            ("version".into(), Item::Uint(1)),
+            ("a".into(), Item::Bytes(x.envelope().to_vec())),
+            ("b".into(), Item::Bytes(y.envelope().to_vec())),
+        ])
+        .encode()
+    };
+    let (c_lo, c_hi) = if s1.id() < s2.id() {
+        (&s1, &s2)
+    } else {
+        (&s2, &s1)
+    };
+    let forks = json!({
+        "description": "Fork proofs: CBOR map {version, a, b} of two envelope byte strings, a's id below b's.",
+        "vectors": [
+            { "name": "same-seq", "proof_hex": h(&ForkProof::new(&s1, &alt).unwrap().encode()), "signer": a.public_key().to_text(), "seq": 0 },
+            { "name": "same-prev", "proof_hex": h(&ForkProof::new(&s2, &same_prev).unwrap().encode()), "signer": a.public_key().to_text(), "seq": 1 },
+            { "name": "not-conflicting", "proof_hex": h(&raw(c_lo, c_hi)), "error": "fork.not_conflicting" },
+            { "name": "wrong-order", "proof_hex": h(&raw(hi, lo)), "error": "fork.order" },
+        ],
+    });
+    for f in forks["vectors"].as_array().unwrap() {
+        let bytes = hex::decode(f["proof_hex"].as_str().unwrap()).unwrap();
+        match f.get("error") {
+            Some(e) => assert_eq!(ForkProof::open(&bytes).unwrap_err().code(), e),
+            None => assert!(ForkProof::open(&bytes).is_ok()),
+        }
+    }
+
+    // Policy evaluation.
+    let c = key("C");
+    let art = minimal(&a).subject.sha256;
+    let good_by = |k: &SecretKey| sign(&minimal(k), k).unwrap();
+    let bad_by = |k: &SecretKey| {
+        let mut v = minimal(k);
+        v.outcome = Outcome::Bad {
+            rebuilt_sha256: Digest::of(b"other"),
+        };
+        sign(&v, k).unwrap()
+    };
+    let policy_text = |threshold: usize, veto: bool| {
+        let mut t = format!("threshold = {threshold}\nveto_on_bad = {veto}\n");
+        for (n, o) in [("A", "alice"), ("B", "bob"), ("C", "carol")] {
+            t += &format!(
+                "\n[[signer]]\nname = \"{n}\"\noperator = \"{o}\"\nkey = \"{}\"\n",
+                key(n).public_key()
+            );
+        }
+        t
+    };
+    let fork_b = ForkProof::new(&good_by(&b), &bad_by(&b)).unwrap();
+    let cases = vec![
+        (
+            "two-of-three",
+            policy_text(2, true),
+            vec![good_by(&a), good_by(&b)],
+            vec![],
+            "VERIFIED",
+        ),
+        (
+            "one-of-three",
+            policy_text(2, true),
+            vec![good_by(&a), good_by(&key("Mallory"))],
+            vec![],
+            "UNKNOWN",
+        ),
+        (
+            "veto",
+            policy_text(2, true),
+            vec![good_by(&a), good_by(&b), bad_by(&c)],
+            vec![],
+            "REJECTED",
+        ),
+        (
+            "bad-counted",
+            policy_text(2, false),
+            vec![good_by(&a), good_by(&b), bad_by(&c)],
+            vec![],
+            "VERIFIED",
+        ),
+        (
+            "latest-counts",
+            policy_text(1, true),
+            vec![good_by(&a), s2.clone()],
+            vec![],
+            "REJECTED",
+        ),
+        (
+            "forked-signer",
+            policy_text(2, true),
+            vec![good_by(&a), good_by(&b)],
+            vec![fork_b],
+            "UNKNOWN",
+        ),
+        (
+            "other-artifact",
+            policy_text(1, true),
+            vec![s3.clone()],
+            vec![],
+            "UNKNOWN",
+        ),
+    ];
+    let policy: Vec<Value> = cases
+        .into_iter()
+        .map(|(name, text, vs, fs, status)| {
+            json!({
+                "name": name,
+                "policy_toml": text,
+                "artifact": art.to_hex(),
+                "now": ISSUED + 86_400,
+                "envelopes_hex": vs.iter().map(|v| h(v.envelope())).collect::<Vec<_>>(),
+                "fork_proofs_hex": fs.iter().map(|f: &ForkProof| h(&f.encode())).collect::<Vec<_>>(),
+                "status": status,
+            })
+        })
+        .collect();
+    let policy = json!({
+        "description": "Policy evaluation: the policy file, the artifact's sha256, the envelopes and fork proofs known, `now`, and the expected status.",
+        "vectors": policy,
+    });
+
+    vec![
+        ("keys.json", keys),
+        ("verdicts.json", verdicts),
+        ("negative.json", negative),
+        ("forks.json", forks),
+        ("policy.json", policy),
+    ]
+}
+
+#[test]
+fn vectors_match_the_files() {
+    let update = std::env::var_os("VOUCH_UPDATE_VECTORS").is_some();
+    for (file, value) in generate() {
+        let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+        let path = dir().join(file);
+        if update {
+            std::fs::write(&path, &text).unwrap();
+            continue;
+        }
+        let on_disk = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run with VOUCH_UPDATE_VECTORS=1", path.display()));
+        assert!(
+            on_disk == text,
+            "{} differs from the regenerated vectors; if the format changed on purpose, run with VOUCH_UPDATE_VECTORS=1",
+            path.display()
+        );
+    }
+}
+
+fn read(file: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir().join(file)).unwrap()).unwrap()
+}
+
+fn bytes(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn vectors_check() {
+    let keys = read("keys.json");
+    let secret = |name: &str| {
+        let k = keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name)
+            .unwrap();
+        let seed: [u8; 32] = bytes(&k["seed_hex"]).try_into().unwrap();
+        let s = SecretKey::from_seed(&seed);
+        assert_eq!(s.public_key().to_text(), k["public"]);
+        s
+    };
+    for v in read("verdicts.json")["vectors"].as_array().unwrap() {
+        let verdict: Verdict = serde_json::from_value(v["verdict"].clone()).unwrap();
+        let payload = bytes(&v["payload_hex"]);
+        assert_eq!(encode_verdict(&verdict), payload);
+        assert_eq!(pae(PAYLOAD_TYPE, &payload), bytes(&v["pae_hex"]));
+        let sk = secret(v["key"].as_str().unwrap());
+        assert_eq!(
+            sk.sign(&payload_pae(&payload)).to_vec(),
+            bytes(&v["signature_hex"])
+        );
+        let opened = open(&bytes(&v["envelope_hex"])).unwrap();
+        assert_eq!(opened.verdict(), &verdict);
+        assert_eq!(opened.id().to_hex(), v["id"]);
+    }
+    for v in read("negative.json")["vectors"].as_array().unwrap() {
+        let err = open(&bytes(&v["envelope_hex"])).unwrap_err();
+        assert_eq!(err.code(), v["error"], "{}: {err}", v["name"]);
+    }
+    for v in read("forks.json")["vectors"].as_array().unwrap() {
+        let r = ForkProof::open(&bytes(&v["proof_hex"]));
+        match v.get("error") {
+            Some(e) => assert_eq!(r.unwrap_err().code(), e, "{}", v["name"]),
+            None => {
+                let f = r.unwrap();
+                assert_eq!(f.signer.to_text(), v["signer"]);
+                assert_eq!(f.seq(), v["seq"].as_u64().unwrap());
+            }
+        }
+    }
+    for v in read("policy.json")["vectors"].as_array().unwrap() {
+        let policy = Policy::from_toml(v["policy_toml"].as_str().unwrap()).unwrap();
+        let envs: Vec<Vec<u8>> = v["envelopes_hex"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(bytes)
+            .collect();
+        let refs: Vec<&[u8]> = envs.iter().map(Vec::as_slice).collect();
+        let verdicts: Vec<VerifiedVerdict> = verify_batch(&refs)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let forks: Vec<CheckedFork> = v["fork_proofs_hex"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| ForkProof::open(&bytes(f)).unwrap())
+            .collect();
+        let artifact: Digest = v["artifact"].as_str().unwrap().parse().unwrap();
+        let d = policy.evaluate(&artifact, &verdicts, &forks, v["now"].as_u64().unwrap());
+        assert_eq!(d.status.as_str(), v["status"], "{}", v["name"]);
+    }
+}
+
+fn payload_pae(payload: &[u8]) -> Vec<u8> {
+    pae(PAYLOAD_TYPE, payload)
+}
