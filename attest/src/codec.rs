@@ -155,6 +155,97 @@ fn walk(bytes: &[u8], pos: usize, depth: usize) -> Result<usize, DecodeError> {
     Ok(next)
 }
 
+/// Splits `bytes` into the encoded items of a top-level CBOR array, or
+/// returns `bytes` itself as one item when it is not an array. Each item is
+/// only checked for well-formedness here; callers decode them one by one so
+/// that one bad item does not hide the others.
+pub(crate) fn split_array(
+    bytes: &[u8],
+    limit: usize,
+    max_items: usize,
+) -> Result<Vec<&[u8]>, DecodeError> {
+    if bytes.len() > limit {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
+    let Some(&first) = bytes.first() else {
+        return Err(DecodeError::Truncated);
+    };
+    if first >> 5 != 4 {
+        return Ok(vec![bytes]);
+    }
+    if first & 0x1f == 31 {
+        return Err(DecodeError::IndefiniteLength { offset: 0 });
+    }
+    // Walk the array head alone by asking for an array of zero depth budget:
+    // read its count, then walk each item.
+    let info = first & 0x1f;
+    let (count, mut pos) = match info {
+        0..=23 => (u64::from(info), 1usize),
+        24..=27 => {
+            let n = 1usize << (info - 24);
+            let raw = bytes.get(1..1 + n).ok_or(DecodeError::Truncated)?;
+            (
+                raw.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+                1 + n,
+            )
+        }
+        _ => {
+            return Err(DecodeError::Unsupported {
+                what: "reserved additional information",
+                offset: 0,
+            });
+        }
+    };
+    if count > max_items as u64 {
+        return Err(DecodeError::InvalidValue(format!(
+            "{count} items in one array, over the limit of {max_items}"
+        )));
+    }
+    if count > (bytes.len() - pos) as u64 {
+        return Err(DecodeError::Truncated);
+    }
+    let mut items = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let end = walk(bytes, pos, 1)?;
+        items.push(&bytes[pos..end]);
+        pos = end;
+    }
+    if pos != bytes.len() {
+        return Err(DecodeError::TrailingBytes {
+            offset: pos,
+            count: bytes.len() - pos,
+        });
+    }
+    Ok(items)
+}
+
+/// Encodes a CBOR array whose items are already-encoded CBOR items.
+pub(crate) fn join_array<'a>(items: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let n = items.len() as u64;
+    let mut out = Vec::new();
+    if n < 24 {
+        out.push(0x80 | n as u8);
+    } else if n < 0x100 {
+        out.extend([0x98, n as u8]);
+    } else if n < 0x1_0000 {
+        out.push(0x99);
+        out.extend((n as u16).to_be_bytes());
+    } else if n < 0x1_0000_0000 {
+        out.push(0x9a);
+        out.extend((n as u32).to_be_bytes());
+    } else {
+        out.push(0x9b);
+        out.extend(n.to_be_bytes());
+    }
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    out
+}
+
 /// Turns the CBOR library's error into a typed one.
 fn classify(e: serde_cbor::Error) -> DecodeError {
     if e.is_eof() {
@@ -226,5 +317,37 @@ mod tests {
             "decode.too_large"
         );
         assert!(check_well_formed(&[0x82, 0xf5, 0xf6], 10).is_ok());
+    }
+
+    #[test]
+    fn arrays_split_into_items() {
+        let items: Vec<&[u8]> = vec![&[0x01], &[0x42, 0xaa, 0xbb], &[0x80]];
+        let joined = join_array(items.clone().into_iter());
+        assert_eq!(split_array(&joined, 100, 10).unwrap(), items);
+        assert_eq!(
+            split_array(&[0x42, 0xaa, 0xbb], 100, 10).unwrap(),
+            vec![&[0x42, 0xaa, 0xbb][..]]
+        );
+        assert_eq!(
+            split_array(&joined, 100, 2).unwrap_err().code(),
+            "decode.invalid_value"
+        );
+        assert_eq!(
+            split_array(&[0x83, 0x01], 100, 10).unwrap_err().code(),
+            "decode.truncated"
+        );
+        assert_eq!(
+            split_array(&[0x81, 0x01, 0x02], 100, 10)
+                .unwrap_err()
+                .code(),
+            "decode.trailing_bytes"
+        );
+        let many: Vec<&[u8]> = vec![&[0x00]; 300];
+        assert_eq!(
+            split_array(&join_array(many.into_iter()), 1000, 1000)
+                .unwrap()
+                .len(),
+            300
+        );
     }
 }

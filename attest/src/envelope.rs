@@ -164,6 +164,19 @@ pub fn sign(verdict: &Verdict, key: &SecretKey) -> Result<VerifiedVerdict, Error
     Ok(envelope.verified(verdict.clone()))
 }
 
+/// Splits a body holding one envelope, or a CBOR array of envelopes, into the
+/// envelopes' bytes (at most `max_items`, and `max_items * MAX_ENVELOPE`
+/// bytes in all). Items are not decoded; pass them to
+/// [`verify_batch`](crate::verify_batch).
+pub fn split_envelopes(bytes: &[u8], max_items: usize) -> Result<Vec<&[u8]>, DecodeError> {
+    codec::split_array(bytes, max_items.saturating_mul(MAX_ENVELOPE), max_items)
+}
+
+/// A CBOR array of envelopes, the inverse of [`split_envelopes`].
+pub fn join_envelopes<'a>(envelopes: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
+    codec::join_array(envelopes)
+}
+
 /// Decodes and verifies one envelope.
 pub fn open(envelope: &[u8]) -> Result<VerifiedVerdict, Error> {
     Envelope::decode(envelope)?.verify()

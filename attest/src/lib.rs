@@ -63,7 +63,7 @@ pub use batch::verify_batch;
 pub use digest::{Digest, Hasher};
 pub use envelope::{
     Envelope, MAX_ENVELOPE, MAX_PAYLOAD, PAYLOAD_TYPE, VerifiedVerdict, decode_verdict,
-    encode_verdict, open, pae, sign,
+    encode_verdict, join_envelopes, open, pae, sign, split_envelopes,
 };
 pub use error::{
     ChainError, DecodeError, Error, ForkError, KeyError, ParseError, PolicyError, SignatureError,
