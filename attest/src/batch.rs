@@ -1,6 +1,10 @@
 //! Batch verification: many envelopes at once, naming exactly which are bad.
 
-use crate::envelope::{Envelope, PAYLOAD_TYPE, VerifiedVerdict, pae};
+use std::collections::HashMap;
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::envelope::{Envelope, PAYLOAD_TYPE, VerifiedVerdict, pae, verify_with};
 use crate::error::{Error, SignatureError};
 use crate::verdict::Verdict;
 
@@ -11,24 +15,34 @@ const SINGLE_BELOW: usize = 4;
 /// entry per input, in order: each envelope is accepted or refused on its own,
 /// and a bad one never causes a good one to be refused.
 ///
-/// All signatures that decode are checked in one ed25519 batch. If the batch
-/// fails, it is split in halves until every bad signature is found; those
-/// are confirmed with strict single verification.
+/// Each distinct signer key is decompressed once. All signatures that decode
+/// are checked in one ed25519 batch; if the batch fails, it is split in
+/// halves until every bad signature is found, and small groups are checked
+/// one by one.
 pub fn verify_batch(envelopes: &[&[u8]]) -> Vec<Result<VerifiedVerdict, Error>> {
     let mut out: Vec<Option<Result<VerifiedVerdict, Error>>> = Vec::with_capacity(envelopes.len());
+    let mut keys: HashMap<[u8; 32], Result<VerifyingKey, SignatureError>> = HashMap::new();
     let mut pending: Vec<Prepared> = Vec::new();
     for (index, bytes) in envelopes.iter().enumerate() {
         let prepared = Envelope::decode(bytes)
             .map_err(Error::from)
-            .and_then(|env| env.prepare().map(|(verdict, sig)| (env, verdict, sig)));
+            .and_then(|env| env.prepare().map(|(verdict, sig)| (env, verdict, sig)))
+            .and_then(|(envelope, verdict, sig)| {
+                let key = keys
+                    .entry(*verdict.signer.as_bytes())
+                    .or_insert_with(|| verdict.signer.dalek())
+                    .clone()?;
+                Ok((envelope, verdict, sig, key))
+            });
         match prepared {
-            Ok((envelope, verdict, sig)) => {
+            Ok((envelope, verdict, sig, key)) => {
                 let message = pae(PAYLOAD_TYPE, envelope.payload());
                 pending.push(Prepared {
                     index,
                     envelope,
                     verdict,
                     sig,
+                    key,
                     message,
                 });
                 out.push(None);
@@ -55,6 +69,7 @@ struct Prepared {
     envelope: Envelope,
     verdict: Verdict,
     sig: ed25519_dalek::Signature,
+    key: VerifyingKey,
     message: Vec<u8>,
 }
 
@@ -66,19 +81,13 @@ fn find_bad(items: &[Prepared], offset: usize, bad: &mut [bool]) {
     }
     if items.len() < SINGLE_BELOW {
         for (i, p) in items.iter().enumerate() {
-            bad[offset + i] = p
-                .verdict
-                .signer
-                .dalek()
-                .verify_strict(&p.message, &p.sig)
-                .is_err();
+            bad[offset + i] = verify_with(&p.key, p.envelope.payload(), &p.sig).is_err();
         }
         return;
     }
     let messages: Vec<&[u8]> = items.iter().map(|p| p.message.as_slice()).collect();
     let sigs: Vec<ed25519_dalek::Signature> = items.iter().map(|p| p.sig).collect();
-    let keys: Vec<ed25519_dalek::VerifyingKey> =
-        items.iter().map(|p| *p.verdict.signer.dalek()).collect();
+    let keys: Vec<VerifyingKey> = items.iter().map(|p| p.key).collect();
     if ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok() {
         return;
     }

@@ -30,10 +30,34 @@ pub(crate) fn decode<T: DeserializeOwned + Serialize>(
 ) -> Result<T, DecodeError> {
     check_well_formed(bytes, limit)?;
     let value: T = serde_cbor::from_slice(bytes).map_err(classify)?;
-    if encode(&value) != bytes {
+    if !encodes_to(&value, bytes) {
         return Err(DecodeError::NonCanonical);
     }
     Ok(value)
+}
+
+/// Whether the canonical encoding of `value` is exactly `expected`,
+/// compared while encoding, without allocating.
+fn encodes_to<T: Serialize>(value: &T, expected: &[u8]) -> bool {
+    struct Compare<'a> {
+        rest: &'a [u8],
+    }
+    impl std::io::Write for Compare<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            match self.rest.strip_prefix(buf) {
+                Some(rest) => {
+                    self.rest = rest;
+                    Ok(buf.len())
+                }
+                None => Err(std::io::ErrorKind::InvalidData.into()),
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut cmp = Compare { rest: expected };
+    serde_cbor::to_writer(&mut cmp, value).is_ok() && cmp.rest.is_empty()
 }
 
 /// Reads the `version` key of a top-level map without decoding the rest,

@@ -19,18 +19,21 @@ pub const MAX_PAYLOAD: usize = 16 * 1024;
 /// payload type, one signature and the CBOR heads.
 pub const MAX_ENVELOPE: usize = MAX_PAYLOAD + 1024;
 
+/// The part of the PAE before the payload.
+fn pae_prefix(payload_type: &str, payload_len: usize) -> String {
+    format!(
+        "DSSEv1 {} {payload_type} {payload_len} ",
+        payload_type.len()
+    )
+}
+
 /// DSSE's pre-authentication encoding:
 /// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in ASCII
 /// decimal. This is what ed25519 signs.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
-    out.extend_from_slice(b"DSSEv1 ");
-    out.extend_from_slice(payload_type.len().to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(payload_type.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(payload.len().to_string().as_bytes());
-    out.push(b' ');
+    let prefix = pae_prefix(payload_type, payload.len());
+    let mut out = Vec::with_capacity(prefix.len() + payload.len());
+    out.extend_from_slice(prefix.as_bytes());
     out.extend_from_slice(payload);
     out
 }
@@ -39,6 +42,8 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     wire: EnvelopeWire,
+    /// The canonical encoding of `wire`: the bytes as received or as built.
+    bytes: Vec<u8>,
 }
 
 impl Envelope {
@@ -49,12 +54,15 @@ impl Envelope {
         if wire.payload_type != PAYLOAD_TYPE {
             return Err(DecodeError::PayloadType(truncate(&wire.payload_type)));
         }
-        Ok(Envelope { wire })
+        Ok(Envelope {
+            wire,
+            bytes: bytes.to_vec(),
+        })
     }
 
     /// The canonical CBOR encoding.
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode(&self.wire)
+        self.bytes.clone()
     }
 
     /// The exact payload bytes.
@@ -69,14 +77,9 @@ impl Envelope {
 
     /// Decodes the payload and checks the signature over the bytes as
     /// received.
-    pub fn verify(&self) -> Result<VerifiedVerdict, Error> {
+    pub fn verify(self) -> Result<VerifiedVerdict, Error> {
         let (verdict, sig) = self.prepare()?;
-        let message = pae(PAYLOAD_TYPE, self.payload());
-        verdict
-            .signer
-            .dalek()
-            .verify_strict(&message, &sig)
-            .map_err(|_| SignatureError::Invalid)?;
+        verify_signature(&verdict.signer, self.payload(), &sig)?;
         Ok(self.verified(verdict))
     }
 
@@ -98,31 +101,58 @@ impl Envelope {
         Ok((verdict, ed25519_dalek::Signature::from_bytes(&sig.sig.0)))
     }
 
-    pub(crate) fn verified(&self, verdict: Verdict) -> VerifiedVerdict {
+    pub(crate) fn verified(self, verdict: Verdict) -> VerifiedVerdict {
         VerifiedVerdict {
             id: self.id(),
             verdict,
-            payload: self.wire.payload.0.clone(),
             sig: self
                 .wire
                 .signatures
                 .first()
                 .map(|s| s.sig.0)
                 .unwrap_or([0; 64]),
-            envelope: self.encode(),
+            payload: self.wire.payload.0,
+            envelope: self.bytes,
         }
     }
 }
 
+/// Verifies an ed25519 signature over the PAE of a verdict payload: RFC 8032
+/// cofactorless verification with canonical `S`; the key was already checked
+/// to be of large order when it was parsed.
+pub(crate) fn verify_signature(
+    signer: &PublicKey,
+    payload: &[u8],
+    sig: &ed25519_dalek::Signature,
+) -> Result<(), SignatureError> {
+    verify_with(&signer.dalek()?, payload, sig)
+}
+
+/// As [`verify_signature`], with the key already decompressed.
+pub(crate) fn verify_with(
+    key: &ed25519_dalek::VerifyingKey,
+    payload: &[u8],
+    sig: &ed25519_dalek::Signature,
+) -> Result<(), SignatureError> {
+    use ed25519_dalek::ed25519::signature::MultipartVerifier as _;
+    let prefix = pae_prefix(PAYLOAD_TYPE, payload.len());
+    key.multipart_verify(&[prefix.as_bytes(), payload], sig)
+        .map_err(|_| SignatureError::Invalid)
+}
+
 /// Decodes a verdict payload: canonical CBOR, known version, valid fields.
 pub fn decode_verdict(payload: &[u8]) -> Result<Verdict, DecodeError> {
-    codec::check_well_formed(payload, MAX_PAYLOAD)?;
-    if let Some(v) = codec::peek_version(payload)?
-        && v != FORMAT_VERSION
-    {
-        return Err(DecodeError::UnknownVersion(v));
+    let verdict: Verdict = codec::decode(payload, MAX_PAYLOAD).map_err(|e| {
+        // A version this implementation does not know explains any field
+        // mismatch better than the mismatch itself.
+        match codec::peek_version(payload) {
+            Ok(Some(v)) if v != FORMAT_VERSION => DecodeError::UnknownVersion(v),
+            _ => e,
+        }
+    })?;
+    if verdict.version != FORMAT_VERSION {
+        return Err(DecodeError::UnknownVersion(verdict.version));
     }
-    let verdict: Verdict = codec::decode(payload, MAX_PAYLOAD)?;
     verdict.check().map_err(DecodeError::InvalidValue)?;
     Ok(verdict)
 }
@@ -151,17 +181,16 @@ pub fn sign(verdict: &Verdict, key: &SecretKey) -> Result<VerifiedVerdict, Error
         .into());
     }
     let sig = key.sign(&pae(PAYLOAD_TYPE, &payload));
-    let envelope = Envelope {
-        wire: EnvelopeWire {
-            payload_type: PAYLOAD_TYPE.to_string(),
-            payload: Bytes(payload),
-            signatures: vec![SignatureWire {
-                keyid: verdict.signer.to_text(),
-                sig: Sig(sig),
-            }],
-        },
+    let wire = EnvelopeWire {
+        payload_type: PAYLOAD_TYPE.to_string(),
+        payload: Bytes(payload),
+        signatures: vec![SignatureWire {
+            keyid: verdict.signer.to_text(),
+            sig: Sig(sig),
+        }],
     };
-    Ok(envelope.verified(verdict.clone()))
+    let bytes = codec::encode(&wire);
+    Ok(Envelope { wire, bytes }.verified(verdict.clone()))
 }
 
 /// Splits a body holding one envelope, or a CBOR array of envelopes, into the

@@ -99,7 +99,7 @@ pub fn verify_export(json_text: &str) -> Result<VerifiedVerdict, Error> {
         .decode(&sig.sig)
         .map_err(|_| bad("sig is not base64"))?;
     let raw: [u8; 64] = raw.try_into().map_err(|_| bad("sig is not 64 bytes"))?;
-    key.dalek()
+    key.dalek()?
         .verify_strict(
             &pae(INTOTO_PAYLOAD_TYPE, &payload),
             &ed25519_dalek::Signature::from_bytes(&raw),

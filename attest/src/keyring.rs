@@ -120,13 +120,13 @@ pub fn parse_entry(path: &Path, text: &str) -> Result<KeyringEntry, KeyError> {
     };
     let valid_from = date(&file.valid_from)?;
     let valid_until = date(&file.valid_until)?;
-    if let (Some(f), Some(u), Some(span)) = (valid_from, valid_until, file.valid_until.as_ref()) {
-        if f > u {
-            return Err(at(
-                span.span(),
-                "valid_until is before valid_from".to_string(),
-            ));
-        }
+    if let (Some(f), Some(u), Some(span)) = (valid_from, valid_until, file.valid_until.as_ref())
+        && f > u
+    {
+        return Err(at(
+            span.span(),
+            "valid_until is before valid_from".to_string(),
+        ));
     }
     Ok(KeyringEntry {
         path: path.to_path_buf(),

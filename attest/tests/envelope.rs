@@ -108,7 +108,7 @@ fn exactly_one_signature() {
 #[test]
 fn payload_errors_are_typed() {
     let (k, v) = sample();
-    let with = |edit: &dyn Fn(&mut Vec<(String, Item)>)| {
+    let with = |edit: &dyn Fn(&mut Fields)| {
         let mut f = payload_fields(&v);
         edit(&mut f);
         envelope(&Item::Map(f).encode(), &k)

@@ -148,7 +148,7 @@ fn a_forked_signer_counts_for_nothing_and_is_reported() {
     let d = three(2, true).evaluate(
         &artifact(1),
         &[good("A", 0), x.clone()],
-        &[fork.clone()],
+        std::slice::from_ref(&fork),
         NOW,
     );
     assert_eq!(d.status, Status::Unknown);

@@ -157,7 +157,7 @@ fn generate() -> Vec<(&'static str, Value)> {
     let v = minimal(&a);
     let payload = encode_verdict(&v);
     let fields = payload_fields(&v);
-    let edited = |edit: &dyn Fn(&mut Vec<(String, Item)>)| {
+    let edited = |edit: &dyn Fn(&mut Fields)| {
         let mut f = fields.clone();
         edit(&mut f);
         envelope(&Item::Map(f).encode(), &a)
@@ -332,6 +332,19 @@ fn generate() -> Vec<(&'static str, Value)> {
             "an in-toto payload type",
             &json_type,
             "decode.payload_type",
+        ),
+        negative(
+            "weak-key",
+            "signer is the identity point (small order), keyid to match",
+            &{
+                let mut identity = [0u8; 32];
+                identity[0] = 1;
+                let mut f = fields.clone();
+                f[1].1 = Item::Bytes(identity.to_vec());
+                let keyid = "ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+                envelope_with(&Item::Map(f).encode(), &a, keyid)
+            },
+            "signature.bad_key",
         ),
     ];
     let negative = json!({

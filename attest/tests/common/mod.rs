@@ -54,6 +54,8 @@ pub fn chain(key: &SecretKey, n: u64, sha: Digest) -> Vec<VerifiedVerdict> {
     out
 }
 
+pub type Fields = Vec<(String, Item)>;
+
 /// A CBOR item, for hand-made encodings.
 #[derive(Clone, Debug)]
 pub enum Item {

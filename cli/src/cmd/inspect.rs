@@ -16,8 +16,9 @@ pub(crate) fn run(a: &InspectArgs) -> Result<Exit> {
         Err(e) => (None, None, Err(Error::from(e))),
         Ok(env) => {
             let decoded = decode_verdict(env.payload()).ok();
+            let id = env.id();
             let result = env.verify().map(|_| ());
-            (decoded, Some(env.id()), result)
+            (decoded, Some(id), result)
         }
     };
     let exit = match &result {
