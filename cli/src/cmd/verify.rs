@@ -124,7 +124,7 @@ pub(crate) fn render(d: &Decision, dropped: &[serde_json::Value]) -> String {
         table.add_row([s.name.clone(), s.operator.clone(), says, verdict]);
     }
     let mut out = format!(
-        "{}  {}  ({} of {} needed, {} configured)\n{table}\n",
+        "{}  {}  ({} GOOD, {} needed, {} configured)\n{table}\n",
         d.status.as_str(),
         d.artifact,
         d.good,

@@ -1,0 +1,195 @@
+//! The README's first command: three demo rebuilders sign verdicts about a
+//! small demo repository with the `vouch` command, and `vouch verify` checks
+//! every package against a 2-of-3 policy.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+use vouch_attest::{Digest, Outcome, join_envelopes, write_secret_key};
+
+use crate::backend;
+use crate::keys::{node_key, node_name};
+
+/// The demo repository: (name, version).
+pub const PACKAGES: &[(&str, &str)] = &[
+    ("pacman", "7.0.0-1"),
+    ("filesystem", "2025.10.12-1"),
+    ("zstd", "1.5.7-2"),
+    ("unrepro-kernel", "6.12.1-1"),
+    ("flaky-llvm", "19.1.7-1"),
+];
+
+/// One line of the demo's result.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Package name.
+    pub name: String,
+    /// `VERIFIED`, `REJECTED` or `UNKNOWN`.
+    pub status: String,
+    /// `vouch verify`'s exit code.
+    pub exit: i32,
+}
+
+/// Finds a sibling binary of the running one (`vouch`, `vouchd`).
+pub fn sibling_binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the running binary")?;
+    let mut dirs: Vec<PathBuf> = exe.parent().map(Path::to_path_buf).into_iter().collect();
+    // Test binaries live in target/<profile>/deps.
+    if let Some(p) = exe.parent().and_then(Path::parent) {
+        dirs.push(p.to_path_buf());
+    }
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "`{name}` is not built next to {}; run `cargo build --release` first",
+                exe.display()
+            )
+        })
+}
+
+/// Runs the demo in `dir` with `nodes` rebuilders and prints what happens.
+pub fn run(dir: &Path, nodes: usize, quiet: bool) -> Result<Vec<Row>> {
+    let vouch = sibling_binary("vouch")?;
+    let say = |s: String| {
+        if !quiet {
+            println!("{s}");
+        }
+    };
+    fs::create_dir_all(dir)?;
+    let repo = dir.join("repo");
+    fs::create_dir_all(&repo)?;
+
+    // The demo repository: one file per package.
+    let mut artifacts = Vec::new();
+    for (name, version) in PACKAGES {
+        let filename = format!("{name}-{version}-x86_64.pkg.tar.zst");
+        let content = format!("demo package {name} {version}\n");
+        fs::write(repo.join(&filename), &content)?;
+        artifacts.push((
+            name.to_string(),
+            version.to_string(),
+            filename,
+            Digest::of(content.as_bytes()),
+        ));
+    }
+    say(format!(
+        "demo repository: {} packages in {}",
+        artifacts.len(),
+        repo.display()
+    ));
+
+    // Each node: a test-only key, a rebuild of every package by the demo
+    // backend, a signed verdict chain.
+    let mut policy = String::from("threshold = 2\nveto_on_bad = true\n");
+    let mut envelopes: Vec<Vec<u8>> = Vec::new();
+    for n in 1..=nodes {
+        let key = node_key(n);
+        let key_path = dir.join(format!("{}.key", node_name(n)));
+        if !key_path.exists() {
+            write_secret_key(&key_path, &key)?;
+        }
+        policy += &format!(
+            "\n[[signer]]\nname = \"{}\"\noperator = \"operator-{n}\"\nkey = \"{}\"\n",
+            node_name(n),
+            key.public_key()
+        );
+        let mut prev = Digest::ZERO;
+        for (seq, (name, version, filename, sha)) in artifacts.iter().enumerate() {
+            let outcome = backend::rebuild(n, name, sha);
+            let draft = json!({
+                "seq": seq,
+                "prev": prev,
+                "subject": {
+                    "distribution": "archlinux", "component": "core", "architecture": "x86_64",
+                    "name": name, "version": version, "filename": filename, "sha256": sha,
+                },
+                "inputs": {"backend": "demo", "backend_version": backend::VERSION},
+                "outcome": outcome_json(&outcome),
+            });
+            let base = dir.join(format!("{}-{seq}", node_name(n)));
+            let json_path = base.with_extension("json");
+            let cbor_path = base.with_extension("cbor");
+            fs::write(&json_path, draft.to_string())?;
+            let out = Command::new(&vouch)
+                .args(["sign", "--key"])
+                .arg(&key_path)
+                .arg("--verdict")
+                .arg(&json_path)
+                .arg("--out")
+                .arg(&cbor_path)
+                .arg("--json")
+                .output()
+                .context("running vouch sign")?;
+            if !out.status.success() {
+                bail!(
+                    "vouch sign failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let signed: Value = serde_json::from_slice(&out.stdout)?;
+            prev = signed["id"]
+                .as_str()
+                .context("vouch sign --json printed no id")?
+                .parse()?;
+            envelopes.push(fs::read(&cbor_path)?);
+            say(format!(
+                "{}  seq {seq}  {name:<16} {}",
+                node_name(n),
+                outcome
+            ));
+        }
+    }
+    let policy_path = dir.join("policy.toml");
+    fs::write(&policy_path, policy)?;
+    let bundle = dir.join("verdicts.cbor");
+    fs::write(&bundle, join_envelopes(envelopes.iter().map(Vec::as_slice)))?;
+    say(format!(
+        "\n{} signed verdicts in {}; policy: 2 of {nodes} ({})\n",
+        envelopes.len(),
+        bundle.display(),
+        policy_path.display()
+    ));
+
+    let mut rows = Vec::new();
+    for (name, _, filename, _) in &artifacts {
+        let out = Command::new(&vouch)
+            .arg("verify")
+            .arg(repo.join(filename))
+            .arg("--policy")
+            .arg(&policy_path)
+            .arg("--verdicts")
+            .arg(&bundle)
+            .arg("--json")
+            .output()
+            .context("running vouch verify")?;
+        let exit = out.status.code().unwrap_or(-1);
+        let decision: Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("vouch verify: {}", String::from_utf8_lossy(&out.stderr)))?;
+        let status = decision["status"].as_str().unwrap_or("?").to_string();
+        say(format!(
+            "vouch verify {filename:<42} {status:<9} exit {exit}  ({} GOOD, {} needed)",
+            decision["good"], decision["threshold"]
+        ));
+        rows.push(Row {
+            name: name.clone(),
+            status,
+            exit,
+        });
+    }
+    Ok(rows)
+}
+
+fn outcome_json(o: &Outcome) -> Value {
+    match o {
+        Outcome::Good => json!({"result": "GOOD"}),
+        Outcome::Bad { rebuilt_sha256 } => {
+            json!({"result": "BAD", "rebuilt_sha256": rebuilt_sha256})
+        }
+        Outcome::Fail { reason } => json!({"result": "FAIL", "reason": reason.as_str()}),
+    }
+}

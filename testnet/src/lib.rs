@@ -1,0 +1,10 @@
+//! vouch-testnet: a local federation for demos and scenario tests.
+//!
+//! The demo federation uses the **test-only** keys of `keys/testnet/`, whose
+//! secrets are public: seed = SHA-256("vouch testnet node-N").
+
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod demo;
+pub mod keys;
