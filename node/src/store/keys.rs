@@ -1,0 +1,86 @@
+//! Tree names and key encodings. Integers are big-endian so that sled's
+//! byte order is numeric order. Changing anything here changes the store
+//! format: bump [`FORMAT`].
+
+/// The store format this build reads and writes.
+pub(crate) const FORMAT: &str = "vouch-store-1";
+
+pub(crate) const META: &str = "meta";
+pub(crate) const ENVELOPES: &str = "envelopes-1";
+pub(crate) const LOG: &str = "log-1";
+pub(crate) const BY_ARTIFACT: &str = "by-artifact-1";
+pub(crate) const BY_NAME: &str = "by-name-1";
+pub(crate) const HEADS: &str = "heads-1";
+pub(crate) const PENDING: &str = "pending-1";
+pub(crate) const FORKS: &str = "forks-1";
+pub(crate) const FORKS_BY_SIGNER: &str = "forks-by-signer-1";
+pub(crate) const BLOBS: &str = "blobs-1";
+
+/// `meta` keys.
+pub(crate) const META_FORMAT: &[u8] = b"format";
+pub(crate) const META_VERDICTS: &[u8] = b"verdicts";
+pub(crate) const META_PENDING: &[u8] = b"pending";
+
+/// `log`, `pending`: signer ‖ seq.
+pub(crate) fn signer_seq(signer: &[u8; 32], seq: u64) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(signer);
+    k[32..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// `by-artifact`: artifact sha256 ‖ verdict id. `forks-by-signer`: signer ‖
+/// proof id.
+pub(crate) fn pair(a: &[u8; 32], b: &[u8; 32]) -> [u8; 64] {
+    let mut k = [0u8; 64];
+    k[..32].copy_from_slice(a);
+    k[32..].copy_from_slice(b);
+    k
+}
+
+/// `by-name`: distribution NUL name NUL version NUL id. Text fields never
+/// contain NUL (control characters are refused by the verdict format).
+pub(crate) fn by_name(distribution: &str, name: &str, version: &str, id: &[u8; 32]) -> Vec<u8> {
+    let mut k = by_name_prefix(distribution, name, Some(version));
+    k.extend_from_slice(id);
+    k
+}
+
+/// The prefix of `by-name` keys for a name, or a name and version.
+pub(crate) fn by_name_prefix(distribution: &str, name: &str, version: Option<&str>) -> Vec<u8> {
+    let mut k = Vec::with_capacity(distribution.len() + name.len() + 40);
+    k.extend_from_slice(distribution.as_bytes());
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    if let Some(v) = version {
+        k.extend_from_slice(v.as_bytes());
+        k.push(0);
+    }
+    k
+}
+
+/// `heads` value: seq ‖ id.
+pub(crate) fn head_value(seq: u64, id: &[u8; 32]) -> [u8; 40] {
+    let mut v = [0u8; 40];
+    v[..8].copy_from_slice(&seq.to_be_bytes());
+    v[8..].copy_from_slice(id);
+    v
+}
+
+/// Parses a `heads` value.
+pub(crate) fn parse_head(v: &[u8]) -> Option<(u64, [u8; 32])> {
+    let seq = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let id: [u8; 32] = v.get(8..40)?.try_into().ok()?;
+    Some((seq, id))
+}
+
+pub(crate) fn u64_value(v: Option<&[u8]>) -> u64 {
+    v.and_then(|v| v.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+pub(crate) fn id32(v: &[u8]) -> Option<[u8; 32]> {
+    v.try_into().ok()
+}

@@ -1,0 +1,52 @@
+//! Shared test helpers: test keys and signed verdicts.
+#![allow(dead_code)]
+
+use vouch_attest::*;
+
+pub fn key(name: &str) -> SecretKey {
+    SecretKey::from_seed(Digest::of(format!("vouch test key {name}").as_bytes()).as_bytes())
+}
+
+pub fn artifact(n: u64) -> Digest {
+    Digest::of(format!("artifact {n}").as_bytes())
+}
+
+pub fn verdict(k: &SecretKey, seq: u64, prev: Digest, sha: Digest, outcome: Outcome) -> Verdict {
+    Verdict {
+        version: FORMAT_VERSION,
+        signer: k.public_key(),
+        seq,
+        prev,
+        issued_at: 1_795_651_200 + seq,
+        subject: Subject {
+            distribution: "archlinux".into(),
+            release: None,
+            component: Some("core".into()),
+            architecture: "x86_64".into(),
+            name: format!("pkg-{}", seq % 7),
+            version: "1.0-1".into(),
+            filename: format!("pkg-{}-1.0-1-x86_64.pkg.tar.zst", seq % 7),
+            sha256: sha,
+        },
+        inputs: Inputs {
+            buildinfo_sha256: None,
+            source_url: None,
+            backend: "demo".into(),
+            backend_version: "1".into(),
+        },
+        outcome,
+        evidence: Evidence::default(),
+    }
+}
+
+/// `n` chained verdicts by `k`, verdict i about artifact(i).
+pub fn chain(k: &SecretKey, n: u64) -> Vec<VerifiedVerdict> {
+    let mut out: Vec<VerifiedVerdict> = Vec::new();
+    let mut prev = Digest::ZERO;
+    for seq in 0..n {
+        let v = sign(&verdict(k, seq, prev, artifact(seq), Outcome::Good), k).unwrap();
+        prev = v.id();
+        out.push(v);
+    }
+    out
+}
