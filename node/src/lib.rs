@@ -3,4 +3,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod datadir;
+pub mod ingest;
+pub mod metrics;
 pub mod store;

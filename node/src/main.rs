@@ -1,20 +1,22 @@
-//! `vouchd`, the rebuilder daemon.
-//!
-//! This first version only prepares a node's data directory and key; the
-//! store, the HTTP API, the federation and the rebuild pipeline follow.
+//! `vouchd`, the vouch rebuilder daemon.
 
-use std::fs;
-use std::os::unix::fs::DirBuilderExt as _;
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use vouch_attest::{
-    SecretKey, public_key_path, read_secret_key, write_public_key, write_secret_key,
-};
+use tracing_subscriber::EnvFilter;
+use vouch_node::config::{self, Config};
+use vouch_node::daemon::Daemon;
+use vouch_node::datadir::DataDir;
 
 /// The vouch rebuilder daemon.
+///
+/// Everything lives in one data directory (--data-dir, default ./vouch-data):
+/// the node's ed25519 key (node.key, mode 0600), the admin token for writes
+/// (admin-token, mode 0600), the configuration (vouchd.toml, every setting
+/// shown commented at its default) and the sled store (store/).
 #[derive(Debug, Parser)]
 #[command(name = "vouchd", version)]
 struct Cli {
@@ -23,18 +25,34 @@ struct Cli {
         long,
         global = true,
         default_value = "./vouch-data",
-        value_name = "DIR"
+        value_name = "DIR",
+        env = "VOUCHD_DATA_DIR"
     )]
     data_dir: PathBuf,
+    /// The config file (default: DATA_DIR/vouchd.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log level or filter (error, warn, info, debug, trace); RUST_LOG wins
+    /// when set. Default: the config's [log] level, info.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create the data directory (mode 0700) and the node's signing key
-    /// (DATA_DIR/node.key, mode 0600) if they do not exist, and print the
-    /// node's public key.
+    /// Run the node: create what is missing in the data directory, open the
+    /// store, serve the HTTP API until SIGINT or SIGTERM.
+    Run {
+        /// HTTP listen address (default: the config's [http] listen,
+        /// 127.0.0.1:8484). Port 0 picks a free port; the address is written
+        /// to DATA_DIR/vouchd.http.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<SocketAddr>,
+    },
+    /// Create the data directory (mode 0700), the node's key, the admin
+    /// token and the default config, where missing; print the public key.
     Init,
     /// Print the node's public key.
     Key,
@@ -42,11 +60,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Init => init(&cli.data_dir),
-        Command::Key => key(&cli.data_dir),
-    };
-    match result {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vouchd: error: {e:#}");
@@ -55,33 +69,65 @@ fn main() -> ExitCode {
     }
 }
 
-fn key_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("node.key")
+fn run(cli: Cli) -> Result<()> {
+    let data = DataDir::new(&cli.data_dir);
+    match cli.command {
+        Command::Init => {
+            for path in data.init()? {
+                eprintln!("created {}", path.display());
+            }
+            println!("{}", data.load_key()?.public_key());
+            Ok(())
+        }
+        Command::Key => {
+            let key = data
+                .load_key()
+                .context("no node key; run `vouchd init` first")?;
+            println!("{}", key.public_key());
+            Ok(())
+        }
+        Command::Run { http } => {
+            data.init()?;
+            let config_path = cli.config.clone().unwrap_or_else(|| data.config());
+            let mut config: Config = config::load(&config_path)?;
+            if let Some(addr) = http {
+                config.http.listen = addr;
+            }
+            init_tracing(cli.log_level.as_deref().unwrap_or(&config.log.level))?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(async {
+                let daemon = Daemon::start(data, config).await?;
+                wait_for_signal().await?;
+                tracing::info!("stopping");
+                daemon.shutdown().await
+            })
+        }
+    }
 }
 
-fn init(data_dir: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    let path = key_path(data_dir);
-    let key = if path.exists() {
-        read_secret_key(&path)?
-    } else {
-        let key = SecretKey::generate()?;
-        write_secret_key(&path, &key)?;
-        write_public_key(&public_key_path(&path), &key.public_key())?;
-        eprintln!("created {}", path.display());
-        key
-    };
-    println!("{}", key.public_key());
+fn init_tracing(level: &str) -> Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(f) if !f.is_empty() => EnvFilter::try_new(f),
+        _ => EnvFilter::try_new(level),
+    }
+    .with_context(|| format!("bad log level `{level}`"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     Ok(())
 }
 
-fn key(data_dir: &Path) -> Result<()> {
-    let key =
-        read_secret_key(&key_path(data_dir)).context("no node key; run `vouchd init` first")?;
-    println!("{}", key.public_key());
+async fn wait_for_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }

@@ -1,0 +1,57 @@
+//! `GET /api/vouch/v1/blobs/SHA256`: evidence, addressed by the sha256 of its
+//! uncompressed content.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
+use crate::api::verdicts::{blocking, parse_sha};
+use crate::store::{MAX_BLOB, StoreError};
+
+/// Sends the zstd bytes with `Content-Encoding: zstd` when the client accepts
+/// zstd, else the decompressed content.
+pub async fn get(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(sha): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_sha(&sha)?;
+    let store = s.store.clone();
+    let blob = blocking(move || store.blob(&id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no blob {id}")))?;
+    let accepts_zstd = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("zstd")));
+    let mut response = if accepts_zstd {
+        let mut r = blob.into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+        r
+    } else {
+        let content = blocking(move || {
+            let mut out = Vec::new();
+            let mut decoder = zstd::stream::read::Decoder::new(&blob[..])
+                .map_err(|e| StoreError::Blob(e.to_string()))?;
+            use std::io::Read as _;
+            (&mut decoder)
+                .take(MAX_BLOB as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| StoreError::Blob(e.to_string()))?;
+            Ok(out)
+        })
+        .await?;
+        content.into_response()
+    };
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Ok(response)
+}

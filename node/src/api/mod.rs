@@ -1,0 +1,63 @@
+//! The HTTP API: `app(state)` builds the router; one file per resource.
+//! Written down in `spec/http-api.md`.
+
+pub mod blobs;
+pub mod error;
+pub mod signers;
+pub mod state;
+pub mod status;
+pub mod verdicts;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+pub use state::AppState;
+
+use crate::api::error::ApiError;
+use crate::metrics::RouteLabel;
+
+/// The router over `state`.
+pub fn app(state: AppState) -> Router {
+    let limit = state.limits.max_body_bytes;
+    Router::new()
+        .route(
+            "/api/vouch/v1/verdicts",
+            post(verdicts::post).get(verdicts::get),
+        )
+        .route("/api/vouch/v1/verdicts/lookup", post(verdicts::lookup))
+        .route("/api/vouch/v1/signers", get(signers::list))
+        .route("/api/vouch/v1/log/{signer}", get(signers::log))
+        .route("/api/vouch/v1/forks", get(signers::forks))
+        .route("/api/vouch/v1/blobs/{sha256}", get(blobs::get))
+        .route("/api/vouch/v1/status", get(status::status))
+        .route("/metrics", get(status::metrics))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see spec/http-api.md") })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Records each request's latency by route, method and status.
+async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    s.metrics
+        .http
+        .get_or_create(&RouteLabel {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,245 @@
+//! `/api/vouch/v1/verdicts`: submit, query, lookup.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vouch_attest::{Digest, Envelope, ForkProof, decode_verdict, join_envelopes, split_envelopes};
+
+use crate::api::error::ApiError;
+use crate::api::state::{AppState, wants_cbor};
+
+/// `POST /api/vouch/v1/verdicts`
+pub async fn post(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    s.authorize(&headers)?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/cbor") {
+        return Err(ApiError::media_type("application/cbor"));
+    }
+    let items = split_envelopes(&body, s.limits.max_batch).map_err(|e| {
+        ApiError::bad_request(
+            "bad_body",
+            format!("not an envelope or a CBOR array of envelopes: {e}"),
+        )
+    })?;
+    let envelopes: Vec<Vec<u8>> = items.into_iter().map(<[u8]>::to_vec).collect();
+    let reports = s
+        .ingest
+        .submit("http", envelopes)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let count = |st| reports.iter().filter(|r| r.status == st).count();
+    use crate::ingest::Status;
+    Ok(Json(json!({
+        "accepted": count(Status::Accepted),
+        "duplicate": count(Status::Duplicate),
+        "pending": count(Status::Pending),
+        "rejected": count(Status::Rejected),
+        "results": reports,
+    }))
+    .into_response())
+}
+
+/// Query of `GET /api/vouch/v1/verdicts`.
+#[derive(Debug, Deserialize)]
+pub struct VerdictQuery {
+    sha256: Option<String>,
+    distribution: Option<String>,
+    name: Option<String>,
+    version: Option<String>,
+}
+
+/// `GET /api/vouch/v1/verdicts?sha256=HEX` or
+/// `?distribution=D&name=N[&version=V]`
+pub async fn get(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<VerdictQuery>,
+) -> Result<Response, ApiError> {
+    let limit = s.limits.max_per_artifact;
+    let store = s.store.clone();
+    let envelopes = match (&q.sha256, &q.distribution, &q.name) {
+        (Some(sha), None, None) => {
+            let sha = parse_sha(sha)?;
+            blocking(move || store.by_artifact(&sha, limit)).await?
+        }
+        (None, Some(d), Some(n)) => {
+            for (what, v) in [("distribution", d), ("name", n)] {
+                if v.is_empty() || v.len() > 255 {
+                    return Err(ApiError::bad_request(
+                        "bad_query",
+                        format!("{what} must be 1 to 255 bytes"),
+                    ));
+                }
+            }
+            if q.version.as_ref().is_some_and(|v| v.len() > 255) {
+                return Err(ApiError::bad_request(
+                    "bad_query",
+                    "version must be at most 255 bytes",
+                ));
+            }
+            let (d, n, v) = (d.clone(), n.clone(), q.version.clone());
+            blocking(move || store.by_name(&d, &n, v.as_deref(), limit)).await?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "bad_query",
+                "give sha256=HEX, or distribution=D and name=N (and optionally version=V)",
+            ));
+        }
+    };
+    let truncated = envelopes.len() >= limit;
+    respond(&s, &headers, envelopes, truncated).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupBody {
+    sha256: Vec<String>,
+}
+
+/// `POST /api/vouch/v1/verdicts/lookup` with `{"sha256": [HEX, ...]}`
+pub async fn lookup(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: LookupBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_body",
+            format!("expected {{\"sha256\": [HEX, ...]}}: {e}"),
+        )
+    })?;
+    if req.sha256.len() > s.limits.max_lookup {
+        return Err(ApiError::too_large(format!(
+            "{} sha256 values, at most {} per lookup",
+            req.sha256.len(),
+            s.limits.max_lookup
+        )));
+    }
+    let shas: Vec<Digest> = req
+        .sha256
+        .iter()
+        .map(|h| parse_sha(h))
+        .collect::<Result<_, _>>()?;
+    let (per, max) = (s.limits.max_per_artifact, s.limits.max_results);
+    let store = s.store.clone();
+    let (envelopes, truncated) = blocking(move || {
+        let mut out = Vec::new();
+        let mut truncated = false;
+        let unique: BTreeSet<Digest> = shas.into_iter().collect();
+        for sha in unique {
+            let found = store.by_artifact(&sha, per)?;
+            truncated |= found.len() >= per;
+            out.extend(found);
+            if out.len() >= max {
+                out.truncate(max);
+                truncated = true;
+                break;
+            }
+        }
+        Ok((out, truncated))
+    })
+    .await?;
+    respond(&s, &headers, envelopes, truncated).await
+}
+
+/// The answer to every verdict query: JSON (decoded fields, id, envelope in
+/// base64, fork proofs against the signers involved), or with
+/// `Accept: application/cbor` a CBOR array of the envelopes.
+async fn respond(
+    s: &AppState,
+    headers: &HeaderMap,
+    envelopes: Vec<Vec<u8>>,
+    truncated: bool,
+) -> Result<Response, ApiError> {
+    if wants_cbor(headers) {
+        let body = join_envelopes(envelopes.iter().map(Vec::as_slice));
+        let mut r = ([(header::CONTENT_TYPE, "application/cbor")], body).into_response();
+        if truncated {
+            r.headers_mut().insert(
+                "x-vouch-truncated",
+                header::HeaderValue::from_static("true"),
+            );
+        }
+        return Ok(r);
+    }
+    let store = s.store.clone();
+    let (items, forks) = blocking(move || {
+        let mut items = Vec::with_capacity(envelopes.len());
+        let mut signers = BTreeMap::new();
+        for e in &envelopes {
+            items.push(item(e));
+            if let Some(v) = Envelope::decode(e)
+                .ok()
+                .and_then(|env| decode_verdict(env.payload()).ok())
+            {
+                signers.insert(*v.signer.as_bytes(), v.signer);
+            }
+        }
+        let mut forks = Vec::new();
+        for signer in signers.values() {
+            for p in store.forks_for(signer)? {
+                forks.push(fork_item(&p));
+            }
+        }
+        Ok((items, forks))
+    })
+    .await?;
+    Ok(Json(json!({ "verdicts": items, "forks": forks, "truncated": truncated })).into_response())
+}
+
+/// One stored envelope as JSON.
+pub fn item(envelope: &[u8]) -> Value {
+    let env = Envelope::decode(envelope).ok();
+    let verdict = env.as_ref().and_then(|e| decode_verdict(e.payload()).ok());
+    json!({
+        "id": env.as_ref().map(|e| e.id().to_hex()),
+        "verdict": verdict,
+        "envelope": STANDARD.encode(envelope),
+    })
+}
+
+/// One fork proof as JSON.
+pub fn fork_item(proof: &[u8]) -> Value {
+    let checked = ForkProof::open(proof).ok();
+    json!({
+        "id": Digest::of(proof).to_hex(),
+        "signer": checked.as_ref().map(|c| c.signer.to_text()),
+        "seq": checked.as_ref().map(|c| c.seq()),
+        "proof": STANDARD.encode(proof),
+    })
+}
+
+pub(crate) fn parse_sha(s: &str) -> Result<Digest, ApiError> {
+    s.parse().map_err(|e| {
+        ApiError::bad_request(
+            "bad_sha256",
+            format!("`{}`: {e}", s.chars().take(80).collect::<String>()),
+        )
+    })
+}
+
+/// Runs store reads on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}

@@ -1,0 +1,169 @@
+//! `vouchd.toml`: the node's configuration. Every setting has a default; the
+//! file written by `vouchd init` shows them all, commented.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The HTTP API.
+    pub http: HttpConfig,
+    /// The ingest pipeline.
+    pub ingest: IngestSettings,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to serve on.
+    pub listen: SocketAddr,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most envelopes in one POST.
+    pub max_batch: usize,
+    /// Most sha256 values in one lookup.
+    pub max_lookup: usize,
+    /// Most verdicts returned for one artifact or name.
+    pub max_per_artifact: usize,
+    /// Most verdicts in one answer.
+    pub max_results: usize,
+}
+
+/// `[ingest]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Most verdicts written in one group commit.
+    pub max_group: usize,
+    /// Most entries held per signer while a gap in its log is open.
+    pub max_pending_per_signer: u64,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a `RUST_LOG`-style filter.
+    pub level: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8484)),
+            max_body_bytes: 64 << 20,
+            max_batch: 10_000,
+            max_lookup: 10_000,
+            max_per_artifact: 1_000,
+            max_results: 200_000,
+        }
+    }
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            max_group: 8192,
+            max_pending_per_signer: 100_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+/// The file `vouchd init` writes: every setting, commented, at its default.
+pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown at its default; uncomment
+# and change what you need. Command-line flags override this file.
+
+[http]
+# Address of the HTTP API (--http).
+#listen = "127.0.0.1:8484"
+# Largest request body in bytes (a POST of envelopes, a lookup).
+#max_body_bytes = 67108864
+# Most envelopes accepted in one POST /api/vouch/v1/verdicts.
+#max_batch = 10000
+# Most sha256 values in one POST /api/vouch/v1/verdicts/lookup.
+#max_lookup = 10000
+# Most verdicts returned for one artifact or one package name.
+#max_per_artifact = 1000
+# Most verdicts in one answer; larger answers say "truncated": true.
+#max_results = 200000
+
+[ingest]
+# Most verdicts written and flushed together in one group commit.
+#max_group = 8192
+# Most entries held per signer while waiting for a gap in its log to close.
+#max_pending_per_signer = 100000
+
+[log]
+# error, warn, info, debug, trace, or a RUST_LOG-style filter such as
+# "vouch_node=debug,info" (--log-level; RUST_LOG wins when set).
+#level = "info"
+"#;
+
+/// Reads a config file, naming the file, line and column of any mistake.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = s.start - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+                (line, col)
+            })
+            .unwrap_or((0, 0));
+        anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_file_is_the_default_config() {
+        let parsed: Config = toml::from_str(DEFAULT_FILE).unwrap();
+        assert_eq!(parsed, Config::default());
+        // Uncommenting every setting gives the defaults too.
+        let uncommented = DEFAULT_FILE
+            .lines()
+            .map(|l| {
+                if l.starts_with('#') && l.contains(" = ") && !l.starts_with("# ") {
+                    &l[1..]
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed: Config = toml::from_str(&uncommented).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn mistakes_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vouchd.toml");
+        std::fs::write(&p, "[http]\nlisten = \"nowhere\"\n").unwrap();
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.contains("vouchd.toml:2:"), "{err}");
+        std::fs::write(&p, "[htp]\n").unwrap();
+        assert!(load(&p).unwrap_err().to_string().contains("vouchd.toml:1:"));
+    }
+}
