@@ -39,10 +39,21 @@ pub(crate) enum Command {
     /// Work with trust policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Check an artifact against a trust policy with verdict files.
+    /// Check an artifact against a trust policy, with verdicts from nodes
+    /// and/or files.
     #[command(after_help = VERIFY_HELP)]
     Verify(VerifyArgs),
+    /// Show what nodes hold for a sha256 or a package name.
+    #[command(after_help = QUERY_HELP)]
+    Query(QueryArgs),
 }
+
+const QUERY_HELP: &str = "\
+Every envelope is verified here; what a node claims about a verdict in its
+JSON is compared with the signed envelope, and a node that lies is reported.
+Exit 0 when at least one node answered, 4 when none could be reached, 3 on
+bad input. With --json prints {\"verdicts\": [{\"id\", \"verdict\", \"nodes\"}],
+\"forks\": [...], \"nodes\": [per-node report]}.";
 
 const SIGN_HELP: &str = "\
 The JSON holds the verdict's fields as in spec/verdict.md, with digests as hex
@@ -69,14 +80,18 @@ With --json prints {\"valid\": bool, \"id\": hex, \"verdict\": {...}, \"error\":
 decode, error absent when valid).";
 
 const VERIFY_HELP: &str = "\
-Hashes FILE (or takes --sha256), verifies every envelope in the --verdicts
-files (each one envelope or a CBOR array of them) and every --forks proof,
-drops what fails, and evaluates the policy.
+Hashes FILE (streaming; or takes --sha256), asks every --node in parallel
+(each with --timeout), reads the envelopes of the --verdicts files (each one
+envelope or a CBOR array of them) and the --forks proofs, verifies every
+signature itself, drops what fails, and evaluates the policy. No node is
+trusted: a node that serves garbage or tampered envelopes, or times out, is
+reported and the others still count.
 
-Exit codes: 0 VERIFIED, 1 REJECTED, 2 UNKNOWN, 3 usage or input error.
+Exit codes: 0 VERIFIED, 1 REJECTED, 2 UNKNOWN, 3 usage or input error,
+4 no node could be reached (and no --verdicts file was given).
 With --json prints the decision: status, threshold, configured, good, one
-entry per configured signer with its state, reasons, and the envelopes that
-were dropped.";
+entry per configured signer with its state, reasons, the envelopes that were
+dropped, and one report per node.";
 
 #[derive(Debug, Args)]
 pub(crate) struct KeygenArgs {
@@ -146,12 +161,52 @@ pub(crate) struct VerifyArgs {
     /// The trust policy.
     #[arg(long, value_name = "POLICY.toml")]
     pub(crate) policy: PathBuf,
+    /// A node to ask (base URL, e.g. http://127.0.0.1:8484); repeat for more.
+    #[arg(
+        long = "node",
+        value_name = "URL",
+        required_unless_present = "verdicts"
+    )]
+    pub(crate) nodes: Vec<String>,
+    /// Seconds to wait for each node.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub(crate) timeout: u64,
     /// Files holding envelopes (one, or a CBOR array).
-    #[arg(long = "verdicts", value_name = "FILE", num_args = 1.., required = true)]
+    #[arg(long = "verdicts", value_name = "FILE", num_args = 1..)]
     pub(crate) verdicts: Vec<PathBuf>,
     /// Files holding fork proofs.
     #[arg(long = "forks", value_name = "FILE", num_args = 1..)]
     pub(crate) forks: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// A node to ask (base URL); repeat for more.
+    #[arg(long = "node", value_name = "URL", required = true)]
+    pub(crate) nodes: Vec<String>,
+    /// The artifact's SHA-256.
+    #[arg(long, value_name = "HEX", required_unless_present = "name", conflicts_with_all = ["name", "distribution"])]
+    pub(crate) sha256: Option<String>,
+    /// Distribution (with --name).
+    #[arg(
+        long,
+        value_name = "DIST",
+        requires = "name",
+        default_value = "archlinux"
+    )]
+    pub(crate) distribution: String,
+    /// Package name.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// Package version (with --name).
+    #[arg(long, value_name = "VERSION", requires = "name")]
+    pub(crate) version: Option<String>,
+    /// Seconds to wait for each node.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub(crate) timeout: u64,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

@@ -16,7 +16,6 @@ pub(crate) enum Exit {
     /// Usage or input error.
     Input = 3,
     /// No node could be reached.
-    #[allow(dead_code)]
     Unreachable = 4,
 }
 

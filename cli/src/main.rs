@@ -2,6 +2,7 @@
 //! signature, 2 unknown, 3 usage or input error, 4 no node could be reached.
 
 mod args;
+mod client;
 mod cmd;
 mod exit;
 mod output;

@@ -56,6 +56,9 @@ enum Command {
     Init,
     /// Print the node's public key.
     Key,
+    /// Check the store (the node must be stopped): every index agrees with
+    /// the stored envelopes, every envelope verifies, heads match logs.
+    Check,
 }
 
 fn main() -> ExitCode {
@@ -84,6 +87,19 @@ fn run(cli: Cli) -> Result<()> {
                 .load_key()
                 .context("no node key; run `vouchd init` first")?;
             println!("{}", key.public_key());
+            Ok(())
+        }
+        Command::Check => {
+            let store = vouch_node::store::Store::open(&data.store())
+                .with_context(|| format!("opening {}", data.store().display()))?;
+            let n = store
+                .check_consistency()
+                .context("the store is inconsistent")?;
+            let counts = store.counts()?;
+            println!(
+                "store consistent: {n} verdicts, {} signers, {} pending, {} fork proofs",
+                counts.signers, counts.pending, counts.forks
+            );
             Ok(())
         }
         Command::Run { http } => {

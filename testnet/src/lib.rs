@@ -8,3 +8,4 @@
 pub mod backend;
 pub mod demo;
 pub mod keys;
+pub mod node;

@@ -3,6 +3,7 @@
 mod inspect;
 mod keygen;
 mod policy;
+mod query;
 mod sign;
 mod verify;
 
@@ -19,5 +20,6 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Inspect(a) => inspect::run(&a),
         Command::Policy(PolicyCommand::Check { file, json }) => policy::check(&file, json),
         Command::Verify(a) => verify::run(&a),
+        Command::Query(a) => query::run(&a),
     }
 }

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::Read as _;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
 use comfy_table::Table;
@@ -14,6 +14,7 @@ use vouch_attest::{
 };
 
 use crate::args::VerifyArgs;
+use crate::client;
 use crate::exit::Exit;
 use crate::output;
 
@@ -59,6 +60,45 @@ pub(crate) fn run(a: &VerifyArgs) -> Result<Exit> {
             })),
         }
     }
+    let mut nodes = Vec::new();
+    if !a.nodes.is_empty() {
+        let client = client::http(Duration::from_secs(a.timeout.max(1)))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let collected = runtime.block_on(client::collect(&client, &a.nodes, &[artifact]));
+        let known: std::collections::BTreeSet<Digest> = verdicts.iter().map(|v| v.id()).collect();
+        verdicts.extend(
+            collected
+                .verdicts
+                .into_iter()
+                .filter(|v| !known.contains(&v.id())),
+        );
+        forks.extend(collected.forks);
+        for n in &collected.nodes {
+            for bad in &n.invalid {
+                dropped.push(json!({
+                    "source": n.url,
+                    "code": bad["code"],
+                    "error": format!("served an invalid {}: {}", if bad.get("fork_proof").is_some() { "fork proof" } else { "envelope" }, bad["error"].as_str().unwrap_or("?")),
+                }));
+            }
+        }
+        nodes = collected.nodes;
+        if a.verdicts.is_empty() && nodes.iter().all(|n| !n.reachable) {
+            let mut msg = String::from("no node could be reached:\n");
+            for n in &nodes {
+                msg += &format!("  {}: {}\n", n.url, n.error.as_deref().unwrap_or("?"));
+            }
+            if a.json {
+                output::json(&json!({ "status": null, "error": "unreachable", "nodes": nodes }))?;
+            } else {
+                eprint!("vouch: {msg}");
+            }
+            return Ok(Exit::Unreachable);
+        }
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -67,9 +107,20 @@ pub(crate) fn run(a: &VerifyArgs) -> Result<Exit> {
     if a.json {
         let mut value = serde_json::to_value(&decision)?;
         value["dropped"] = json!(dropped);
+        value["nodes"] = json!(nodes);
         output::json(&value)?;
     } else {
-        output::text(&render(&decision, &dropped))?;
+        let mut text = render(&decision, &dropped);
+        for n in &nodes {
+            text += &match &n.error {
+                None => format!(
+                    "- node {}: {} verdicts, {} fork proofs\n",
+                    n.url, n.verdicts, n.forks
+                ),
+                Some(e) => format!("- node {}: unreachable ({e})\n", n.url),
+            };
+        }
+        output::text(&text)?;
     }
     Ok(decision.status.into())
 }

@@ -1,0 +1,182 @@
+//! Talking to nodes: every node is asked in parallel with a timeout; every
+//! answer is size-limited and verified here. A node that fails, times out or
+//! serves garbage is reported and does not stop the others.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use futures::future::join_all;
+use serde::Serialize;
+use serde_json::Value;
+use vouch_attest::{
+    CheckedFork, Digest, ForkProof, MAX_ENVELOPE, MAX_FORK_PROOF, VerifiedVerdict, split_envelopes,
+    verify_batch,
+};
+
+/// Largest answer read from a node, in bytes.
+const MAX_ANSWER: usize = 256 << 20;
+/// Most envelopes taken from one answer.
+const MAX_ITEMS: usize = MAX_ANSWER / 64;
+
+/// What one node gave.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct NodeReport {
+    /// The node's base URL.
+    pub url: String,
+    /// Whether it answered usefully.
+    pub reachable: bool,
+    /// Why not, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Envelopes that verified.
+    pub verdicts: usize,
+    /// Fork proofs that checked.
+    pub forks: usize,
+    /// What it served that failed verification, and why.
+    pub invalid: Vec<Value>,
+}
+
+/// Everything collected from all nodes, verified, deduplicated.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    pub verdicts: Vec<VerifiedVerdict>,
+    pub forks: Vec<CheckedFork>,
+    pub nodes: Vec<NodeReport>,
+}
+
+/// An HTTP client for nodes.
+pub(crate) fn http(timeout: Duration) -> Result<reqwest::Client> {
+    // reqwest is built without a default crypto provider: use ring, the one
+    // the rest of the workspace (libp2p) uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("vouch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Asks every node for the verdicts about `artifacts` and for its fork
+/// proofs.
+pub(crate) async fn collect(
+    client: &reqwest::Client,
+    nodes: &[String],
+    artifacts: &[Digest],
+) -> Collected {
+    let answers = join_all(nodes.iter().map(|url| ask(client, url, artifacts))).await;
+    let mut out = Collected::default();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut seen_forks = std::collections::BTreeSet::new();
+    for (url, answer) in nodes.iter().zip(answers) {
+        match answer {
+            Ok((verdicts, forks, invalid)) => {
+                out.nodes.push(NodeReport {
+                    url: url.clone(),
+                    reachable: true,
+                    error: None,
+                    verdicts: verdicts.len(),
+                    forks: forks.len(),
+                    invalid,
+                });
+                for v in verdicts {
+                    if seen.insert(v.id()) {
+                        out.verdicts.push(v);
+                    }
+                }
+                for f in forks {
+                    if seen_forks.insert(f.id) {
+                        out.forks.push(f);
+                    }
+                }
+            }
+            Err(e) => out.nodes.push(NodeReport {
+                url: url.clone(),
+                reachable: false,
+                error: Some(format!("{e:#}")),
+                verdicts: 0,
+                forks: 0,
+                invalid: Vec::new(),
+            }),
+        }
+    }
+    out
+}
+
+type Answer = (Vec<VerifiedVerdict>, Vec<CheckedFork>, Vec<Value>);
+
+async fn ask(client: &reqwest::Client, url: &str, artifacts: &[Digest]) -> Result<Answer> {
+    let base = url.trim_end_matches('/');
+    let hexes: Vec<String> = artifacts.iter().map(Digest::to_hex).collect();
+    let body = read_body(
+        client
+            .post(format!("{base}/api/vouch/v1/verdicts/lookup"))
+            .header("accept", "application/cbor")
+            .json(&serde_json::json!({ "sha256": hexes })),
+    )
+    .await?;
+    let items = split_envelopes(&body, MAX_ITEMS)
+        .context("the node's answer is not a CBOR array of envelopes")?;
+    let mut verdicts = Vec::new();
+    let mut invalid = Vec::new();
+    for (i, r) in verify_batch(&items).into_iter().enumerate() {
+        match r {
+            Ok(v) => verdicts.push(v),
+            Err(e) => invalid.push(serde_json::json!({
+                "item": i,
+                "code": e.code(),
+                "error": e.to_string(),
+                "bytes": items[i].len().min(MAX_ENVELOPE + 1),
+            })),
+        }
+    }
+    let body = read_body(
+        client
+            .get(format!("{base}/api/vouch/v1/forks"))
+            .header("accept", "application/cbor"),
+    )
+    .await?;
+    let items = split_envelopes(&body, MAX_ANSWER / MAX_FORK_PROOF + 1024)
+        .context("the node's fork proofs are not a CBOR array")?;
+    let mut forks = Vec::new();
+    for (i, p) in items.iter().enumerate() {
+        match ForkProof::open(p) {
+            Ok(f) => forks.push(f),
+            Err(e) => invalid.push(serde_json::json!({
+                "fork_proof": i,
+                "code": e.code(),
+                "error": e.to_string(),
+            })),
+        }
+    }
+    Ok((verdicts, forks, invalid))
+}
+
+/// Sends a request and reads at most [`MAX_ANSWER`] bytes of a 200 answer.
+pub(crate) async fn read_body(req: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+    let mut resp = req.send().await.map_err(describe)?;
+    let status = resp.status();
+    if !status.is_success() {
+        let mut text = resp.text().await.unwrap_or_default();
+        text.truncate(300);
+        bail!("HTTP {status}: {}", text.trim());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(describe)? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            bail!("answer larger than {MAX_ANSWER} bytes");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn describe(e: reqwest::Error) -> anyhow::Error {
+    if e.is_timeout() {
+        anyhow::anyhow!("timed out")
+    } else if e.is_connect() {
+        anyhow::anyhow!("cannot connect: {e}")
+    } else {
+        anyhow::anyhow!("{e}")
+    }
+}
