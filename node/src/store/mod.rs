@@ -135,6 +135,7 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(256 << 20)
+            .mode(sled::Mode::LowSpace)
             .open()?;
         Store::from_db(db, dir)
     }
