@@ -41,7 +41,11 @@ fn main() {
     let raw = raw_verify_rate(&all);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("store")).expect("store");
-    let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default(), Arc::new(Metrics::new()));
+    let (ingest, writer) = Ingest::start(
+        store.clone(),
+        IngestConfig::default(),
+        Arc::new(Metrics::new()),
+    );
     let start = Instant::now();
     rt.block_on(ingest_all(&ingest, &all, 1000, 4));
     let secs = start.elapsed().as_secs_f64();
@@ -49,9 +53,15 @@ fn main() {
     drop(ingest);
     let _ = writer.join();
     assert_eq!(store.counts().expect("counts").verdicts, all.len() as u64);
-    println!("(a) ingest, {} verdicts from {SIGNERS} signers, batches of 1000, 4 submitters", all.len());
+    println!(
+        "(a) ingest, {} verdicts from {SIGNERS} signers, batches of 1000, 4 submitters",
+        all.len()
+    );
     println!("    raw ed25519-dalek verify (baseline) {raw:>10.0} verdicts/s  1.00x");
-    println!("    whole pipeline into sled (durable)  {rate:>10.0} verdicts/s  {:.2}x (goal >= 0.5x)", rate / raw);
+    println!(
+        "    whole pipeline into sled (durable)  {rate:>10.0} verdicts/s  {:.2}x (goal >= 0.5x)",
+        rate / raw
+    );
     drop(store);
     drop(dir);
 
@@ -65,7 +75,11 @@ fn main() {
     let chains = make_chains(per_signer);
     let all = interleave(&chains);
     drop(chains);
-    println!("\nsigned {} verdicts in {:.1} s", all.len(), t.elapsed().as_secs_f64());
+    println!(
+        "\nsigned {} verdicts in {:.1} s",
+        all.len(),
+        t.elapsed().as_secs_f64()
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().expect("addr");
@@ -146,9 +160,13 @@ async fn ingest_all(ingest: &Ingest, all: &[Vec<u8>], batch: usize, submitters: 
         for h in handles {
             let reports = h.await.expect("task").expect("ingest");
             assert!(
-                reports.iter().all(|r| matches!(r.status, Status::Accepted | Status::Pending)),
+                reports
+                    .iter()
+                    .all(|r| matches!(r.status, Status::Accepted | Status::Pending)),
                 "{:?}",
-                reports.iter().find(|r| !matches!(r.status, Status::Accepted | Status::Pending))
+                reports
+                    .iter()
+                    .find(|r| !matches!(r.status, Status::Accepted | Status::Pending))
             );
         }
     }
@@ -186,7 +204,9 @@ fn artifact(i: u64) -> Digest {
 
 /// One chain per signer, each about artifacts 0..n, signed on two threads.
 fn make_chains(n: usize) -> Vec<Vec<Vec<u8>>> {
-    let keys: Vec<SecretKey> = (0..SIGNERS as u8).map(|i| SecretKey::from_seed(&[i + 7; 32])).collect();
+    let keys: Vec<SecretKey> = (0..SIGNERS as u8)
+        .map(|i| SecretKey::from_seed(&[i + 7; 32]))
+        .collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = keys
             .iter()
@@ -231,7 +251,10 @@ fn make_chains(n: usize) -> Vec<Vec<Vec<u8>>> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("signer thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("signer thread"))
+            .collect()
     })
 }
 
@@ -255,7 +278,11 @@ fn dir_size(p: &std::path::Path) -> u64 {
             rd.filter_map(Result::ok)
                 .map(|e| {
                     let path = e.path();
-                    if path.is_dir() { dir_size(&path) } else { e.metadata().map(|m| m.len()).unwrap_or(0) }
+                    if path.is_dir() {
+                        dir_size(&path)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
                 })
                 .sum()
         })

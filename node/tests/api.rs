@@ -13,7 +13,9 @@ async fn blobs_are_served_compressed_or_plain() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
-    let daemon = Daemon::start(DataDir::new(dir.path().join("d")), config).await.unwrap();
+    let daemon = Daemon::start(DataDir::new(dir.path().join("d")), config)
+        .await
+        .unwrap();
     let log = "build log line\n".repeat(10_000);
     let id = daemon.store.put_blob(log.as_bytes()).unwrap();
     let url = format!("http://{}/api/vouch/v1/blobs/{id}", daemon.http_addr);
@@ -24,14 +26,30 @@ async fn blobs_are_served_compressed_or_plain() {
     assert!(plain.headers().get("content-encoding").is_none());
     assert_eq!(plain.bytes().await.unwrap(), log.as_bytes());
 
-    let z = client.get(&url).header("accept-encoding", "gzip, zstd").send().await.unwrap();
+    let z = client
+        .get(&url)
+        .header("accept-encoding", "gzip, zstd")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(z.headers()["content-encoding"], "zstd");
     let compressed = z.bytes().await.unwrap();
-    assert!(compressed.len() < log.len() / 20, "{} bytes", compressed.len());
-    assert_eq!(zstd::stream::decode_all(&compressed[..]).unwrap(), log.as_bytes());
+    assert!(
+        compressed.len() < log.len() / 20,
+        "{} bytes",
+        compressed.len()
+    );
+    assert_eq!(
+        zstd::stream::decode_all(&compressed[..]).unwrap(),
+        log.as_bytes()
+    );
 
     let missing = client
-        .get(format!("http://{}/api/vouch/v1/blobs/{}", daemon.http_addr, "00".repeat(32)))
+        .get(format!(
+            "http://{}/api/vouch/v1/blobs/{}",
+            daemon.http_addr,
+            "00".repeat(32)
+        ))
         .send()
         .await
         .unwrap();
@@ -39,7 +57,11 @@ async fn blobs_are_served_compressed_or_plain() {
     let body: serde_json::Value = missing.json().await.unwrap();
     assert_eq!(body["error"], "not_found");
 
-    let nowhere = client.get(format!("http://{}/nowhere", daemon.http_addr)).send().await.unwrap();
+    let nowhere = client
+        .get(format!("http://{}/nowhere", daemon.http_addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(nowhere.status(), 404);
 
     let status: serde_json::Value = client
@@ -59,7 +81,9 @@ async fn in_process_ingest_groups_concurrent_submissions() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
-    let daemon = Daemon::start(DataDir::new(dir.path().join("d")), config).await.unwrap();
+    let daemon = Daemon::start(DataDir::new(dir.path().join("d")), config)
+        .await
+        .unwrap();
     // 8 signers submit their chains concurrently, one envelope per call.
     let mut tasks = Vec::new();
     for s in 0..8 {
@@ -67,7 +91,10 @@ async fn in_process_ingest_groups_concurrent_submissions() {
         tasks.push(tokio::spawn(async move {
             let k = common::key(&format!("S{s}"));
             for v in common::chain(&k, 50) {
-                let r = ingest.submit("local", vec![v.envelope().to_vec()]).await.unwrap();
+                let r = ingest
+                    .submit("local", vec![v.envelope().to_vec()])
+                    .await
+                    .unwrap();
                 assert_eq!(r[0].status, vouch_node::ingest::Status::Accepted, "{r:?}");
             }
         }));

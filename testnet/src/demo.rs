@@ -1,6 +1,7 @@
 //! The README's first command: three demo rebuilders sign verdicts about a
-//! small demo repository with the `vouch` command, and `vouch verify` checks
-//! every package against a 2-of-3 policy.
+//! small demo repository with the `vouch` command, a real `vouchd` node
+//! stores them, and `vouch verify --node` checks every package against a
+//! 2-of-3 policy, verifying every signature itself.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use vouch_attest::{Digest, Outcome, join_envelopes, write_secret_key};
 
 use crate::backend;
 use crate::keys::{node_key, node_name};
+use crate::node::NodeProcess;
 
 /// The demo repository: (name, version).
 pub const PACKAGES: &[(&str, &str)] = &[
@@ -155,6 +157,16 @@ pub fn run(dir: &Path, nodes: usize, quiet: bool) -> Result<Vec<Row>> {
         policy_path.display()
     ));
 
+    // A real node stores them and answers queries.
+    let node = NodeProcess::start(&dir.join("node"), &[])?;
+    let answer = post_envelopes(node.url(), &node.admin_token()?, std::fs::read(&bundle)?)?;
+    say(format!(
+        "vouchd at {} (data {}): {} accepted\n",
+        node.url(),
+        node.data_dir().display(),
+        answer["accepted"]
+    ));
+
     let mut rows = Vec::new();
     for (name, _, filename, _) in &artifacts {
         let out = Command::new(&vouch)
@@ -162,8 +174,8 @@ pub fn run(dir: &Path, nodes: usize, quiet: bool) -> Result<Vec<Row>> {
             .arg(repo.join(filename))
             .arg("--policy")
             .arg(&policy_path)
-            .arg("--verdicts")
-            .arg(&bundle)
+            .arg("--node")
+            .arg(node.url())
             .arg("--json")
             .output()
             .context("running vouch verify")?;
@@ -182,6 +194,31 @@ pub fn run(dir: &Path, nodes: usize, quiet: bool) -> Result<Vec<Row>> {
         });
     }
     Ok(rows)
+}
+
+/// POSTs a body of envelopes to a node with its admin token.
+pub fn post_envelopes(url: &str, token: &str, body: Vec<u8>) -> Result<Value> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!("{url}/api/vouch/v1/verdicts"))
+            .bearer_auth(token)
+            .header("content-type", "application/cbor")
+            .body(body)
+            .send()
+            .await
+            .context("posting verdicts")?;
+        let status = resp.status();
+        let value: Value = resp.json().await.context("reading the node's answer")?;
+        if !status.is_success() {
+            bail!("the node refused the verdicts: {status} {value}");
+        }
+        Ok(value)
+    })
 }
 
 fn outcome_json(o: &Outcome) -> Value {
