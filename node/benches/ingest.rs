@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use vouch_attest::*;
+use vouch_node::admission::{Admission, AdmissionConfig};
 use vouch_node::config::Config;
 use vouch_node::daemon::Daemon;
 use vouch_node::datadir::DataDir;
@@ -45,6 +46,8 @@ fn main() {
         store.clone(),
         IngestConfig::default(),
         Arc::new(Metrics::new()),
+        Arc::new(Admission::new(unlimited(), Default::default())),
+        None,
     );
     let start = Instant::now();
     rt.block_on(ingest_all(&ingest, &all, 1000, 4));
@@ -83,6 +86,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().expect("addr");
+    config.p2p.enabled = false;
+    config.admission = unlimited();
     let data = DataDir::new(dir.path().join("node"));
     rt.block_on(async {
         let daemon = Daemon::start(data.clone(), config).await.expect("daemon");
@@ -137,6 +142,15 @@ fn main() {
         }
         daemon.shutdown().await.expect("shutdown");
     });
+}
+
+/// The benchmark's signers are strangers to the node: lift the quotas.
+fn unlimited() -> AdmissionConfig {
+    AdmissionConfig {
+        unknown_signer_max_verdicts: u64::MAX,
+        unknown_signer_per_minute: u32::MAX,
+        ..AdmissionConfig::default()
+    }
 }
 
 fn ms(d: Duration) -> f64 {

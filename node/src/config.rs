@@ -14,6 +14,10 @@ pub struct Config {
     pub http: HttpConfig,
     /// The ingest pipeline.
     pub ingest: IngestSettings,
+    /// Which signers are accepted, and quotas.
+    pub admission: crate::admission::AdmissionConfig,
+    /// The peer-to-peer federation.
+    pub p2p: P2pSettings,
     /// Logging.
     pub log: LogConfig,
 }
@@ -44,6 +48,53 @@ pub struct IngestSettings {
     pub max_group: usize,
     /// Most entries held per signer while a gap in its log is open.
     pub max_pending_per_signer: u64,
+}
+
+/// `[p2p]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pSettings {
+    /// Run the libp2p swarm at all.
+    pub enabled: bool,
+    /// Multiaddrs to listen on (TCP and QUIC).
+    pub listen: Vec<String>,
+    /// Peers to start from: multiaddrs ending in `/p2p/<peer id>`.
+    pub bootstrap: Vec<String>,
+    /// A keyring directory (`keys/`): its rebuilders' multiaddrs are
+    /// bootstrap peers and its signers are known to admission.
+    pub keyring: Option<std::path::PathBuf>,
+    /// Find peers on the local network with mDNS.
+    pub mdns: bool,
+    /// Seconds between anti-entropy rounds.
+    pub sync_interval_secs: u64,
+    /// Peers asked for their log heads per round.
+    pub sync_peers: usize,
+    /// Connections this node opens itself, at most.
+    pub max_peers: usize,
+    /// Sync requests a peer may send per minute.
+    pub peer_requests_per_minute: u32,
+    /// Gossip messages a peer may send per second.
+    pub peer_messages_per_second: u32,
+}
+
+impl Default for P2pSettings {
+    fn default() -> Self {
+        P2pSettings {
+            enabled: true,
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4001".into(),
+                "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
+            ],
+            bootstrap: Vec::new(),
+            keyring: None,
+            mdns: false,
+            sync_interval_secs: 30,
+            sync_peers: 3,
+            max_peers: 50,
+            peer_requests_per_minute: 600,
+            peer_messages_per_second: 2000,
+        }
+    }
 }
 
 /// `[log]`
@@ -107,6 +158,38 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 #max_group = 8192
 # Most entries held per signer while waiting for a gap in its log to close.
 #max_pending_per_signer = 100000
+
+[admission]
+# "any": store verdicts of any signer (within the quotas below);
+# "keyring": only signers of the keyring ([p2p] keyring), this node and `trusted`.
+#accept = "any"
+# Extra known signers, exempt from the quotas: ["ed25519:...", ...]
+#trusted = []
+# Most verdicts stored per signer that is not known.
+#unknown_signer_max_verdicts = 100000
+# Most verdicts per minute accepted per signer that is not known.
+#unknown_signer_per_minute = 60000
+
+[p2p]
+# Run the libp2p swarm (gossip, sync, discovery). --no-p2p turns it off.
+#enabled = true
+# Listen addresses (--p2p-listen). Port 0 picks a free port; the addresses
+# are written to DATA_DIR/vouchd.p2p.
+#listen = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
+# Peers to start from, /ip4/.../tcp/.../p2p/<peer id> (--bootstrap).
+#bootstrap = []
+# A keyring directory (keys/): bootstrap peers and known signers (--keyring).
+# keyring = "keys"
+# Discover peers on the local network with mDNS.
+#mdns = false
+# Seconds between anti-entropy rounds, and peers asked per round.
+#sync_interval_secs = 30
+#sync_peers = 3
+# Connections this node opens itself, at most.
+#max_peers = 50
+# Per-peer limits: sync requests per minute, gossip messages per second.
+#peer_requests_per_minute = 600
+#peer_messages_per_second = 2000
 
 [log]
 # error, warn, info, debug, trace, or a RUST_LOG-style filter such as

@@ -1,18 +1,24 @@
-//! Starting and stopping a node: store, ingest writer, HTTP server.
+//! Starting and stopping a node: store, ingest writer, swarm, HTTP server.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use vouch_attest::PublicKey;
 
+use crate::admission::Admission;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::datadir::DataDir;
 use crate::ingest::{Ingest, IngestConfig};
 use crate::metrics::Metrics;
+use crate::p2p::{Network, NetworkConfig, NetworkTask, peer_id_of};
 use crate::store::Store;
 
 /// A running node.
@@ -23,6 +29,9 @@ pub struct Daemon {
     pub store: Store,
     /// The ingest pipeline, for in-process callers.
     pub ingest: Ingest,
+    /// The swarm, when p2p is enabled.
+    pub network: Option<Network>,
+    network_task: Option<NetworkTask>,
     stop: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     writer: std::thread::JoinHandle<()>,
@@ -30,8 +39,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Initializes what is missing in `data`, opens the store and serves
-    /// HTTP on `config.http.listen`.
+    /// Initializes what is missing in `data`, opens the store, starts the
+    /// swarm (unless disabled) and serves HTTP on `config.http.listen`.
     pub async fn start(data: DataDir, config: Config) -> Result<Daemon> {
         data.init()?;
         let key = data.load_key()?;
@@ -39,6 +48,46 @@ impl Daemon {
         let store = Store::open(&data.store())
             .with_context(|| format!("opening the store in {}", data.store().display()))?;
         let metrics = Arc::new(Metrics::new());
+
+        // Known signers: this node, the keyring, `trusted`. Bootstrap peers:
+        // the config and the keyring.
+        let mut known: BTreeSet<PublicKey> = BTreeSet::new();
+        known.insert(key.public_key());
+        for t in &config.admission.trusted {
+            known.insert(
+                t.parse()
+                    .with_context(|| format!("[admission] trusted: `{t}`"))?,
+            );
+        }
+        let mut bootstrap = Vec::new();
+        for b in &config.p2p.bootstrap {
+            bootstrap.push(
+                b.parse::<Multiaddr>()
+                    .with_context(|| format!("[p2p] bootstrap: `{b}` is not a multiaddr"))?,
+            );
+        }
+        if let Some(dir) = &config.p2p.keyring {
+            for entry in vouch_attest::read_keyring(dir)? {
+                known.insert(entry.key);
+                if entry.key == key.public_key() {
+                    continue;
+                }
+                for m in &entry.multiaddrs {
+                    let mut addr: Multiaddr = m.parse().with_context(|| {
+                        format!("{}: `{m}` is not a multiaddr", entry.path.display())
+                    })?;
+                    if !matches!(addr.iter().last(), Some(Protocol::P2p(_)))
+                        && let Some(peer) = peer_id_of(&entry.key)
+                    {
+                        addr.push(Protocol::P2p(peer));
+                    }
+                    bootstrap.push(addr);
+                }
+            }
+        }
+        let admission = Arc::new(Admission::new(config.admission.clone(), known));
+
+        let (outbound_tx, outbound_rx) = mpsc::channel(4096);
         let (ingest, writer) = Ingest::start(
             store.clone(),
             IngestConfig {
@@ -47,7 +96,46 @@ impl Daemon {
                 ..IngestConfig::default()
             },
             metrics.clone(),
+            admission,
+            config.p2p.enabled.then_some(outbound_tx),
         );
+
+        let (network, network_task) = if config.p2p.enabled {
+            let mut listen = Vec::new();
+            for l in &config.p2p.listen {
+                listen.push(
+                    l.parse::<Multiaddr>()
+                        .with_context(|| format!("[p2p] listen: `{l}` is not a multiaddr"))?,
+                );
+            }
+            if listen.is_empty() {
+                bail!("[p2p] listen is empty; give an address or disable p2p");
+            }
+            let net_config = NetworkConfig {
+                listen,
+                bootstrap,
+                mdns: config.p2p.mdns,
+                sync_interval: Duration::from_secs(config.p2p.sync_interval_secs.max(1)),
+                sync_peers: config.p2p.sync_peers.max(1),
+                max_peers: config.p2p.max_peers.max(1),
+                peer_requests_per_minute: config.p2p.peer_requests_per_minute,
+                peer_messages_per_second: config.p2p.peer_messages_per_second,
+                addr_file: Some(data.p2p_addr()),
+            };
+            let (n, t) = Network::start(
+                &key,
+                net_config,
+                store.clone(),
+                ingest.clone(),
+                metrics.clone(),
+                outbound_rx,
+            )
+            .await?;
+            (Some(n), Some(t))
+        } else {
+            (None, None)
+        };
+
         let state = AppState {
             store: store.clone(),
             ingest: ingest.clone(),
@@ -55,6 +143,7 @@ impl Daemon {
             admin_token: admin_token.into(),
             limits: Arc::new(config.http.clone()),
             node_key: key.public_key(),
+            network: network.clone(),
             started: Instant::now(),
         };
         let listener = TcpListener::bind(config.http.listen)
@@ -71,11 +160,19 @@ impl Daemon {
                 })
                 .await
         });
-        tracing::info!(%http_addr, node = %key.public_key(), data_dir = %data.root.display(), "vouchd serving");
+        tracing::info!(
+            %http_addr,
+            node = %key.public_key(),
+            peer_id = ?network.as_ref().map(|n| n.peer_id.to_string()),
+            data_dir = %data.root.display(),
+            "vouchd serving"
+        );
         Ok(Daemon {
             http_addr,
             store,
             ingest,
+            network,
+            network_task,
             stop,
             server,
             writer,
@@ -83,10 +180,18 @@ impl Daemon {
         })
     }
 
-    /// Stops serving, lets the writer finish what it holds, flushes.
+    /// Stops serving and the swarm, lets the writer finish what it holds,
+    /// flushes.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(());
         self.server.await.context("HTTP server task")??;
+        if let Some(n) = &self.network {
+            n.shutdown();
+        }
+        if let Some(t) = self.network_task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        drop(self.network);
         drop(self.ingest);
         let writer = self.writer;
         tokio::task::spawn_blocking(move || writer.join())
@@ -95,6 +200,7 @@ impl Daemon {
             .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
         self.store.flush()?;
         let _ = std::fs::remove_file(self.data.http_addr());
+        let _ = std::fs::remove_file(self.data.p2p_addr());
         tracing::info!("vouchd stopped");
         Ok(())
     }

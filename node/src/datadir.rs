@@ -8,6 +8,7 @@
 //!   vouchd.toml        configuration (commented defaults)
 //!   store/             the sled database
 //!   vouchd.http        the address the HTTP API is bound to, while running
+//!   vouchd.p2p         the swarm's multiaddrs, while running
 //! ```
 
 use std::fs;
@@ -53,6 +54,11 @@ impl DataDir {
     /// `vouchd.http`
     pub fn http_addr(&self) -> PathBuf {
         self.root.join("vouchd.http")
+    }
+    /// `vouchd.p2p`: the swarm's listen addresses, one per line, with
+    /// `/p2p/<peer id>`, while running.
+    pub fn p2p_addr(&self) -> PathBuf {
+        self.root.join("vouchd.p2p")
     }
 
     /// Creates what is missing: the directory, the key, the admin token and

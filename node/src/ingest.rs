@@ -17,8 +17,20 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use vouch_attest::{VerifiedVerdict, verify_batch};
 
-use crate::metrics::{Metrics, ResultLabel};
+use crate::admission::Admission;
+use crate::metrics::{Metrics, ReasonLabel, ResultLabel};
 use crate::store::{Applied, Store};
+
+/// What the pipeline hands to the network to publish: verdicts submitted to
+/// this node directly (HTTP, its own rebuilds), after they are stored, and
+/// every fork proof it finds.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// An accepted envelope.
+    Verdict(Vec<u8>),
+    /// A new fork proof.
+    Fork(Vec<u8>),
+}
 
 /// Ingest settings.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +83,15 @@ pub struct Report {
     /// Why, for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The signer, when the envelope verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    /// The verdict's seq, when the envelope verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// For `pending`: the first missing seq of the signer's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_from: Option<u64>,
     /// The fork proof stored when the envelope conflicts with a stored one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fork_proof: Option<String>,
@@ -94,23 +115,42 @@ struct Job {
 pub struct Ingest {
     tx: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
+    store: Store,
+    admission: Arc<Admission>,
+    outbound: Option<mpsc::Sender<Outbound>>,
 }
 
 impl Ingest {
     /// Starts the writer thread over `store`. It stops when every handle is
     /// dropped.
+    ///
+    /// `outbound`, when given, receives what should be published: envelopes
+    /// accepted from the `http` and `local` sources, and every new fork
+    /// proof.
     pub fn start(
         store: Store,
         config: IngestConfig,
         metrics: Arc<Metrics>,
+        admission: Arc<Admission>,
+        outbound: Option<mpsc::Sender<Outbound>>,
     ) -> (Ingest, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let m = metrics.clone();
+        let writer_store = store.clone();
         let handle = std::thread::Builder::new()
             .name("vouch-writer".into())
-            .spawn(move || writer(store, config, rx, &m))
+            .spawn(move || writer(writer_store, config, rx, &m))
             .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"));
-        (Ingest { tx, metrics }, handle)
+        (
+            Ingest {
+                tx,
+                metrics,
+                store,
+                admission,
+                outbound,
+            },
+            handle,
+        )
     }
 
     /// Runs `envelopes` through the whole pipeline. Returns one report per
@@ -131,9 +171,47 @@ impl Ingest {
         let mut reports: Vec<Option<Report>> = Vec::with_capacity(verified.len());
         let mut good = Vec::new();
         let mut good_index = Vec::new();
+        let mut stored_counts = std::collections::HashMap::new();
         for (index, result) in verified.into_iter().enumerate() {
             match result {
                 Ok(v) => {
+                    let signer = *v.signer();
+                    let stored = match stored_counts.get(&signer) {
+                        Some(n) => *n,
+                        None => {
+                            let n = if self.admission.is_known(&signer) {
+                                0
+                            } else {
+                                self.store
+                                    .head(&signer)
+                                    .map_err(|e| IngestError::Store(e.to_string()))?
+                                    .map_or(0, |h| h.count)
+                            };
+                            stored_counts.insert(signer, n);
+                            n
+                        }
+                    };
+                    if let Err(refusal) = self.admission.admit(&signer, stored) {
+                        self.metrics
+                            .dropped
+                            .get_or_create(&ReasonLabel {
+                                reason: refusal.code(),
+                            })
+                            .inc();
+                        reports.push(Some(Report {
+                            index,
+                            id: Some(v.id().to_hex()),
+                            status: Status::Rejected,
+                            code: Some(refusal.code().to_string()),
+                            reason: Some(refusal.reason().to_string()),
+                            signer: Some(signer.to_text()),
+                            seq: Some(v.verdict().seq),
+                            missing_from: None,
+                            fork_proof: None,
+                        }));
+                        continue;
+                    }
+                    *stored_counts.entry(signer).or_insert(0) += 1;
                     good_index.push(index);
                     good.push(v);
                     reports.push(None);
@@ -144,12 +222,26 @@ impl Ingest {
                     status: Status::Rejected,
                     code: Some(e.code().to_string()),
                     reason: Some(e.to_string()),
+                    signer: None,
+                    seq: None,
+                    missing_from: None,
                     fork_proof: None,
                 })),
             }
         }
         if !good.is_empty() {
-            let ids: Vec<String> = good.iter().map(|v| v.id().to_hex()).collect();
+            let publish = matches!(source, "http" | "local") && self.outbound.is_some();
+            let meta: Vec<(String, String, u64, Option<Vec<u8>>)> = good
+                .iter()
+                .map(|v| {
+                    (
+                        v.id().to_hex(),
+                        v.signer().to_text(),
+                        v.verdict().seq,
+                        publish.then(|| v.envelope().to_vec()),
+                    )
+                })
+                .collect();
             let (reply, rx) = oneshot::channel();
             self.tx
                 .send(Job {
@@ -162,8 +254,24 @@ impl Ingest {
                 .await
                 .map_err(|_| IngestError::Store("the writer has stopped".into()))?
                 .map_err(IngestError::Store)?;
-            for ((index, id), a) in good_index.into_iter().zip(ids).zip(applied) {
-                reports[index] = Some(report(index, id, a));
+            for ((index, (id, signer, seq, envelope)), a) in
+                good_index.into_iter().zip(meta).zip(applied)
+            {
+                if let Some(out) = &self.outbound {
+                    match (&a, envelope) {
+                        (Applied::Accepted, Some(e)) => {
+                            let _ = out.send(Outbound::Verdict(e)).await;
+                        }
+                        (Applied::Fork { bytes, .. }, _) => {
+                            let _ = out.send(Outbound::Fork(bytes.clone())).await;
+                        }
+                        _ => {}
+                    }
+                }
+                let mut r = report(index, id, a);
+                r.signer = Some(signer);
+                r.seq = Some(seq);
+                reports[index] = Some(r);
             }
         }
         let reports: Vec<Report> = reports.into_iter().flatten().collect();
@@ -191,6 +299,9 @@ fn report(index: usize, id: String, a: Applied) -> Report {
         status: Status::Accepted,
         code: None,
         reason: None,
+        signer: None,
+        seq: None,
+        missing_from: None,
         fork_proof: None,
     };
     match a {
@@ -198,11 +309,14 @@ fn report(index: usize, id: String, a: Applied) -> Report {
         Applied::Duplicate => r.status = Status::Duplicate,
         Applied::Pending { missing_from } => {
             r.status = Status::Pending;
+            r.missing_from = Some(missing_from);
             r.reason = Some(format!(
                 "held until the signer's entries from seq {missing_from} arrive"
             ));
         }
-        Applied::Fork { proof, existing } => {
+        Applied::Fork {
+            proof, existing, ..
+        } => {
             r.status = Status::Rejected;
             r.code = Some("fork".into());
             r.reason = Some(format!(

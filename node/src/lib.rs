@@ -3,10 +3,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod datadir;
 pub mod ingest;
 pub mod metrics;
+pub mod p2p;
 pub mod store;

@@ -50,6 +50,26 @@ enum Command {
         /// to DATA_DIR/vouchd.http.
         #[arg(long, value_name = "ADDR")]
         http: Option<SocketAddr>,
+        /// libp2p listen multiaddr, repeatable (replaces the config's
+        /// [p2p] listen). Port 0 picks a free port; the addresses are
+        /// written to DATA_DIR/vouchd.p2p.
+        #[arg(long = "p2p-listen", value_name = "MULTIADDR")]
+        p2p_listen: Vec<String>,
+        /// A peer to start from (multiaddr ending in /p2p/<peer id>),
+        /// repeatable (added to the config's [p2p] bootstrap).
+        #[arg(long, value_name = "MULTIADDR")]
+        bootstrap: Vec<String>,
+        /// A keyring directory: its rebuilders are bootstrap peers and known
+        /// signers (replaces [p2p] keyring).
+        #[arg(long, value_name = "DIR")]
+        keyring: Option<PathBuf>,
+        /// Seconds between anti-entropy rounds (replaces [p2p]
+        /// sync_interval_secs).
+        #[arg(long, value_name = "SECS")]
+        sync_interval: Option<u64>,
+        /// Do not start the libp2p swarm.
+        #[arg(long)]
+        no_p2p: bool,
     },
     /// Create the data directory (mode 0700), the node's key, the admin
     /// token and the default config, where missing; print the public key.
@@ -102,12 +122,32 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Run { http } => {
+        Command::Run {
+            http,
+            p2p_listen,
+            bootstrap,
+            keyring,
+            sync_interval,
+            no_p2p,
+        } => {
             data.init()?;
             let config_path = cli.config.clone().unwrap_or_else(|| data.config());
             let mut config: Config = config::load(&config_path)?;
             if let Some(addr) = http {
                 config.http.listen = addr;
+            }
+            if !p2p_listen.is_empty() {
+                config.p2p.listen = p2p_listen;
+            }
+            config.p2p.bootstrap.extend(bootstrap);
+            if keyring.is_some() {
+                config.p2p.keyring = keyring;
+            }
+            if let Some(s) = sync_interval {
+                config.p2p.sync_interval_secs = s;
+            }
+            if no_p2p {
+                config.p2p.enabled = false;
             }
             init_tracing(cli.log_level.as_deref().unwrap_or(&config.log.level))?;
             let runtime = tokio::runtime::Builder::new_multi_thread()

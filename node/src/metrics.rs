@@ -31,6 +31,13 @@ pub struct RouteLabel {
     pub status: u16,
 }
 
+/// Labels of dropped input.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why it was dropped (`quota.signer_rate`, `p2p.peer_rate`, ...).
+    pub reason: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Every metric of the node.
@@ -38,6 +45,10 @@ pub struct Metrics {
     registry: Registry,
     /// Envelopes ingested, by source and result.
     pub ingest: Family<ResultLabel, Counter>,
+    /// Input dropped by abuse limits, by reason.
+    pub dropped: Family<ReasonLabel, Counter>,
+    /// Gossip messages received, by topic and validation result.
+    pub gossip: Family<ResultLabel, Counter>,
     /// Verdicts per group commit.
     pub group_size: Histogram,
     /// Seconds per group commit (apply + flush).
@@ -70,6 +81,18 @@ impl Metrics {
             "ingest_envelopes",
             "Envelopes ingested, by source and result",
             ingest.clone(),
+        );
+        let dropped = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "dropped",
+            "Input dropped by abuse limits, by reason",
+            dropped.clone(),
+        );
+        let gossip = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "gossip_messages",
+            "Gossip messages received, by topic and validation result",
+            gossip.clone(),
         );
         let group_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
         registry.register(
@@ -110,6 +133,8 @@ impl Metrics {
         Metrics {
             registry,
             ingest,
+            dropped,
+            gossip,
             group_size,
             group_seconds,
             http,

@@ -13,6 +13,7 @@ async fn blobs_are_served_compressed_or_plain() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.p2p.enabled = false;
     let daemon = Daemon::start(DataDir::new(dir.path().join("d")), config)
         .await
         .unwrap();
@@ -81,6 +82,7 @@ async fn in_process_ingest_groups_concurrent_submissions() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.p2p.enabled = false;
     let daemon = Daemon::start(DataDir::new(dir.path().join("d")), config)
         .await
         .unwrap();

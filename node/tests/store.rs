@@ -111,7 +111,10 @@ fn conflicts_become_fork_proofs() {
     store.apply(&a, 100).unwrap();
     let other = sign(&verdict(&k, 1, a[0].id(), artifact(99), Outcome::Good), &k).unwrap();
     let res = store.apply(std::slice::from_ref(&other), 100).unwrap();
-    let Applied::Fork { proof, existing } = res[0].clone() else {
+    let Applied::Fork {
+        proof, existing, ..
+    } = res[0].clone()
+    else {
         panic!("{res:?}")
     };
     assert_eq!(existing, a[1].id());

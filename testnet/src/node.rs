@@ -43,6 +43,7 @@ impl NodeProcess {
             .arg(&self.data_dir)
             .arg("run")
             .args(["--http", "127.0.0.1:0"])
+            .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
             .args(&self.extra)
             .env(
                 "RUST_LOG",

@@ -35,6 +35,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/vouch/v1/forks", get(signers::forks))
         .route("/api/vouch/v1/blobs/{sha256}", get(blobs::get))
         .route("/api/vouch/v1/status", get(status::status))
+        .route("/api/vouch/v1/peers", get(status::peers))
         .route("/metrics", get(status::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint; see spec/http-api.md") })
         .layer(DefaultBodyLimit::max(limit))

@@ -27,6 +27,8 @@ pub struct AppState {
     pub limits: Arc<HttpConfig>,
     /// This node's signing key.
     pub node_key: PublicKey,
+    /// The swarm, when p2p is enabled.
+    pub network: Option<crate::p2p::Network>,
     /// When the node started.
     pub started: Instant,
 }

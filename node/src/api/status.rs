@@ -18,6 +18,7 @@ pub async fn status(State(s): State<AppState>) -> Result<Response, ApiError> {
         "node": {
             "version": env!("CARGO_PKG_VERSION"),
             "public_key": s.node_key.to_text(),
+            "peer_id": s.network.as_ref().map(|n| n.peer_id.to_string()),
             "uptime_seconds": s.started.elapsed().as_secs(),
         },
         "store": {
@@ -30,6 +31,23 @@ pub async fn status(State(s): State<AppState>) -> Result<Response, ApiError> {
         },
     }))
     .into_response())
+}
+
+/// `GET /api/vouch/v1/peers`: connected peers with their gossip scores.
+pub async fn peers(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let (peer_id, listen, peers) = match &s.network {
+        Some(n) => (
+            Some(n.peer_id.to_string()),
+            n.listen_addrs()
+                .await
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            n.peers().await,
+        ),
+        None => (None, Vec::new(), Vec::new()),
+    };
+    Ok(Json(json!({ "peer_id": peer_id, "listen": listen, "peers": peers })).into_response())
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -73,6 +73,8 @@ pub enum Applied {
         proof: Digest,
         /// The stored verdict it conflicts with.
         existing: Digest,
+        /// The encoded fork proof.
+        bytes: Vec<u8>,
     },
     /// Refused, with an error code and a reason.
     Rejected {
@@ -701,7 +703,7 @@ impl Tx<'_> {
         };
         let bytes = proof.encode();
         let proof_id = Digest::of(&bytes);
-        self.forks.insert(proof_id.as_bytes(), bytes)?;
+        self.forks.insert(proof_id.as_bytes(), bytes.clone())?;
         self.forks_by_signer.insert(
             &keys::pair(v.signer().as_bytes(), proof_id.as_bytes())[..],
             &[],
@@ -709,6 +711,7 @@ impl Tx<'_> {
         Ok(Applied::Fork {
             proof: proof_id,
             existing: other.id(),
+            bytes,
         })
     }
 }

@@ -1,0 +1,883 @@
+//! The actor: sole owner of the swarm. A `select!` over swarm events,
+//! commands from handles, outbound publications, results of ingest tasks and
+//! timers. Nothing here blocks: store reads and ingest run in tasks that
+//! report back through a bounded channel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use futures::StreamExt as _;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns, noise, tcp, yamux};
+use serde_bytes::ByteBuf;
+use tokio::sync::{Notify, mpsc};
+use vouch_attest::{Envelope, ForkProof, PublicKey, decode_verdict};
+
+use crate::admission::Bucket;
+use crate::ingest::{Ingest, Outbound, Status};
+use crate::metrics::{Metrics, ReasonLabel, ResultLabel};
+use crate::p2p::behaviour::{Behaviour, BehaviourEvent};
+use crate::p2p::sync::{self, SyncRequest, SyncResponse};
+use crate::p2p::{Command, NetworkConfig, PeerInfo, gossip, signer_of};
+use crate::store::Store;
+
+/// Gossip envelopes verified together, at most.
+const GOSSIP_BATCH: usize = 256;
+/// Gossip batches being ingested at once, at most; beyond, messages are
+/// ignored (and counted).
+const GOSSIP_IN_FLIGHT: usize = 8;
+/// Range pages queued for ingest per fetch before the next is requested.
+const PIPELINE: usize = 2;
+
+/// Results of tasks, back to the actor.
+enum Done {
+    Gossip(Vec<(MessageId, PeerId, MessageAcceptance, Option<Gap>)>),
+    Page {
+        signer: PublicKey,
+        invalid: usize,
+        peer: PeerId,
+    },
+    Respond(ResponseChannel<SyncResponse>, SyncResponse),
+}
+
+/// A hole in a signer's log seen in gossip: fetch `from..upto` from `peer`.
+struct Gap {
+    signer: PublicKey,
+    from: u64,
+    upto: u64,
+}
+
+/// What an outbound sync request was for.
+enum Purpose {
+    Heads,
+    Range { signer: PublicKey },
+    Forks,
+}
+
+/// An ongoing catch-up of one signer's log from one peer.
+struct Fetch {
+    peer: PeerId,
+    /// The peer's head seq: fetch until here.
+    target: u64,
+    /// Next seq to request.
+    next_from: u64,
+    /// A request is on the wire.
+    outstanding: bool,
+    /// Pages handed to ingest and not yet done.
+    queued: usize,
+}
+
+struct PeerLimits {
+    requests: Bucket,
+    messages: Bucket,
+}
+
+pub(super) struct Actor {
+    swarm: Swarm<Behaviour>,
+    config: NetworkConfig,
+    store: Store,
+    ingest: Ingest,
+    metrics: Arc<Metrics>,
+    commands: mpsc::Receiver<Command>,
+    outbound: mpsc::Receiver<Outbound>,
+    shutdown: Arc<Notify>,
+    done_tx: mpsc::Sender<Done>,
+    done_rx: mpsc::Receiver<Done>,
+    pages: mpsc::Sender<(PublicKey, PeerId, Vec<Vec<u8>>)>,
+    verdicts: IdentTopic,
+    forks: IdentTopic,
+    batch: Vec<(MessageId, PeerId, Vec<u8>)>,
+    batches_in_flight: usize,
+    requests: HashMap<OutboundRequestId, Purpose>,
+    fetching: HashMap<PublicKey, Fetch>,
+    limits: HashMap<PeerId, PeerLimits>,
+    addresses: HashMap<PeerId, Multiaddr>,
+    listen: Vec<Multiaddr>,
+    bootstrapped: bool,
+    round: u64,
+}
+
+impl Actor {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        keypair: Keypair,
+        config: NetworkConfig,
+        store: Store,
+        ingest: Ingest,
+        metrics: Arc<Metrics>,
+        commands: mpsc::Receiver<Command>,
+        outbound: mpsc::Receiver<Outbound>,
+        shutdown: Arc<Notify>,
+    ) -> Result<Actor> {
+        let heartbeat = if config.sync_interval < Duration::from_secs(5) {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(1)
+        };
+        let mdns_on = config.mdns;
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .context("TCP transport")?
+            .with_quic()
+            .with_dns()
+            .context("DNS")?
+            .with_behaviour(|key| {
+                Behaviour::new(key, mdns_on, heartbeat)
+                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            })
+            .map_err(|e| anyhow::anyhow!("building the behaviour: {e}"))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
+            .build();
+        let verdicts = IdentTopic::new(gossip::VERDICTS_TOPIC);
+        let forks = IdentTopic::new(gossip::FORKS_TOPIC);
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&verdicts)
+            .context("subscribing")?;
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&forks)
+            .context("subscribing")?;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .with_context(|| format!("listening on {addr}"))?;
+        }
+        for addr in &config.bootstrap {
+            if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+                swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+        let (done_tx, done_rx) = mpsc::channel(1024);
+        let (pages, pages_rx) = mpsc::channel(256);
+        tokio::spawn(page_ingester(ingest.clone(), pages_rx, done_tx.clone()));
+        Ok(Actor {
+            swarm,
+            config,
+            store,
+            ingest,
+            metrics,
+            commands,
+            outbound,
+            shutdown,
+            done_tx,
+            done_rx,
+            pages,
+            verdicts,
+            forks,
+            batch: Vec::new(),
+            batches_in_flight: 0,
+            requests: HashMap::new(),
+            fetching: HashMap::new(),
+            limits: HashMap::new(),
+            addresses: HashMap::new(),
+            listen: Vec::new(),
+            bootstrapped: false,
+            round: 0,
+        })
+    }
+
+    pub(super) async fn run(mut self) {
+        let mut flush = tokio::time::interval(Duration::from_millis(5));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sync_tick = tokio::time::interval(self.config.sync_interval);
+        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let discovery_every = (self.config.sync_interval * 2).max(Duration::from_secs(2));
+        let mut discovery = tokio::time::interval(discovery_every);
+        discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut outbound_open = true;
+        let shutdown = self.shutdown.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.notified() => break,
+                cmd = self.commands.recv() => match cmd {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                Some(done) = self.done_rx.recv() => self.done(done),
+                event = self.swarm.select_next_some() => self.swarm_event(event),
+                out = self.outbound.recv(), if outbound_open => match out {
+                    Some(o) => self.publish(o),
+                    None => outbound_open = false,
+                },
+                _ = flush.tick(), if !self.batch.is_empty() => self.flush_gossip(),
+                _ = sync_tick.tick() => self.anti_entropy(),
+                _ = discovery.tick() => self.discover(),
+            }
+        }
+        tracing::info!("p2p stopped");
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::Peers(reply) => {
+                let gs = &self.swarm.behaviour().gossipsub;
+                let peers = self
+                    .swarm
+                    .connected_peers()
+                    .map(|p| PeerInfo {
+                        peer_id: p.to_string(),
+                        signer: signer_of(p).map(|k| k.to_text()),
+                        address: self.addresses.get(p).map(ToString::to_string),
+                        score: gs.peer_score(p),
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::ListenAddrs(reply) => {
+                let _ = reply.send(self.listen_with_id());
+            }
+        }
+    }
+
+    fn listen_with_id(&self) -> Vec<Multiaddr> {
+        let me = *self.swarm.local_peer_id();
+        self.listen
+            .iter()
+            .map(|a| a.clone().with(Protocol::P2p(me)))
+            .collect()
+    }
+
+    fn publish(&mut self, o: Outbound) {
+        let (topic, bytes) = match o {
+            Outbound::Verdict(b) => (self.verdicts.clone(), b),
+            Outbound::Fork(b) => (self.forks.clone(), b),
+        };
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+            Ok(_) => {}
+            Err(gossipsub::PublishError::Duplicate) => {}
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                tracing::debug!("no peers to publish to yet; anti-entropy will carry it");
+            }
+            Err(e) => tracing::warn!(error = %e, "publish failed"),
+        }
+    }
+
+    fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "p2p listening");
+                self.listen.push(address);
+                self.write_addr_file();
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                self.addresses
+                    .insert(peer_id, endpoint.get_remote_address().clone());
+                if !self.bootstrapped {
+                    self.bootstrapped = true;
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.addresses.remove(&peer_id);
+                self.limits.remove(&peer_id);
+                // Catch-ups from this peer resume with another one.
+                self.fetching
+                    .retain(|_, f| f.peer != peer_id || f.queued > 0);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.gossip_event(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.sync_event(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                for addr in info.listen_addrs {
+                    if is_dialable(&addr) {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, ..
+            })) => {
+                self.maybe_dial(peer);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                    self.maybe_dial(peer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn maybe_dial(&mut self, peer: PeerId) {
+        if peer == *self.swarm.local_peer_id() || self.swarm.is_connected(&peer) {
+            return;
+        }
+        if self.swarm.connected_peers().count() >= self.config.max_peers {
+            return;
+        }
+        let _ = self.swarm.dial(peer);
+    }
+
+    fn write_addr_file(&self) {
+        let Some(path) = &self.config.addr_file else {
+            return;
+        };
+        let text: String = self
+            .listen_with_id()
+            .iter()
+            .map(|a| format!("{a}\n"))
+            .collect();
+        let tmp = path.with_extension("p2p.tmp");
+        if std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .is_err()
+        {
+            tracing::warn!(path = %path.display(), "cannot write the p2p address file");
+        }
+    }
+
+    // ---- gossip ----
+
+    fn gossip_event(&mut self, e: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = e
+        else {
+            return;
+        };
+        let rate = f64::from(self.config.peer_messages_per_second.max(1));
+        let limits = self
+            .limits
+            .entry(propagation_source)
+            .or_insert_with(|| PeerLimits {
+                requests: Bucket::full(f64::from(self.config.peer_requests_per_minute.max(1))),
+                messages: Bucket::full(rate),
+            });
+        if !limits.messages.take(rate, rate) {
+            self.metrics
+                .dropped
+                .get_or_create(&ReasonLabel {
+                    reason: "p2p.peer_messages",
+                })
+                .inc();
+            self.validate(
+                &message_id,
+                &propagation_source,
+                MessageAcceptance::Ignore,
+                "rate_limited",
+            );
+            return;
+        }
+        if message.topic == self.forks.hash() {
+            let acceptance = match ForkProof::open(&message.data) {
+                Ok(checked) => match self.store.put_fork(
+                    &match ForkProof::decode(&message.data) {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                    &checked.signer,
+                ) {
+                    Ok(_) => MessageAcceptance::Accept,
+                    Err(e) => {
+                        tracing::error!(error = %e, "storing a fork proof");
+                        MessageAcceptance::Ignore
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(peer = %propagation_source, error = %e, "invalid fork proof in gossip");
+                    MessageAcceptance::Reject
+                }
+            };
+            let label = acceptance_label(&acceptance);
+            self.validate(&message_id, &propagation_source, acceptance, label);
+            return;
+        }
+        self.batch
+            .push((message_id, propagation_source, message.data));
+        if self.batch.len() >= GOSSIP_BATCH {
+            self.flush_gossip();
+        }
+    }
+
+    fn validate(
+        &mut self,
+        id: &MessageId,
+        source: &PeerId,
+        acceptance: MessageAcceptance,
+        label: &'static str,
+    ) {
+        self.metrics
+            .gossip
+            .get_or_create(&ResultLabel {
+                source: "gossip",
+                result: label,
+            })
+            .inc();
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, source, acceptance);
+    }
+
+    fn flush_gossip(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        if self.batches_in_flight >= GOSSIP_IN_FLIGHT {
+            for (id, peer, _) in batch {
+                self.metrics
+                    .dropped
+                    .get_or_create(&ReasonLabel {
+                        reason: "p2p.backpressure",
+                    })
+                    .inc();
+                self.validate(&id, &peer, MessageAcceptance::Ignore, "backpressure");
+            }
+            return;
+        }
+        self.batches_in_flight += 1;
+        let ingest = self.ingest.clone();
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let (meta, envelopes): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|(id, p, d)| ((id, p), d)).unzip();
+            let results = match ingest.submit("gossip", envelopes).await {
+                Ok(reports) => meta
+                    .into_iter()
+                    .zip(reports)
+                    .map(|((id, peer), r)| {
+                        let gap = match (r.status, r.missing_from, r.seq, r.signer.as_deref()) {
+                            (Status::Pending, Some(from), Some(seq), Some(signer)) => {
+                                signer.parse().ok().map(|signer| Gap {
+                                    signer,
+                                    from,
+                                    upto: seq,
+                                })
+                            }
+                            _ => None,
+                        };
+                        let acceptance = match (r.status, r.code.as_deref()) {
+                            (Status::Accepted | Status::Duplicate | Status::Pending, _) => {
+                                MessageAcceptance::Accept
+                            }
+                            (Status::Rejected, Some(code))
+                                if code.starts_with("decode.")
+                                    || code.starts_with("signature.") =>
+                            {
+                                MessageAcceptance::Reject
+                            }
+                            (Status::Rejected, _) => MessageAcceptance::Ignore,
+                        };
+                        (id, peer, acceptance, gap)
+                    })
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "gossip ingest failed");
+                    meta.into_iter()
+                        .map(|(id, peer)| (id, peer, MessageAcceptance::Ignore, None))
+                        .collect()
+                }
+            };
+            let _ = done.send(Done::Gossip(results)).await;
+        });
+    }
+
+    fn done(&mut self, d: Done) {
+        match d {
+            Done::Gossip(results) => {
+                self.batches_in_flight = self.batches_in_flight.saturating_sub(1);
+                for (id, peer, acceptance, gap) in results {
+                    let label = acceptance_label(&acceptance);
+                    if matches!(acceptance, MessageAcceptance::Reject) {
+                        tracing::info!(%peer, "peer sent an invalid verdict; it is scored down");
+                    }
+                    self.validate(&id, &peer, acceptance, label);
+                    if let Some(gap) = gap {
+                        self.fetch_gap(peer, gap);
+                    }
+                }
+            }
+            Done::Page {
+                signer,
+                invalid,
+                peer,
+            } => {
+                if invalid > 0 {
+                    tracing::warn!(%peer, invalid, "peer served invalid envelopes in sync");
+                    self.metrics
+                        .dropped
+                        .get_or_create(&ReasonLabel {
+                            reason: "p2p.invalid_sync",
+                        })
+                        .inc_by(invalid as u64);
+                }
+                let next = match self.fetching.get_mut(&signer) {
+                    Some(f) => {
+                        f.queued = f.queued.saturating_sub(1);
+                        if f.next_from > f.target && f.queued == 0 && !f.outstanding {
+                            None
+                        } else if !f.outstanding && f.next_from <= f.target && f.queued < PIPELINE {
+                            Some((f.peer, f.next_from))
+                        } else {
+                            return;
+                        }
+                    }
+                    None => return,
+                };
+                match next {
+                    Some((peer, from)) => self.request_range(peer, signer, from),
+                    None => {
+                        self.fetching.remove(&signer);
+                    }
+                }
+            }
+            Done::Respond(channel, response) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
+            }
+        }
+    }
+
+    // ---- sync ----
+
+    fn anti_entropy(&mut self) {
+        self.round += 1;
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in pick(&peers, self.config.sync_peers) {
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .sync
+                .send_request(&peer, SyncRequest::Heads);
+            self.requests.insert(id, Purpose::Heads);
+            if self.round % 4 == 1 {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, SyncRequest::Forks);
+                self.requests.insert(id, Purpose::Forks);
+            }
+        }
+    }
+
+    fn discover(&mut self) {
+        let connected = self.swarm.connected_peers().count();
+        if connected == 0 {
+            for addr in self.config.bootstrap.clone() {
+                let _ = self.swarm.dial(addr);
+            }
+        }
+        if connected < self.config.max_peers.min(8) {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .get_closest_peers(PeerId::random());
+        }
+    }
+
+    fn sync_event(&mut self, e: request_response::Event<SyncRequest, SyncResponse>) {
+        match e {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    self.serve(peer, request, channel);
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(purpose) = self.requests.remove(&request_id) {
+                        self.response(peer, purpose, response);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id,
+                peer,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, %error, "sync request failed");
+                if let Some(Purpose::Range { signer }) = self.requests.remove(&request_id)
+                    && let Some(f) = self.fetching.get_mut(&signer)
+                {
+                    f.outstanding = false;
+                    if f.queued == 0 {
+                        self.fetching.remove(&signer);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn serve(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        let per_minute = f64::from(self.config.peer_requests_per_minute.max(1));
+        let msg_rate = f64::from(self.config.peer_messages_per_second.max(1));
+        let limits = self.limits.entry(peer).or_insert_with(|| PeerLimits {
+            requests: Bucket::full(per_minute),
+            messages: Bucket::full(msg_rate),
+        });
+        if !limits.requests.take(per_minute, per_minute / 60.0) {
+            self.metrics
+                .dropped
+                .get_or_create(&ReasonLabel {
+                    reason: "p2p.peer_requests",
+                })
+                .inc();
+            let _ = self.swarm.behaviour_mut().sync.send_response(
+                channel,
+                SyncResponse::error("rate_limited", "too many sync requests"),
+            );
+            return;
+        }
+        let store = self.store.clone();
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let response = tokio::task::spawn_blocking(move || sync::serve(&store, request))
+                .await
+                .unwrap_or_else(|e| SyncResponse::error("internal", e.to_string()));
+            let _ = done.send(Done::Respond(channel, response)).await;
+        });
+    }
+
+    fn response(&mut self, peer: PeerId, purpose: Purpose, response: SyncResponse) {
+        match (purpose, response) {
+            (Purpose::Heads, SyncResponse::Heads(heads)) => {
+                for h in heads.into_iter().take(sync::MAX_HEADS) {
+                    let (Some(signer), Some(id)) =
+                        (sync::parse_signer(&h.signer), sync::parse_digest(&h.id))
+                    else {
+                        continue;
+                    };
+                    if self.fetching.contains_key(&signer) {
+                        continue;
+                    }
+                    let ours = match self.store.head(&signer) {
+                        Ok(h) => h,
+                        Err(e) => {
+                            tracing::error!(error = %e, "reading a head");
+                            continue;
+                        }
+                    };
+                    let from = match &ours {
+                        None => 0,
+                        Some(o) if o.seq < h.seq => o.seq + 1,
+                        // Same seq, another entry: fetch it to prove the fork.
+                        Some(o) if o.seq == h.seq && o.id != id => o.seq,
+                        Some(_) => continue,
+                    };
+                    self.fetching.insert(
+                        signer,
+                        Fetch {
+                            peer,
+                            target: h.seq,
+                            next_from: from,
+                            outstanding: false,
+                            queued: 0,
+                        },
+                    );
+                    self.request_range(peer, signer, from);
+                }
+            }
+            (Purpose::Range { signer }, SyncResponse::Range(page)) => {
+                let envelopes: Vec<Vec<u8>> = page
+                    .into_iter()
+                    .map(ByteBuf::into_vec)
+                    .take(sync::MAX_PAGE as usize)
+                    .collect();
+                let last_seq = envelopes
+                    .last()
+                    .and_then(|e| Envelope::decode(e).ok())
+                    .and_then(|e| decode_verdict(e.payload()).ok())
+                    .map(|v| v.seq);
+                let Some(f) = self.fetching.get_mut(&signer) else {
+                    // A targeted gap fetch: hand it to ingest and forget it.
+                    if !envelopes.is_empty() {
+                        let _ = self.pages.try_send((signer, peer, envelopes));
+                    }
+                    return;
+                };
+                f.outstanding = false;
+                match last_seq {
+                    Some(seq) if seq >= f.next_from => {
+                        f.next_from = seq + 1;
+                        f.queued += 1;
+                        if self.pages.try_send((signer, peer, envelopes)).is_err() {
+                            f.queued -= 1;
+                            tracing::warn!("sync ingest queue full; the next round resumes");
+                            self.fetching.remove(&signer);
+                            return;
+                        }
+                        if f.next_from <= f.target && f.queued < PIPELINE {
+                            let (p, from) = (f.peer, f.next_from);
+                            self.request_range(p, signer, from);
+                        }
+                    }
+                    _ => {
+                        // Nothing new: done (or the peer does not have it).
+                        if f.queued == 0 {
+                            self.fetching.remove(&signer);
+                        } else {
+                            f.next_from = f.target + 1;
+                        }
+                    }
+                }
+            }
+            (Purpose::Forks, SyncResponse::Forks(proofs)) => {
+                for p in proofs.into_iter().take(sync::MAX_FORKS) {
+                    if let (Ok(checked), Ok(proof)) = (ForkProof::open(&p), ForkProof::decode(&p))
+                        && let Err(e) = self.store.put_fork(&proof, &checked.signer)
+                    {
+                        tracing::error!(error = %e, "storing a fork proof");
+                    }
+                }
+            }
+            (purpose, SyncResponse::Error { code, message }) => {
+                tracing::debug!(%peer, %code, %message, "sync request refused");
+                if let Purpose::Range { signer } = purpose {
+                    self.fetching.remove(&signer);
+                }
+            }
+            (purpose, _) => {
+                tracing::debug!(%peer, "sync answer of the wrong kind");
+                if let Purpose::Range { signer } = purpose {
+                    self.fetching.remove(&signer);
+                }
+            }
+        }
+    }
+
+    fn request_range(&mut self, peer: PeerId, signer: PublicKey, from: u64) {
+        let request = SyncRequest::Range {
+            signer: ByteBuf::from(signer.as_bytes().to_vec()),
+            from,
+            limit: sync::MAX_PAGE,
+        };
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.requests.insert(id, Purpose::Range { signer });
+        if let Some(f) = self.fetching.get_mut(&signer) {
+            f.outstanding = true;
+        }
+    }
+
+    fn fetch_gap(&mut self, peer: PeerId, gap: Gap) {
+        if self.fetching.contains_key(&gap.signer) || gap.upto <= gap.from {
+            return;
+        }
+        self.fetching.insert(
+            gap.signer,
+            Fetch {
+                peer,
+                target: gap.upto.saturating_sub(1),
+                next_from: gap.from,
+                outstanding: false,
+                queued: 0,
+            },
+        );
+        self.request_range(peer, gap.signer, gap.from);
+    }
+}
+
+/// Ingests sync pages one after another, in arrival order, so that a
+/// signer's entries reach the writer in seq order.
+async fn page_ingester(
+    ingest: Ingest,
+    mut pages: mpsc::Receiver<(PublicKey, PeerId, Vec<Vec<u8>>)>,
+    done: mpsc::Sender<Done>,
+) {
+    while let Some((signer, peer, envelopes)) = pages.recv().await {
+        let invalid = match ingest.submit("sync", envelopes).await {
+            Ok(reports) => reports
+                .iter()
+                .filter(|r| {
+                    r.status == Status::Rejected
+                        && r.code.as_deref().is_some_and(|c| {
+                            c.starts_with("decode.") || c.starts_with("signature.")
+                        })
+                })
+                .count(),
+            Err(e) => {
+                tracing::warn!(error = %e, "sync ingest failed");
+                0
+            }
+        };
+        if done
+            .send(Done::Page {
+                signer,
+                invalid,
+                peer,
+            })
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+fn acceptance_label(a: &MessageAcceptance) -> &'static str {
+    match a {
+        MessageAcceptance::Accept => "accepted",
+        MessageAcceptance::Reject => "rejected",
+        MessageAcceptance::Ignore => "ignored",
+    }
+}
+
+/// Up to `n` distinct peers chosen at random.
+fn pick(peers: &[PeerId], n: usize) -> Vec<PeerId> {
+    let mut v = peers.to_vec();
+    let mut seed = [0u8; 8];
+    let _ = getrandom::fill(&mut seed);
+    let mut x = u64::from_le_bytes(seed) | 1;
+    for i in (1..v.len()).rev() {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = (x % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+    v.truncate(n);
+    v
+}
+
+/// Addresses worth giving to Kademlia: not unspecified.
+fn is_dialable(addr: &Multiaddr) -> bool {
+    !addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}

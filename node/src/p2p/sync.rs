@@ -1,0 +1,143 @@
+//! `/vouch/sync/1`: anti-entropy between peers. A peer asks for log heads,
+//! then fetches the ranges it lacks in bounded pages. Messages are CBOR
+//! (libp2p's request-response CBOR codec), with the limits below.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use vouch_attest::{Digest, PublicKey};
+
+use crate::store::Store;
+
+/// The protocol name.
+pub const PROTOCOL: &str = "/vouch/sync/1";
+/// Most envelopes in one range page.
+pub const MAX_PAGE: u32 = 1000;
+/// Most bytes of envelopes in one range page.
+pub const MAX_PAGE_BYTES: usize = 8 << 20;
+/// Most heads in one answer.
+pub const MAX_HEADS: usize = 100_000;
+/// Most fork proofs in one answer.
+pub const MAX_FORKS: usize = 1000;
+/// Largest request on the wire.
+pub const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+/// Largest response on the wire.
+pub const MAX_RESPONSE_BYTES: u64 = 10 << 20;
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// Every log head the peer holds.
+    Heads,
+    /// Envelopes of one signer's log from `from`, at most `limit`.
+    Range {
+        /// The signer's 32-byte public key.
+        signer: ByteBuf,
+        /// First seq wanted.
+        from: u64,
+        /// Most entries wanted (capped at [`MAX_PAGE`]).
+        limit: u32,
+    },
+    /// Every fork proof the peer holds.
+    Forks,
+}
+
+/// One log head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadEntry {
+    /// The signer's 32-byte public key.
+    pub signer: ByteBuf,
+    /// Newest contiguous seq.
+    pub seq: u64,
+    /// Its verdict id.
+    pub id: ByteBuf,
+}
+
+/// A response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// The peer's log heads.
+    Heads(Vec<HeadEntry>),
+    /// Envelopes in seq order (possibly fewer than asked; empty past the head).
+    Range(Vec<ByteBuf>),
+    /// Encoded fork proofs.
+    Forks(Vec<ByteBuf>),
+    /// The request was refused.
+    Error {
+        /// `rate_limited`, `bad_request`, `internal`.
+        code: String,
+        /// For people.
+        message: String,
+    },
+}
+
+impl SyncResponse {
+    /// An error response.
+    pub fn error(code: &str, message: impl Into<String>) -> SyncResponse {
+        SyncResponse::Error {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Answers a request from the store.
+pub fn serve(store: &Store, request: SyncRequest) -> SyncResponse {
+    match request {
+        SyncRequest::Heads => match store.heads() {
+            Ok(heads) => SyncResponse::Heads(
+                heads
+                    .into_iter()
+                    .take(MAX_HEADS)
+                    .map(|h| HeadEntry {
+                        signer: ByteBuf::from(h.signer.as_bytes().to_vec()),
+                        seq: h.seq,
+                        id: ByteBuf::from(h.id.as_bytes().to_vec()),
+                    })
+                    .collect(),
+            ),
+            Err(e) => SyncResponse::error("internal", e.to_string()),
+        },
+        SyncRequest::Range {
+            signer,
+            from,
+            limit,
+        } => {
+            let Some(signer) = parse_signer(&signer) else {
+                return SyncResponse::error("bad_request", "signer is not a 32-byte ed25519 key");
+            };
+            let limit = limit.clamp(1, MAX_PAGE) as usize;
+            match store.log_range(&signer, from, limit) {
+                Ok(page) => {
+                    let mut bytes = 0;
+                    SyncResponse::Range(
+                        page.into_iter()
+                            .take_while(|e| {
+                                bytes += e.len();
+                                bytes <= MAX_PAGE_BYTES
+                            })
+                            .map(ByteBuf::from)
+                            .collect(),
+                    )
+                }
+                Err(e) => SyncResponse::error("internal", e.to_string()),
+            }
+        }
+        SyncRequest::Forks => match store.forks() {
+            Ok(f) => {
+                SyncResponse::Forks(f.into_iter().take(MAX_FORKS).map(ByteBuf::from).collect())
+            }
+            Err(e) => SyncResponse::error("internal", e.to_string()),
+        },
+    }
+}
+
+/// A 32-byte signer key from the wire.
+pub fn parse_signer(bytes: &[u8]) -> Option<PublicKey> {
+    let raw: [u8; 32] = bytes.try_into().ok()?;
+    PublicKey::from_bytes(&raw).ok()
+}
+
+/// A 32-byte digest from the wire.
+pub fn parse_digest(bytes: &[u8]) -> Option<Digest> {
+    bytes.try_into().ok().map(Digest)
+}
