@@ -43,6 +43,25 @@ pub(crate) enum Command {
     /// and/or files.
     #[command(after_help = VERIFY_HELP)]
     Verify(VerifyArgs),
+    /// Send signed envelopes to a node (needs its admin token).
+    #[command(
+        after_help = "Exit 0 when every envelope was accepted, duplicate or pending; 1 when the node \
+rejected some (each is listed with its reason); 3 on bad input; 4 when the node could not be reached. \
+With --json prints the node's answer."
+    )]
+    Submit(SubmitArgs),
+    /// Show a node's libp2p peers and their gossip scores.
+    #[command(
+        after_help = "Exit 0, or 4 when the node could not be reached. --json prints the node's answer."
+    )]
+    Peers {
+        /// The node (base URL).
+        #[arg(long = "node", value_name = "URL")]
+        node: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what nodes hold for a sha256 or a package name.
     #[command(after_help = QUERY_HELP)]
     Query(QueryArgs),
@@ -177,6 +196,25 @@ pub(crate) struct VerifyArgs {
     /// Files holding fork proofs.
     #[arg(long = "forks", value_name = "FILE", num_args = 1..)]
     pub(crate) forks: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    /// The node (base URL).
+    #[arg(long = "node", value_name = "URL")]
+    pub(crate) node: String,
+    /// File holding the node's admin token (DATA_DIR/admin-token).
+    #[arg(long, value_name = "FILE", env = "VOUCH_ADMIN_TOKEN_FILE")]
+    pub(crate) token_file: std::path::PathBuf,
+    /// Envelope files (one envelope or a CBOR array each).
+    #[arg(value_name = "FILE", required = true)]
+    pub(crate) files: Vec<std::path::PathBuf>,
+    /// Seconds to wait for the node.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub(crate) timeout: u64,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

@@ -159,7 +159,8 @@ pub fn run(dir: &Path, nodes: usize, quiet: bool) -> Result<Vec<Row>> {
 
     // A real node stores them and answers queries.
     let node = NodeProcess::start(&dir.join("node"), &[])?;
-    let answer = post_envelopes(node.url(), &node.admin_token()?, std::fs::read(&bundle)?)?;
+    let answer =
+        crate::http::post_envelopes(node.url(), &node.admin_token()?, std::fs::read(&bundle)?)?;
     say(format!(
         "vouchd at {} (data {}): {} accepted\n",
         node.url(),
@@ -194,31 +195,6 @@ pub fn run(dir: &Path, nodes: usize, quiet: bool) -> Result<Vec<Row>> {
         });
     }
     Ok(rows)
-}
-
-/// POSTs a body of envelopes to a node with its admin token.
-pub fn post_envelopes(url: &str, token: &str, body: Vec<u8>) -> Result<Value> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async {
-        let resp = reqwest::Client::new()
-            .post(format!("{url}/api/vouch/v1/verdicts"))
-            .bearer_auth(token)
-            .header("content-type", "application/cbor")
-            .body(body)
-            .send()
-            .await
-            .context("posting verdicts")?;
-        let status = resp.status();
-        let value: Value = resp.json().await.context("reading the node's answer")?;
-        if !status.is_success() {
-            bail!("the node refused the verdicts: {status} {value}");
-        }
-        Ok(value)
-    })
 }
 
 fn outcome_json(o: &Outcome) -> Value {

@@ -7,5 +7,8 @@
 
 pub mod backend;
 pub mod demo;
+pub mod http;
 pub mod keys;
+pub mod net;
 pub mod node;
+pub mod rogue;

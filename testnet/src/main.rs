@@ -2,10 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use vouch_testnet::{demo, keys};
+use serde_json::json;
+use vouch_testnet::net::{Options, Testnet};
+use vouch_testnet::{demo, keys, rogue};
 
 /// A local vouch federation for demos and scenario tests.
 #[derive(Debug, Parser)]
@@ -17,9 +20,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start N real vouchd processes on loopback, wired through bootstrap
+    /// peers only (every node is given node 1's address and finds the rest
+    /// itself). Prints one line per node (HTTP URL, peer id, data
+    /// directory); Ctrl-C or SIGTERM stops them all.
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=200))]
+        nodes: u16,
+        /// Keep data directories here (default: a temporary directory,
+        /// removed at exit).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Seconds between anti-entropy rounds.
+        #[arg(long, default_value_t = 5)]
+        sync_interval: u64,
+        /// One JSON object per line: {"http", "peer_id", "data_dir"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Three demo rebuilders sign verdicts about a demo repository with
-    /// `vouch sign`; `vouch verify` checks each package against a 2-of-3
-    /// policy. Needs `vouch` built next to this binary.
+    /// `vouch sign`, a vouchd node stores them, and `vouch verify --node`
+    /// checks each package against a 2-of-3 policy. Needs `vouch` and
+    /// `vouchd` built next to this binary.
     Demo {
         /// Work in this directory (default: a fresh temporary one, removed
         /// afterwards).
@@ -35,6 +58,19 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// A rogue peer for fault tests: joins through BOOTSTRAP and gossips
+    /// envelopes with invalid signatures. Prints its peer id.
+    Rogue {
+        /// A node's multiaddr with /p2p/<peer id>.
+        #[arg(long, value_name = "MULTIADDR")]
+        bootstrap: String,
+        /// How many invalid envelopes.
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+        /// Seconds to stay connected afterwards.
+        #[arg(long, default_value_t = 5)]
+        linger: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,17 +83,67 @@ fn main() -> ExitCode {
     }
 }
 
+fn temp_or(dir: Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            (d, None)
+        }
+        None => {
+            let t = tempfile::tempdir().context("creating a temporary directory")?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Demo { dir, nodes } => {
-            let tmp;
-            let dir = match dir {
-                Some(d) => d,
-                None => {
-                    tmp = tempfile::tempdir().context("creating a temporary directory")?;
-                    tmp.path().to_path_buf()
+        Command::Up {
+            nodes,
+            dir,
+            sync_interval,
+            json,
+        } => {
+            let (dir, _tmp) = temp_or(dir)?;
+            let mut net = Testnet::start(
+                &dir,
+                nodes.into(),
+                Options {
+                    sync_interval,
+                    ..Options::default()
+                },
+            )?;
+            for n in &net.nodes {
+                let peer = n.peer_id()?;
+                if json {
+                    println!(
+                        "{}",
+                        json!({ "http": n.url(), "peer_id": peer, "data_dir": n.data_dir() })
+                    );
+                } else {
+                    println!("{}  {peer}  {}", n.url(), n.data_dir().display());
                 }
-            };
+            }
+            runtime()?.block_on(async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => r,
+                    _ = term.recv() => Ok(()),
+                }
+            })?;
+            eprintln!("stopping {} nodes", net.nodes.len());
+            net.stop()
+        }
+        Command::Demo { dir, nodes } => {
+            let (dir, _tmp) = temp_or(dir)?;
             demo::run(&dir, nodes.into(), false)?;
             Ok(())
         }
@@ -70,6 +156,16 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", path.display());
             }
             Ok(())
+        }
+        Command::Rogue {
+            bootstrap,
+            count,
+            linger,
+        } => {
+            let addr = bootstrap
+                .parse()
+                .with_context(|| format!("`{bootstrap}` is not a multiaddr"))?;
+            runtime()?.block_on(rogue::run(addr, count, Duration::from_secs(linger)))
         }
     }
 }

@@ -14,17 +14,27 @@ pub struct NodeProcess {
     data_dir: PathBuf,
     http: String,
     extra: Vec<String>,
+    /// A command prefix, e.g. `ip netns exec NS`.
+    wrapper: Vec<String>,
 }
 
 impl NodeProcess {
     /// Starts `vouchd run` on `127.0.0.1:0` in `data_dir` and waits until it
     /// serves.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Result<NodeProcess> {
+        NodeProcess::start_wrapped(data_dir, extra, &[])
+    }
+
+    /// As [`NodeProcess::start`], with the command run through `wrapper`
+    /// (e.g. `["ip", "netns", "exec", "ns1"]`). `extra` replaces the default
+    /// listen addresses when it gives `--http` or `--p2p-listen`.
+    pub fn start_wrapped(data_dir: &Path, extra: &[&str], wrapper: &[&str]) -> Result<NodeProcess> {
         let mut node = NodeProcess {
             child: None,
             data_dir: data_dir.to_path_buf(),
             http: String::new(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
         };
         node.spawn()?;
         Ok(node)
@@ -38,12 +48,23 @@ impl NodeProcess {
             .append(true)
             .open(self.data_dir.with_extension("log"))
             .context("opening the node's log file")?;
-        let child = Command::new(sibling_binary("vouchd")?)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("run")
-            .args(["--http", "127.0.0.1:0"])
-            .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
+        let vouchd = sibling_binary("vouchd")?;
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&vouchd);
+                c
+            }
+            None => Command::new(&vouchd),
+        };
+        cmd.arg("--data-dir").arg(&self.data_dir).arg("run");
+        if !self.extra.iter().any(|a| a == "--http") {
+            cmd.args(["--http", "127.0.0.1:0"]);
+        }
+        if !self.extra.iter().any(|a| a == "--p2p-listen") {
+            cmd.args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"]);
+        }
+        let child = cmd
             .args(&self.extra)
             .env(
                 "RUST_LOG",
@@ -85,6 +106,45 @@ impl NodeProcess {
         &self.http
     }
 
+    /// The swarm's listen addresses (with `/p2p/<peer id>`), waiting up to
+    /// 10 s for the node to write them.
+    pub fn p2p_addrs(&self) -> Result<Vec<String>> {
+        let path = self.data_dir.join("vouchd.p2p");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let addrs: Vec<String> = text
+                    .lines()
+                    .map(str::to_string)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                if !addrs.is_empty() {
+                    return Ok(addrs);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("{} never appeared", path.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The libp2p peer id.
+    pub fn peer_id(&self) -> Result<String> {
+        let addr = self.p2p_addrs()?.into_iter().next().unwrap_or_default();
+        addr.rsplit("/p2p/")
+            .next()
+            .map(str::to_string)
+            .context("no /p2p/ in the address")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -121,7 +181,7 @@ impl NodeProcess {
         Ok(())
     }
 
-    /// Starts the process again on the same data directory (new port).
+    /// Starts the process again on the same data directory (new ports).
     pub fn restart(&mut self) -> Result<()> {
         self.stop()?;
         self.spawn()
@@ -142,6 +202,7 @@ impl NodeProcess {
             .arg(&self.data_dir)
             .arg("check")
             .output()?;
+        // (The check opens the store itself; the node must be stopped.)
         if !out.status.success() {
             bail!("vouchd check: {}", String::from_utf8_lossy(&out.stderr));
         }

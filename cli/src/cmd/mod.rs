@@ -5,6 +5,7 @@ mod keygen;
 mod policy;
 mod query;
 mod sign;
+mod submit;
 mod verify;
 
 use anyhow::Result;
@@ -21,5 +22,7 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Policy(PolicyCommand::Check { file, json }) => policy::check(&file, json),
         Command::Verify(a) => verify::run(&a),
         Command::Query(a) => query::run(&a),
+        Command::Submit(a) => submit::run(&a),
+        Command::Peers { node, json } => query::peers(&node, json),
     }
 }

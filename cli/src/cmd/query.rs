@@ -183,3 +183,43 @@ fn check_item(item: &Value) -> Result<VerifiedVerdict, String> {
     }
     Ok(v)
 }
+
+/// `vouch peers`
+pub(crate) fn peers(node: &str, as_json: bool) -> Result<Exit> {
+    let http = client::http(Duration::from_secs(10))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let req = http.get(format!("{}/api/vouch/v1/peers", node.trim_end_matches('/')));
+    let body = match runtime.block_on(client::read_body(req)) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("vouch: {node}: {e:#}");
+            return Ok(Exit::Unreachable);
+        }
+    };
+    let v: Value = serde_json::from_slice(&body).context("the node's answer is not JSON")?;
+    if as_json {
+        output::json(&v)?;
+        return Ok(Exit::Ok);
+    }
+    let mut table = Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(["peer", "signer", "address", "score"]);
+    for p in v["peers"].as_array().into_iter().flatten() {
+        table.add_row([
+            p["peer_id"].as_str().unwrap_or("?").to_string(),
+            p["signer"].as_str().unwrap_or("-").to_string(),
+            p["address"].as_str().unwrap_or("-").to_string(),
+            p["score"]
+                .as_f64()
+                .map_or("-".to_string(), |s| format!("{s:.2}")),
+        ]);
+    }
+    output::text(&format!(
+        "node {}\n{table}\n",
+        v["peer_id"].as_str().unwrap_or("(p2p off)")
+    ))?;
+    Ok(Exit::Ok)
+}

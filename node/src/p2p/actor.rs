@@ -14,7 +14,7 @@ use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns, noise, ping, tcp, yamux};
 use serde_bytes::ByteBuf;
 use tokio::sync::{Notify, mpsc};
 use vouch_attest::{Envelope, ForkProof, PublicKey, decode_verdict};
@@ -310,6 +310,16 @@ impl Actor {
                         self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                     }
                 }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(e),
+            })) => {
+                // libp2p leaves dead connections open; close them so that
+                // discovery looks for a way back.
+                tracing::info!(%peer, error = %e, "peer stopped answering pings; closing the connection");
+                self.swarm.close_connection(connection);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, ..

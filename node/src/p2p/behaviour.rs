@@ -83,7 +83,13 @@ impl Behaviour {
             gossipsub,
             kad,
             identify,
-            ping: ping::Behaviour::new(ping::Config::new()),
+            // A peer that stops answering for 20 s is gone: its connection
+            // closes and discovery finds a way back when it returns.
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(Duration::from_secs(10))
+                    .with_timeout(Duration::from_secs(10)),
+            ),
             sync,
             mdns: Toggle::from(mdns),
         })

@@ -1,0 +1,62 @@
+//! Small blocking helpers to talk to nodes from tests and the testnet tool.
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// POSTs a CBOR body of envelopes with the admin token.
+pub fn post_envelopes(url: &str, token: &str, body: Vec<u8>) -> Result<Value> {
+    runtime()?.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!("{url}/api/vouch/v1/verdicts"))
+            .bearer_auth(token)
+            .header("content-type", "application/cbor")
+            .body(body)
+            .send()
+            .await
+            .context("posting verdicts")?;
+        let status = resp.status();
+        let value: Value = resp.json().await.context("reading the node's answer")?;
+        if !status.is_success() {
+            bail!("the node refused the verdicts: {status} {value}");
+        }
+        Ok(value)
+    })
+}
+
+/// GETs a JSON document.
+pub fn get_json(url: &str, path: &str) -> Result<Value> {
+    runtime()?.block_on(async {
+        let resp = reqwest::get(format!("{url}{path}"))
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("GET {path}: {status}");
+        }
+        resp.json().await.context("not JSON")
+    })
+}
+
+/// The node's signer heads: signer text -> (seq, id).
+pub fn heads(url: &str) -> Result<std::collections::BTreeMap<String, (u64, String)>> {
+    let v = get_json(url, "/api/vouch/v1/signers")?;
+    Ok(v["signers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            Some((
+                s["signer"].as_str()?.to_string(),
+                (s["seq"].as_u64()?, s["id"].as_str()?.to_string()),
+            ))
+        })
+        .collect())
+}

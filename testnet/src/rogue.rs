@@ -1,0 +1,114 @@
+//! A rogue peer for the fault scenarios: it joins the gossip and publishes
+//! envelopes whose signatures do not verify.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use futures::StreamExt as _;
+use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, noise, tcp, yamux};
+use vouch_attest::{
+    Digest, Evidence, FORMAT_VERSION, Inputs, Outcome, SecretKey, Subject, Verdict, sign,
+};
+
+/// `count` distinct envelopes with corrupted signatures, by a fresh key.
+pub fn invalid_envelopes(count: usize) -> Result<Vec<Vec<u8>>> {
+    let key = SecretKey::generate()?;
+    let mut out = Vec::with_capacity(count);
+    let mut prev = Digest::ZERO;
+    for seq in 0..count as u64 {
+        let v = Verdict {
+            version: FORMAT_VERSION,
+            signer: key.public_key(),
+            seq,
+            prev,
+            issued_at: 1_795_651_200,
+            subject: Subject {
+                distribution: "archlinux".into(),
+                release: None,
+                component: Some("core".into()),
+                architecture: "x86_64".into(),
+                name: format!("evil-{seq}"),
+                version: "1-1".into(),
+                filename: format!("evil-{seq}-1-1-x86_64.pkg.tar.zst"),
+                sha256: Digest::of(format!("evil {seq}").as_bytes()),
+            },
+            inputs: Inputs {
+                buildinfo_sha256: None,
+                source_url: None,
+                backend: "rogue".into(),
+                backend_version: "1".into(),
+            },
+            outcome: Outcome::Good,
+            evidence: Evidence::default(),
+        };
+        let signed = sign(&v, &key)?;
+        prev = signed.id();
+        let mut bytes = signed.envelope().to_vec();
+        let n = bytes.len();
+        bytes[n - 1] ^= 0x01; // inside the signature
+        out.push(bytes);
+    }
+    Ok(out)
+}
+
+/// Joins through `bootstrap`, waits until a peer subscribes to the verdict
+/// topic, publishes `count` invalid envelopes, stays `linger` and exits.
+/// Prints its peer id first.
+pub async fn run(bootstrap: Multiaddr, count: usize, linger: Duration) -> Result<()> {
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .context("TCP")?
+        .with_behaviour(|key| {
+            gossipsub::Behaviour::<
+                gossipsub::IdentityTransform,
+                gossipsub::AllowAllSubscriptionFilter,
+            >::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossipsub::ConfigBuilder::default()
+                    .max_transmit_size(64 * 1024)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    println!("{}", swarm.local_peer_id());
+    let topic = IdentTopic::new("vouch/verdicts/1");
+    swarm.behaviour_mut().subscribe(&topic)?;
+    swarm.dial(bootstrap)?;
+    let envelopes = invalid_envelopes(count)?;
+    // Wait for a subscriber.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, swarm.select_next_some())
+            .await
+            .context("no peer subscribed within 30 s")?;
+        if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) = ev {
+            break;
+        }
+    }
+    let mut published = 0;
+    for e in envelopes {
+        if swarm.behaviour_mut().publish(topic.clone(), e).is_ok() {
+            published += 1;
+        }
+        // Keep the swarm moving between publications.
+        let _ = tokio::time::timeout(Duration::from_millis(20), swarm.select_next_some()).await;
+    }
+    eprintln!("rogue published {published} invalid envelopes");
+    let end = tokio::time::Instant::now() + linger;
+    while tokio::time::timeout_at(end, swarm.select_next_some())
+        .await
+        .is_ok()
+    {}
+    Ok(())
+}
