@@ -87,11 +87,11 @@ pub async fn run(bootstrap: Multiaddr, count: usize, linger: Duration) -> Result
     swarm.dial(bootstrap)?;
     let envelopes = invalid_envelopes(count)?;
     // Wait for a subscriber.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let ev = tokio::time::timeout_at(deadline, swarm.select_next_some())
             .await
-            .context("no peer subscribed within 30 s")?;
+            .context("no peer subscribed within 60 s")?;
         if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) = ev {
             break;
         }

@@ -13,6 +13,14 @@ use vouch_testnet::http::{get_json, heads, post_envelopes};
 use vouch_testnet::net::{Options, Testnet};
 use vouch_testnet::node::NodeProcess;
 
+/// The scenarios each run many processes; on a small machine they run one
+/// at a time so that their timings mean something.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn key(name: &str) -> SecretKey {
     SecretKey::from_seed(Digest::of(format!("vouch federation test {name}").as_bytes()).as_bytes())
 }
@@ -81,6 +89,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[test]
 fn a_verdict_reaches_every_node_of_ten() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let mut net = Testnet::start(t.path(), 10, Options::default()).unwrap();
     net.wait_connected(2, Duration::from_secs(60)).unwrap();
@@ -129,6 +138,7 @@ fn a_verdict_reaches_every_node_of_ten() {
 
 #[test]
 fn a_stopped_node_and_a_late_joiner_catch_up() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let mut net = Testnet::start(
         t.path(),
@@ -187,6 +197,7 @@ fn a_stopped_node_and_a_late_joiner_catch_up() {
 
 #[test]
 fn a_rogue_peer_stores_nothing_anywhere_and_is_scored_down() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let mut net = Testnet::start(t.path(), 3, Options::default()).unwrap();
     net.wait_connected(2, Duration::from_secs(60)).unwrap();
@@ -216,7 +227,7 @@ fn a_rogue_peer_stores_nothing_anywhere_and_is_scored_down() {
     let rogue_id = first_line.trim().to_string();
     let start = Instant::now();
     let mut score = None;
-    while start.elapsed() < Duration::from_secs(30) {
+    while start.elapsed() < Duration::from_secs(60) {
         let peers = get_json(net.nodes[0].url(), "/api/vouch/v1/peers").unwrap();
         score = peers["peers"]
             .as_array()
@@ -260,6 +271,7 @@ fn reqwest_text(url: &str) -> String {
 
 #[test]
 fn an_equivocating_signer_is_exposed_on_every_node() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let mut net = Testnet::start(t.path(), 5, Options::default()).unwrap();
     net.wait_connected(2, Duration::from_secs(60)).unwrap();
@@ -303,6 +315,7 @@ fn an_equivocating_signer_is_exposed_on_every_node() {
 
 #[test]
 fn kill9_during_heavy_ingest_leaves_a_consistent_store_that_converges() {
+    let _serial = serial();
     let t = tempfile::tempdir().unwrap();
     let mut net = Testnet::start(
         t.path(),
@@ -485,6 +498,7 @@ fn running_as_root() -> bool {
 /// dropped, nothing is closed cleanly); bringing it up heals them.
 #[test]
 fn a_partition_heals_and_the_halves_converge() {
+    let _serial = serial();
     if !running_as_root() {
         eprintln!("SKIPPED: the partition scenario needs root for `ip netns`");
         return;

@@ -314,7 +314,7 @@ impl Actor {
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
-                result: Err(e),
+                result: Err(e @ (ping::Failure::Timeout | ping::Failure::Other { .. })),
             })) => {
                 // libp2p leaves dead connections open; close them so that
                 // discovery looks for a way back.
