@@ -75,7 +75,10 @@ fn chains(tag: &str, signers: usize, per: u64) -> Vec<(SecretKey, Vec<Vec<u8>>)>
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("signer")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("signer"))
+            .collect()
     })
 }
 
@@ -86,14 +89,20 @@ fn head_seq(node: &NodeProcess, signer: &PublicKey) -> Option<u64> {
 fn post_all(node: &NodeProcess, envelopes: &[Vec<u8>], batch: usize) {
     let token = node.admin_token().expect("token");
     for c in envelopes.chunks(batch) {
-        post_envelopes(node.url(), &token, join_envelopes(c.iter().map(Vec::as_slice))).expect("post");
+        post_envelopes(
+            node.url(),
+            &token,
+            join_envelopes(c.iter().map(Vec::as_slice)),
+        )
+        .expect("post");
     }
 }
 
 fn propagation(n: usize, count: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut net = Testnet::start(dir.path(), n, Options::default()).expect("testnet");
-    net.wait_connected(2, Duration::from_secs(120)).expect("connected");
+    net.wait_connected(2, Duration::from_secs(120))
+        .expect("connected");
     std::thread::sleep(Duration::from_secs(3));
     let (k, envs) = chains("propagation", 1, count).pop().expect("chain");
     let mut samples = Vec::new();
@@ -104,13 +113,23 @@ fn propagation(n: usize, count: u64) {
         let mut arrived: BTreeMap<usize, Duration> = BTreeMap::new();
         while arrived.len() < n {
             for (j, node) in net.nodes.iter().enumerate() {
-                if !arrived.contains_key(&j) && head_seq(node, &k.public_key()).is_some_and(|s| s >= i as u64) {
+                if !arrived.contains_key(&j)
+                    && head_seq(node, &k.public_key()).is_some_and(|s| s >= i as u64)
+                {
                     arrived.insert(j, start.elapsed());
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "verdict {i} did not reach every node");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "verdict {i} did not reach every node"
+            );
         }
-        samples.extend(arrived.into_iter().filter(|(j, _)| *j != origin).map(|(_, d)| d));
+        samples.extend(
+            arrived
+                .into_iter()
+                .filter(|(j, _)| *j != origin)
+                .map(|(_, d)| d),
+        );
     }
     samples.sort();
     let pct = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
@@ -129,11 +148,24 @@ fn catch_up(total: usize) {
     let t = Instant::now();
     let first = chains("catch-up", signers, per);
     let second = chains("ingest", signers, per);
-    println!("signed {} verdicts in {:.1} s", 2 * signers as u64 * per, t.elapsed().as_secs_f64());
+    println!(
+        "signed {} verdicts in {:.1} s",
+        2 * signers as u64 * per,
+        t.elapsed().as_secs_f64()
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut net = Testnet::start(dir.path(), 3, Options { sync_interval: 1, ..Options::default() }).expect("testnet");
-    net.wait_connected(2, Duration::from_secs(60)).expect("connected");
+    let mut net = Testnet::start(
+        dir.path(),
+        3,
+        Options {
+            sync_interval: 1,
+            ..Options::default()
+        },
+    )
+    .expect("testnet");
+    net.wait_connected(2, Duration::from_secs(60))
+        .expect("connected");
     // Seed the net: the first set goes to node 1 and spreads.
     let interleaved: Vec<Vec<u8>> = interleave(&first);
     post_all(&net.nodes[0], &interleaved, 5000);
@@ -147,10 +179,16 @@ fn catch_up(total: usize) {
     let start = Instant::now();
     let fresh = net.add_node().expect("fresh node");
     loop {
-        if signer_keys.iter().all(|k| head_seq(fresh, k) == Some(per - 1)) {
+        if signer_keys
+            .iter()
+            .all(|k| head_seq(fresh, k) == Some(per - 1))
+        {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(900), "catch-up did not finish");
+        assert!(
+            start.elapsed() < Duration::from_secs(900),
+            "catch-up did not finish"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let sync_secs = start.elapsed().as_secs_f64();
@@ -168,9 +206,16 @@ fn catch_up(total: usize) {
     post_all(fresh, &interleaved, 5000);
     let ingest_secs = start.elapsed().as_secs_f64();
     let ingest_rate = total as f64 / ingest_secs;
-    println!("catch-up of a fresh node: {total} verdicts in {sync_secs:.1} s = {sync_rate:.0} verdicts/s");
-    println!("same node alone, plain ingest (HTTP POST, batches of 5000): {ingest_rate:.0} verdicts/s");
-    println!("catch-up / ingest = {:.2} (goal >= 0.7)", sync_rate / ingest_rate);
+    println!(
+        "catch-up of a fresh node: {total} verdicts in {sync_secs:.1} s = {sync_rate:.0} verdicts/s"
+    );
+    println!(
+        "same node alone, plain ingest (HTTP POST, batches of 5000): {ingest_rate:.0} verdicts/s"
+    );
+    println!(
+        "catch-up / ingest = {:.2} (goal >= 0.7)",
+        sync_rate / ingest_rate
+    );
 }
 
 fn interleave(chains: &[(SecretKey, Vec<Vec<u8>>)]) -> Vec<Vec<u8>> {

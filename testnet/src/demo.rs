@@ -1,11 +1,14 @@
-//! The README's first command: three demo rebuilders sign verdicts about a
-//! small demo repository with the `vouch` command, a real `vouchd` node
-//! stores them, and `vouch verify --node` checks every package against a
-//! 2-of-3 policy, verifying every signature itself.
+//! The README's first command: a local federation of real `vouchd` nodes;
+//! three demo rebuilders sign verdicts about a small demo repository with
+//! the `vouch` command, each hands its verdicts to its own node, gossip
+//! spreads them to every node, and `vouch verify --node` asks one node and
+//! checks every package against a 2-of-3 policy, verifying every signature
+//! itself.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
@@ -13,7 +16,7 @@ use vouch_attest::{Digest, Outcome, join_envelopes, write_secret_key};
 
 use crate::backend;
 use crate::keys::{node_key, node_name};
-use crate::node::NodeProcess;
+use crate::net::{Options, Testnet};
 
 /// The demo repository: (name, version).
 pub const PACKAGES: &[(&str, &str)] = &[
@@ -89,7 +92,9 @@ pub fn run(dir: &Path, nodes: usize, quiet: bool) -> Result<Vec<Row>> {
     // backend, a signed verdict chain.
     let mut policy = String::from("threshold = 2\nveto_on_bad = true\n");
     let mut envelopes: Vec<Vec<u8>> = Vec::new();
+    let mut per_node: Vec<Vec<Vec<u8>>> = Vec::new();
     for n in 1..=nodes {
+        let mut mine: Vec<Vec<u8>> = Vec::new();
         let key = node_key(n);
         let key_path = dir.join(format!("{}.key", node_name(n)));
         if !key_path.exists() {
@@ -138,13 +143,16 @@ pub fn run(dir: &Path, nodes: usize, quiet: bool) -> Result<Vec<Row>> {
                 .as_str()
                 .context("vouch sign --json printed no id")?
                 .parse()?;
-            envelopes.push(fs::read(&cbor_path)?);
+            let bytes = fs::read(&cbor_path)?;
+            mine.push(bytes.clone());
+            envelopes.push(bytes);
             say(format!(
                 "{}  seq {seq}  {name:<16} {}",
                 node_name(n),
                 outcome
             ));
         }
+        per_node.push(mine);
     }
     let policy_path = dir.join("policy.toml");
     fs::write(&policy_path, policy)?;
@@ -157,15 +165,36 @@ pub fn run(dir: &Path, nodes: usize, quiet: bool) -> Result<Vec<Row>> {
         policy_path.display()
     ));
 
-    // A real node stores them and answers queries.
-    let node = NodeProcess::start(&dir.join("node"), &[])?;
-    let answer =
-        crate::http::post_envelopes(node.url(), &node.admin_token()?, std::fs::read(&bundle)?)?;
+    // A federation of real nodes: each rebuilder hands its verdicts to its
+    // own node; gossip carries them to the others.
+    let mut net = Testnet::start(&dir.join("federation"), nodes, Options::default())?;
+    net.wait_connected(1, Duration::from_secs(60))?;
+    for (n, node) in net.nodes.iter().enumerate() {
+        say(format!(
+            "vouchd {} at {}  peer {}",
+            node_name(n + 1),
+            node.url(),
+            node.peer_id()?
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for (node, mine) in net.nodes.iter().zip(&per_node) {
+        crate::http::post_envelopes(
+            node.url(),
+            &node.admin_token()?,
+            join_envelopes(mine.iter().map(Vec::as_slice)),
+        )?;
+    }
+    let total = envelopes.len() as u64;
+    let took = net.wait_all(Duration::from_secs(60), |n| {
+        let s = crate::http::get_json(n.url(), "/api/vouch/v1/status")?;
+        Ok(s["store"]["verdicts"].as_u64() == Some(total))
+    })?;
+    let node = net.nodes.last().context("no nodes")?;
     say(format!(
-        "vouchd at {} (data {}): {} accepted\n",
-        node.url(),
-        node.data_dir().display(),
-        answer["accepted"]
+        "gossip: every node holds all {total} verdicts after {:.0} ms; asking only {}\n",
+        took.as_secs_f64() * 1000.0,
+        node.url()
     ));
 
     let mut rows = Vec::new();

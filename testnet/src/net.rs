@@ -43,6 +43,7 @@ impl Testnet {
         if n == 0 {
             bail!("a testnet needs at least one node");
         }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut net = Testnet {
             nodes: Vec::with_capacity(n),
             dir: dir.to_path_buf(),
