@@ -18,6 +18,8 @@ pub struct Config {
     pub admission: crate::admission::AdmissionConfig,
     /// The peer-to-peer federation.
     pub p2p: P2pSettings,
+    /// Repositories to watch, one profile each (`[[sync]]`).
+    pub sync: Vec<crate::sync::SyncProfile>,
     /// Logging.
     pub log: LogConfig,
 }
@@ -190,6 +192,27 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 # Per-peer limits: sync requests per minute, gossip messages per second.
 #peer_requests_per_minute = 600
 #peer_messages_per_second = 2000
+
+# Repositories to watch: one [[sync]] table per profile. None by default.
+# Example (Arch Linux):
+#   [[sync]]
+#   name = "arch-core"
+#   distribution = "archlinux"
+#   mirror = "https://geo.mirror.pkgbuild.com/$repo/os/$arch"
+#   repos = ["core"]
+#   architectures = ["x86_64"]
+#   include = ["*"]          # globs on package names
+#   exclude = []
+#   maintainer = "..."       # optional packager/maintainer filter
+#   interval_secs = 3600
+# Example (Debian):
+#   [[sync]]
+#   name = "debian-main"
+#   distribution = "debian"
+#   mirror = "https://deb.debian.org/debian"
+#   releases = ["bookworm"]
+#   components = ["main"]
+#   architectures = ["amd64"]
 
 [log]
 # error, warn, info, debug, trace, or a RUST_LOG-style filter such as

@@ -12,3 +12,4 @@ pub mod ingest;
 pub mod metrics;
 pub mod p2p;
 pub mod store;
+pub mod sync;

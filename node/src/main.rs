@@ -76,9 +76,55 @@ enum Command {
     Init,
     /// Print the node's public key.
     Key,
+    /// Read a repository's index and print the jobs it gives (one per source
+    /// build, with its artifacts). Either a profile of the config
+    /// (--profile NAME) or a one-off look (--distribution, --mirror, ...).
+    #[command(
+        after_help = "With --json, one JSON object per job per line: distribution, release, component, \
+architecture, source, version, mirror, subjects [{name, version, filename, sha256, path}], and for Debian \
+source_dir and source_files. Refused index entries go to stderr (with --json as {\"refused\": ...} lines)."
+    )]
+    Sync(SyncArgs),
     /// Check the store (the node must be stopped): every index agrees with
     /// the stored envelopes, every envelope verifies, heads match logs.
     Check,
+}
+
+#[derive(Debug, clap::Args)]
+struct SyncArgs {
+    /// A [[sync]] profile of the config.
+    #[arg(long, value_name = "NAME", conflicts_with = "distribution")]
+    profile: Option<String>,
+    /// Print what would be queued, touch nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// One-off: `archlinux` or `debian`.
+    #[arg(long, value_name = "DIST", requires = "mirror")]
+    distribution: Option<vouch_node::sync::Distribution>,
+    /// One-off: Arch mirror with $repo and $arch, or the Debian archive root.
+    #[arg(long, value_name = "URL")]
+    mirror: Option<String>,
+    /// One-off (Arch): repository, repeatable.
+    #[arg(long = "repo", value_name = "REPO")]
+    repos: Vec<String>,
+    /// One-off (Debian): release, repeatable.
+    #[arg(long = "release", value_name = "RELEASE")]
+    releases: Vec<String>,
+    /// One-off (Debian): component, repeatable.
+    #[arg(long = "component", value_name = "COMPONENT")]
+    components: Vec<String>,
+    /// One-off: architecture, repeatable.
+    #[arg(long = "architecture", value_name = "ARCH")]
+    architectures: Vec<String>,
+    /// One-off: only package names matching this glob, repeatable.
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// One-off: never package names matching this glob, repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -109,6 +155,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", key.public_key());
             Ok(())
         }
+        Command::Sync(a) => sync_command(&cli.config, &data, a),
         Command::Check => {
             let store = vouch_node::store::Store::open(&data.store())
                 .with_context(|| format!("opening {}", data.store().display()))?;
@@ -162,6 +209,88 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
     }
+}
+
+fn sync_command(config_path: &Option<PathBuf>, data: &DataDir, a: SyncArgs) -> Result<()> {
+    use vouch_node::sync::SyncProfile;
+    let profile = match (&a.profile, a.distribution) {
+        (Some(name), _) => {
+            let path = config_path.clone().unwrap_or_else(|| data.config());
+            let config = config::load(&path)?;
+            config
+                .sync
+                .into_iter()
+                .find(|p| &p.name == name)
+                .with_context(|| format!("no [[sync]] profile `{name}` in {}", path.display()))?
+        }
+        (None, Some(distribution)) => SyncProfile {
+            name: "one-off".into(),
+            distribution,
+            mirror: a.mirror.clone().context("--mirror is required")?,
+            repos: a.repos.clone(),
+            releases: a.releases.clone(),
+            components: a.components.clone(),
+            architectures: a.architectures.clone(),
+            include: a.include.clone(),
+            exclude: a.exclude.clone(),
+            maintainer: None,
+            interval_secs: 0,
+        },
+        (None, None) => {
+            anyhow::bail!("give --profile NAME, or --distribution and --mirror for a one-off look")
+        }
+    };
+    if !a.dry_run {
+        anyhow::bail!(
+            "only --dry-run is available from the command line; a running node syncs its profiles itself"
+        );
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("vouchd/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_secs(300))
+        .build()?;
+    let result = runtime
+        .block_on(vouch_node::sync::run_profile(&client, &profile))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    for job in &result.jobs {
+        if a.json {
+            writeln!(out, "{}", serde_json::to_string(job)?)?;
+        } else {
+            writeln!(
+                out,
+                "{} {} {} ({} artifacts: {})",
+                job.key(),
+                job.source,
+                job.version,
+                job.subjects.len(),
+                job.subjects
+                    .iter()
+                    .map(|s| s.filename.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+        }
+    }
+    for r in &result.refused {
+        if a.json {
+            eprintln!("{}", serde_json::json!({ "refused": r }));
+        } else {
+            eprintln!("refused {}: {}", r.entry, r.reason);
+        }
+    }
+    eprintln!(
+        "{} jobs, {} refused entries",
+        result.jobs.len(),
+        result.refused.len()
+    );
+    Ok(())
 }
 
 fn init_tracing(level: &str) -> Result<()> {

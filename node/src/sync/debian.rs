@@ -1,0 +1,282 @@
+//! Debian indexes: `dists/<release>/<component>/binary-<arch>/Packages.xz`
+//! and `.../source/Sources.xz`, deb822 stanzas read with `deb822-fast`.
+//! Binaries are grouped by their source (the `Source:` field, which is
+//! omitted when equal to the package name and carries `(version)` for
+//! binNMUs) into one job per source build.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr as _;
+
+use deb822_fast::Paragraph;
+use vouch_attest::Digest;
+
+use super::profile::Filter;
+use super::{Job, JobSubject, Refused, SourceFile, SyncResult, bare_file_name};
+
+/// Largest stanza read.
+pub const MAX_STANZA: usize = 256 * 1024;
+
+/// The stanzas of a deb822 file, each parsed on its own so that one bad
+/// stanza does not hide the others. Yields (stanza number, result).
+pub fn stanzas(text: &str) -> impl Iterator<Item = (usize, Result<Paragraph, String>)> + '_ {
+    text.split("\n\n")
+        .filter(|s| !s.trim().is_empty())
+        .enumerate()
+        .map(|(i, s)| {
+            if s.len() > MAX_STANZA {
+                return (
+                    i,
+                    Err(format!("stanza of {} bytes, over {MAX_STANZA}", s.len())),
+                );
+            }
+            (i, Paragraph::from_str(s).map_err(|e| format!("{e:?}")))
+        })
+}
+
+/// `name` or `name (version)` from a `Source:` field.
+pub fn parse_source_field(field: &str) -> (String, Option<String>) {
+    let field = field.trim();
+    match field.split_once('(') {
+        Some((name, rest)) => (
+            name.trim().to_string(),
+            Some(rest.trim_end_matches(')').trim().to_string()),
+        ),
+        None => (field.to_string(), None),
+    }
+}
+
+struct SourceEntry {
+    directory: String,
+    files: Vec<SourceFile>,
+}
+
+fn relative_path(p: &str) -> Result<(), String> {
+    if p.starts_with('/') || p.split('/').any(|c| c == ".." || c == ".") || p.is_empty() {
+        return Err(format!(
+            "`{}` is not a safe relative path",
+            p.escape_debug()
+        ));
+    }
+    if p.chars().any(char::is_control) {
+        return Err("path with a control character".into());
+    }
+    Ok(())
+}
+
+fn parse_sources(text: &str, refused: &mut Vec<Refused>) -> HashMap<(String, String), SourceEntry> {
+    let mut out = HashMap::new();
+    for (i, stanza) in stanzas(text) {
+        let p = match stanza {
+            Ok(p) => p,
+            Err(e) => {
+                refused.push(Refused {
+                    entry: format!("Sources stanza {i}"),
+                    reason: e,
+                });
+                continue;
+            }
+        };
+        let (Some(name), Some(version), Some(dir)) =
+            (p.get("Package"), p.get("Version"), p.get("Directory"))
+        else {
+            refused.push(Refused {
+                entry: format!("Sources stanza {i}"),
+                reason: "missing Package, Version or Directory".into(),
+            });
+            continue;
+        };
+        if let Err(e) = relative_path(dir) {
+            refused.push(Refused {
+                entry: format!("Sources {name} {version}"),
+                reason: e,
+            });
+            continue;
+        }
+        let mut files = Vec::new();
+        let mut bad = None;
+        for line in p.get("Checksums-Sha256").unwrap_or("").lines() {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            if parts.is_empty() {
+                continue;
+            }
+            let [sha, size, fname] = parts[..] else {
+                bad = Some(format!(
+                    "bad Checksums-Sha256 line `{}`",
+                    line.escape_debug()
+                ));
+                break;
+            };
+            let parsed = sha
+                .parse::<Digest>()
+                .map_err(|e| e.to_string())
+                .and_then(|d| {
+                    size.parse::<u64>()
+                        .map(|s| (d, s))
+                        .map_err(|e| e.to_string())
+                })
+                .and_then(|(d, s)| bare_file_name(fname).map(|()| (d, s)));
+            match parsed {
+                Ok((sha256, size)) => files.push(SourceFile {
+                    name: fname.to_string(),
+                    sha256,
+                    size,
+                }),
+                Err(e) => {
+                    bad = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = bad {
+            refused.push(Refused {
+                entry: format!("Sources {name} {version}"),
+                reason: e,
+            });
+            continue;
+        }
+        // The .dsc first.
+        files.sort_by_key(|f| !f.name.ends_with(".dsc"));
+        out.insert(
+            (name.to_string(), version.to_string()),
+            SourceEntry {
+                directory: dir.to_string(),
+                files,
+            },
+        );
+    }
+    out
+}
+
+/// Reads decompressed `Packages` and `Sources` texts into jobs.
+pub fn parse(
+    packages: &str,
+    sources: &str,
+    release: &str,
+    component: &str,
+    arch: &str,
+    mirror: &str,
+    filter: &Filter,
+) -> SyncResult {
+    let mut result = SyncResult::default();
+    let sources = parse_sources(sources, &mut result.refused);
+    let mut jobs: BTreeMap<(String, String), Job> = BTreeMap::new();
+    for (i, stanza) in stanzas(packages) {
+        let p = match stanza {
+            Ok(p) => p,
+            Err(e) => {
+                result.refused.push(Refused {
+                    entry: format!("Packages stanza {i}"),
+                    reason: e,
+                });
+                continue;
+            }
+        };
+        let (Some(name), Some(version), Some(path), Some(sha)) = (
+            p.get("Package"),
+            p.get("Version"),
+            p.get("Filename"),
+            p.get("SHA256"),
+        ) else {
+            result.refused.push(Refused {
+                entry: format!("Packages stanza {i}"),
+                reason: "missing Package, Version, Filename or SHA256".into(),
+            });
+            continue;
+        };
+        let entry = format!("Packages {name} {version}");
+        let checked = relative_path(path)
+            .and_then(|()| {
+                let base = path.rsplit('/').next().unwrap_or(path);
+                bare_file_name(base).map(|()| base.to_string())
+            })
+            .and_then(|base| {
+                sha.trim()
+                    .parse::<Digest>()
+                    .map(|d| (base, d))
+                    .map_err(|e| format!("SHA256: {e}"))
+            });
+        let (filename, sha256) = match checked {
+            Ok(x) => x,
+            Err(reason) => {
+                result.refused.push(Refused { entry, reason });
+                continue;
+            }
+        };
+        if !filter.wants(name, p.get("Maintainer").unwrap_or("")) {
+            continue;
+        }
+        let (source, source_version) = match p.get("Source") {
+            Some(s) => {
+                let (n, v) = parse_source_field(s);
+                (n, v.unwrap_or_else(|| version.to_string()))
+            }
+            None => (name.to_string(), version.to_string()),
+        };
+        let src = sources.get(&(source.clone(), source_version.clone()));
+        let job = jobs
+            .entry((source.clone(), source_version.clone()))
+            .or_insert_with(|| Job {
+                distribution: "debian".into(),
+                release: Some(release.to_string()),
+                component: component.to_string(),
+                architecture: arch.to_string(),
+                source: source.clone(),
+                version: source_version.clone(),
+                mirror: mirror.to_string(),
+                subjects: Vec::new(),
+                source_dir: src.map(|s| s.directory.clone()),
+                source_files: src.map(|s| s.files.clone()).unwrap_or_default(),
+            });
+        job.subjects.push(JobSubject {
+            name: name.to_string(),
+            version: version.to_string(),
+            filename,
+            sha256,
+            path: path.to_string(),
+        });
+    }
+    result.jobs = jobs.into_values().collect();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/../../shared/fixtures/debian/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_real_hello_stanzas_make_one_job() {
+        let r = parse(
+            &fixture("Packages_hello.stanza"),
+            &fixture("Sources_hello.stanza"),
+            "bookworm",
+            "main",
+            "amd64",
+            "https://deb.debian.org/debian",
+            &Filter::all(),
+        );
+        assert!(r.refused.is_empty(), "{:?}", r.refused);
+        assert_eq!(r.jobs.len(), 1);
+        let j = &r.jobs[0];
+        assert_eq!((j.source.as_str(), j.version.as_str()), ("hello", "2.10-3"));
+        assert_eq!(j.subjects[0].filename, "hello_2.10-3_amd64.deb");
+        assert_eq!(j.source_dir.as_deref(), Some("pool/main/h/hello"));
+        assert!(j.source_files[0].name.ends_with(".dsc"));
+    }
+
+    #[test]
+    fn source_fields() {
+        assert_eq!(parse_source_field("glibc"), ("glibc".into(), None));
+        assert_eq!(
+            parse_source_field("glibc (2.36-9)"),
+            ("glibc".into(), Some("2.36-9".into()))
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! Fetching index files with size limits, and decompression detected by
+//! magic bytes (never by file name) with a cap on the decompressed size.
+
+use std::io::Read;
+
+use super::SyncError;
+
+/// Largest compressed index file fetched.
+pub const MAX_DOWNLOAD: u64 = 256 << 20;
+/// Largest decompressed index.
+pub const MAX_DECOMPRESSED: u64 = 1 << 30;
+/// Largest decompressed repository database (Arch `.db`).
+pub const MAX_DB: u64 = 96 << 20;
+
+/// A compression format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip (`1f 8b`).
+    Gzip,
+    /// zstd (`28 b5 2f fd`).
+    Zstd,
+    /// xz (`fd 37 7a 58 5a 00`).
+    Xz,
+    /// None recognized: the bytes are used as they are.
+    None,
+}
+
+/// Detects the compression of `bytes` by its magic number.
+pub fn detect(bytes: &[u8]) -> Compression {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else if bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Compression::Xz
+    } else {
+        Compression::None
+    }
+}
+
+/// Decompresses `bytes` (format by magic) into at most `limit` bytes; more
+/// is refused as a decompression bomb.
+pub fn decompress(what: &str, bytes: &[u8], limit: u64) -> Result<Vec<u8>, SyncError> {
+    let format = |reason: String| SyncError::Format {
+        what: what.to_string(),
+        reason,
+    };
+    let mut out = Vec::new();
+    match detect(bytes) {
+        Compression::None => out.extend_from_slice(bytes),
+        Compression::Gzip => {
+            flate2::read::MultiGzDecoder::new(bytes)
+                .take(limit + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| format(format!("gzip: {e}")))?;
+        }
+        Compression::Zstd => {
+            zstd::stream::read::Decoder::new(bytes)
+                .map_err(|e| format(format!("zstd: {e}")))?
+                .take(limit + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| format(format!("zstd: {e}")))?;
+        }
+        Compression::Xz => {
+            let mut reader = std::io::BufReader::new(bytes);
+            let mut w = Capped {
+                out: &mut out,
+                limit,
+            };
+            lzma_rs::xz_decompress(&mut reader, &mut w).map_err(|e| {
+                if w_overflowed(&e) {
+                    format("xz: over the size limit".into())
+                } else {
+                    format(format!("xz: {e}"))
+                }
+            })?;
+        }
+    }
+    if out.len() as u64 > limit {
+        return Err(SyncError::TooLarge {
+            what: format!("{what} (decompressed; a decompression bomb?)"),
+            limit,
+        });
+    }
+    Ok(out)
+}
+
+fn w_overflowed(e: &lzma_rs::error::Error) -> bool {
+    e.to_string().contains("decompressed size limit")
+}
+
+/// A writer that refuses to grow past `limit`.
+struct Capped<'a> {
+    out: &'a mut Vec<u8>,
+    limit: u64,
+}
+
+impl std::io::Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() as u64 + buf.len() as u64 > self.limit + 1 {
+            return Err(std::io::Error::other("decompressed size limit"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Fetches `url` (http, https or file) into memory, at most `limit` bytes.
+pub async fn get(client: &reqwest::Client, url: &str, limit: u64) -> Result<Vec<u8>, SyncError> {
+    let fail = |reason: String| SyncError::Fetch {
+        url: url.to_string(),
+        reason,
+    };
+    if let Some(path) = url.strip_prefix("file://") {
+        let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+        if meta.len() > limit {
+            return Err(SyncError::TooLarge {
+                what: url.to_string(),
+                limit,
+            });
+        }
+        return std::fs::read(path).map_err(|e| fail(e.to_string()));
+    }
+    let mut resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(fail(format!("HTTP {}", resp.status())));
+    }
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(SyncError::TooLarge {
+            what: url.to_string(),
+            limit,
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(SyncError::TooLarge {
+                what: url.to_string(),
+                limit,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn magic_bytes_not_names() {
+        let data = b"hello world\n".repeat(100);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&data).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(detect(&gz), Compression::Gzip);
+        assert_eq!(decompress("x", &gz, 1 << 20).unwrap(), data);
+        let zs = zstd::bulk::compress(&data, 3).unwrap();
+        assert_eq!(decompress("x", &zs, 1 << 20).unwrap(), data);
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &data[..], &mut xz).unwrap();
+        assert_eq!(detect(&xz), Compression::Xz);
+        assert_eq!(decompress("x", &xz, 1 << 20).unwrap(), data);
+        assert_eq!(decompress("x", &data, 1 << 20).unwrap(), data);
+    }
+
+    #[test]
+    fn bombs_are_refused() {
+        let zeros = vec![0u8; 20 << 20];
+        let zs = zstd::bulk::compress(&zeros, 19).unwrap();
+        assert!(zs.len() < 10_000);
+        let err = decompress("bomb.db", &zs, 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("larger than the limit"), "{err}");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&zeros).unwrap();
+        assert!(decompress("bomb.db", &gz.finish().unwrap(), 1 << 20).is_err());
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &zeros[..], &mut xz).unwrap();
+        assert!(decompress("bomb.xz", &xz, 1 << 20).is_err());
+    }
+}

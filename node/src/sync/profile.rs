@@ -1,0 +1,150 @@
+//! Sync profiles: which repositories a node watches.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+/// A supported distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Distribution {
+    /// Arch Linux: repository databases.
+    Archlinux,
+    /// Debian: `Packages` and `Sources` indexes.
+    Debian,
+}
+
+impl Distribution {
+    /// The name used in verdicts.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Distribution::Archlinux => "archlinux",
+            Distribution::Debian => "debian",
+        }
+    }
+}
+
+/// `[[sync]]` in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncProfile {
+    /// A name for `vouchd sync --profile NAME`.
+    pub name: String,
+    /// `archlinux` or `debian`.
+    pub distribution: Distribution,
+    /// Arch: a mirror URL with `$repo` and `$arch`
+    /// (`https://geo.mirror.pkgbuild.com/$repo/os/$arch`). Debian: the
+    /// archive root (`https://deb.debian.org/debian`).
+    pub mirror: String,
+    /// Arch repositories (`core`, `extra`).
+    #[serde(default)]
+    pub repos: Vec<String>,
+    /// Debian releases (`bookworm`).
+    #[serde(default)]
+    pub releases: Vec<String>,
+    /// Debian components (`main`).
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// Architectures (`x86_64`; `amd64`).
+    pub architectures: Vec<String>,
+    /// Only package names matching one of these globs (default: all).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Never package names matching one of these globs.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Only packages whose packager (Arch) or maintainer (Debian) contains
+    /// this text.
+    #[serde(default)]
+    pub maintainer: Option<String>,
+    /// Seconds between syncs.
+    #[serde(default = "default_interval")]
+    pub interval_secs: u64,
+}
+
+fn default_interval() -> u64 {
+    3600
+}
+
+/// The include/exclude/maintainer filter of a profile.
+pub struct Filter {
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+    maintainer: Option<String>,
+}
+
+fn globs(patterns: &[String]) -> Result<GlobSet, String> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(Glob::new(p).map_err(|e| format!("glob `{p}`: {e}"))?);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+impl Filter {
+    /// The filter of `profile`.
+    pub fn new(profile: &SyncProfile) -> Result<Filter, String> {
+        Ok(Filter {
+            include: if profile.include.is_empty() {
+                None
+            } else {
+                Some(globs(&profile.include)?)
+            },
+            exclude: globs(&profile.exclude)?,
+            maintainer: profile.maintainer.clone(),
+        })
+    }
+
+    /// Everything passes.
+    pub fn all() -> Filter {
+        Filter {
+            include: None,
+            exclude: GlobSet::empty(),
+            maintainer: None,
+        }
+    }
+
+    /// Whether a package with this name and maintainer is wanted.
+    pub fn wants(&self, name: &str, maintainer: &str) -> bool {
+        self.include.as_ref().is_none_or(|g| g.is_match(name))
+            && !self.exclude.is_match(name)
+            && self
+                .maintainer
+                .as_ref()
+                .is_none_or(|m| maintainer.contains(m.as_str()))
+    }
+}
+
+impl SyncProfile {
+    /// Checks the profile's shape.
+    pub fn check(&self) -> Result<(), String> {
+        Filter::new(self)?;
+        if self.architectures.is_empty() {
+            return Err(format!("sync profile `{}`: no architectures", self.name));
+        }
+        match self.distribution {
+            Distribution::Archlinux => {
+                if self.repos.is_empty() {
+                    return Err(format!("sync profile `{}`: no repos", self.name));
+                }
+            }
+            Distribution::Debian => {
+                if self.releases.is_empty() || self.components.is_empty() {
+                    return Err(format!(
+                        "sync profile `{}`: needs releases and components",
+                        self.name
+                    ));
+                }
+            }
+        }
+        if !(self.mirror.starts_with("http://")
+            || self.mirror.starts_with("https://")
+            || self.mirror.starts_with("file://"))
+        {
+            return Err(format!(
+                "sync profile `{}`: mirror must be an http(s) or file URL",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,279 @@
+//! Repository sync from a local mirror (file:// URLs): real fixture
+//! entries, split packages, hostile entries, `vouchd sync --dry-run`.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use vouch_node::sync::profile::Filter;
+use vouch_node::sync::{arch, debian, fetch};
+
+fn fixture(rel: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../../shared/fixtures/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// The real pacman entry, renamed into another (split) package of a base.
+fn desc(name: &str, base: &str, sha_byte: u8) -> String {
+    let real = fixture("arch/repo-db_pacman-5.2.2-1.desc");
+    let real = real.replacen("%NAME%\npacman\n", &format!("%NAME%\n{name}\n"), 1);
+    let real = real.replacen("%BASE%\npacman\n", &format!("%BASE%\n{base}\n"), 1);
+    let real = real.replacen(
+        "pacman-5.2.2-1-x86_64.pkg.tar.zst",
+        &format!("{name}-5.2.2-1-x86_64.pkg.tar.zst"),
+        1,
+    );
+    real.replacen(
+        "d78ea84801548dee105dfaf1b59a9b07fbf7fe5bc26414df27ca376ac46c3000",
+        &format!("{:02x}", sha_byte).repeat(32),
+        1,
+    )
+}
+
+fn raw_entry(builder: &mut tar::Builder<Vec<u8>>, path: &[u8], data: &[u8]) {
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path);
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    builder.append(&h, data).unwrap();
+}
+
+fn db(entries: &[(&[u8], String)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in entries {
+        raw_entry(&mut b, path, data.as_bytes());
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn split_packages_group_by_base_and_hostile_entries_are_refused() {
+    let tar = db(&[
+        (b"pacman-5.2.2-1/desc", desc("pacman", "pacman", 1)),
+        (b"libalpm-5.2.2-1/desc", desc("libalpm", "pacman", 2)),
+        (b"zlib-1/desc", desc("zlib", "zlib", 3)),
+        (b"../evil-1/desc", desc("evil", "evil", 4)),
+        (b"/etc/desc", desc("abs", "abs", 5)),
+        (b"broken-1/desc", "%NAME%\nbroken\n".to_string()),
+        (b"huge-1/desc", "x".repeat(2 << 20)),
+        (
+            b"slash-1/desc",
+            desc("slash", "slash", 6)
+                .replace("slash-5.2.2-1-x86_64.pkg.tar.zst", "../slash.pkg.tar.zst"),
+        ),
+    ]);
+    let r = arch::parse_db(
+        &tar,
+        "core",
+        "x86_64",
+        "https://mirror/core/os/x86_64",
+        &Filter::all(),
+    );
+    let jobs: Vec<(String, usize)> = r
+        .jobs
+        .iter()
+        .map(|j| (j.source.clone(), j.subjects.len()))
+        .collect();
+    assert_eq!(
+        jobs,
+        vec![("pacman".to_string(), 2), ("zlib".to_string(), 1)]
+    );
+    let reasons: Vec<String> = r
+        .refused
+        .iter()
+        .map(|x| format!("{}: {}", x.entry, x.reason))
+        .collect();
+    assert_eq!(r.refused.len(), 5, "{reasons:#?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|x| x.contains("../evil") && x.contains("traversal"))
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|x| x.contains("/etc/desc") && x.contains("absolute"))
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|x| x.contains("broken") && x.contains("malformed"))
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|x| x.contains("huge") && x.contains("over the limit"))
+    );
+    assert!(reasons.iter().any(|x| x.contains("slash")));
+    let pacman = &r.jobs[0];
+    assert_eq!(pacman.subjects[0].sha256.to_hex(), "01".repeat(32));
+}
+
+#[test]
+fn debian_hostile_stanzas_are_refused_and_the_rest_syncs() {
+    let good = fixture("debian/Packages_hello.stanza");
+    let evil = good.replace("Package: hello", "Package: evil").replace(
+        "pool/main/h/hello/hello_2.10-3_amd64.deb",
+        "../../etc/passwd",
+    );
+    let nosha = good
+        .replace("Package: hello", "Package: nosha")
+        .replace("SHA256:", "X-SHA:");
+    let packages = format!("{good}\n\n{evil}\n\n{nosha}\n");
+    let r = debian::parse(
+        &packages,
+        &fixture("debian/Sources_hello.stanza"),
+        "bookworm",
+        "main",
+        "amd64",
+        "https://deb.debian.org/debian",
+        &Filter::all(),
+    );
+    assert_eq!(r.jobs.len(), 1);
+    assert_eq!(r.refused.len(), 2, "{:?}", r.refused);
+}
+
+fn write_mirror(root: &Path) {
+    // Arch: core.db as zstd (named .db: the format comes from magic bytes).
+    let tar = db(&[
+        (b"pacman-5.2.2-1/desc", desc("pacman", "pacman", 1)),
+        (b"libalpm-5.2.2-1/desc", desc("libalpm", "pacman", 2)),
+    ]);
+    let arch_dir = root.join("core/os/x86_64");
+    std::fs::create_dir_all(&arch_dir).unwrap();
+    std::fs::write(
+        arch_dir.join("core.db"),
+        zstd::bulk::compress(&tar, 3).unwrap(),
+    )
+    .unwrap();
+    // Debian: Packages.xz and Sources.xz.
+    let bin = root.join("dists/bookworm/main/binary-amd64");
+    let src = root.join("dists/bookworm/main/source");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&src).unwrap();
+    let xz = |text: String| {
+        let mut out = Vec::new();
+        lzma_rs::xz_compress(&mut text.as_bytes(), &mut out).unwrap();
+        out
+    };
+    std::fs::write(
+        bin.join("Packages.xz"),
+        xz(fixture("debian/Packages_hello.stanza")),
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("Sources.xz"),
+        xz(fixture("debian/Sources_hello.stanza")),
+    )
+    .unwrap();
+    // A decompression bomb as another repository.
+    let bomb_dir = root.join("bomb/os/x86_64");
+    std::fs::create_dir_all(&bomb_dir).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 128 << 20]).unwrap();
+    std::fs::write(bomb_dir.join("bomb.db"), gz.finish().unwrap()).unwrap();
+}
+
+#[test]
+fn vouchd_sync_dry_run_one_off() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("mirror");
+    write_mirror(&root);
+    let vouchd = env!("CARGO_BIN_EXE_vouchd");
+    let arch_mirror = format!("file://{}/$repo/os/$arch", root.display());
+    let out = Command::new(vouchd)
+        .args(["--data-dir", t.path().join("d").to_str().unwrap()])
+        .args([
+            "sync",
+            "--dry-run",
+            "--json",
+            "--distribution",
+            "archlinux",
+            "--mirror",
+            &arch_mirror,
+        ])
+        .args(["--repo", "core", "--architecture", "x86_64"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "one job for the split package");
+    assert_eq!(lines[0]["source"], "pacman");
+    assert_eq!(lines[0]["subjects"].as_array().unwrap().len(), 2);
+    assert_eq!(lines[0]["subjects"][0]["sha256"], "01".repeat(32));
+
+    let deb_mirror = format!("file://{}", root.display());
+    let out = Command::new(vouchd)
+        .args(["--data-dir", t.path().join("d").to_str().unwrap()])
+        .args([
+            "sync",
+            "--dry-run",
+            "--json",
+            "--distribution",
+            "debian",
+            "--mirror",
+            &deb_mirror,
+        ])
+        .args([
+            "--release",
+            "bookworm",
+            "--component",
+            "main",
+            "--architecture",
+            "amd64",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["source"], "hello");
+    assert_eq!(job["subjects"][0]["filename"], "hello_2.10-3_amd64.deb");
+
+    // The bomb: refused with a clear error; the command still succeeds for
+    // the good repository beside it.
+    let out = Command::new(vouchd)
+        .args(["--data-dir", t.path().join("d").to_str().unwrap()])
+        .args([
+            "sync",
+            "--dry-run",
+            "--distribution",
+            "archlinux",
+            "--mirror",
+            &arch_mirror,
+        ])
+        .args([
+            "--repo",
+            "bomb",
+            "--repo",
+            "core",
+            "--architecture",
+            "x86_64",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bomb.db") && stderr.contains("decompression bomb"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pacman"));
+    let _ = fetch::MAX_DECOMPRESSED;
+}
