@@ -20,6 +20,8 @@ pub struct Config {
     pub p2p: P2pSettings,
     /// Repositories to watch, one profile each (`[[sync]]`).
     pub sync: Vec<crate::sync::SyncProfile>,
+    /// Rebuilding: workers, backends, limits.
+    pub rebuild: crate::worker::RebuildConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -213,6 +215,38 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 #   releases = ["bookworm"]
 #   components = ["main"]
 #   architectures = ["amd64"]
+
+[rebuild]
+# In-process workers; 0: this node does not rebuild (it still stores,
+# serves and gossips other signers' verdicts).
+#workers = 0
+# Seconds before a build's whole process group is killed.
+#timeout_secs = 14400
+# Bytes of build log kept (as a zstd blob, named in the verdict).
+#max_log_bytes = 16777216
+# Seconds a worker's lease lasts without a heartbeat.
+#lease_secs = 300
+# diffoscope, run on BAD results (skipped when not installed).
+#diffoscope = ["diffoscope", "--text", "-"]
+#diffoscope_timeout_secs = 900
+#max_diffoscope_bytes = 16777216
+# Largest published artifact fetched.
+#max_artifact_bytes = 8589934592
+# Backend per distribution, e.g.:
+#   [[rebuild.backends]]
+#   distribution = "archlinux"
+#   backend = { kind = "archlinux-repro", command = "repro" }
+#   (or { kind = "demo" }, or { kind = "exec", command = ["my-recipe"] })
+# Without one, a distribution uses the demo backend.
+#backends = []
+
+[rebuild.retry]
+# Retries after FAIL (did not build) and after BAD (built, differs).
+#fail_retries = 3
+#bad_retries = 1
+# First back-off in seconds, doubled per attempt, at most max_backoff_secs.
+#backoff_secs = 3600
+#max_backoff_secs = 604800
 
 [log]
 # error, warn, info, debug, trace, or a RUST_LOG-style filter such as

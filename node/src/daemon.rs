@@ -32,6 +32,7 @@ pub struct Daemon {
     /// The swarm, when p2p is enabled.
     pub network: Option<Network>,
     network_task: Option<NetworkTask>,
+    background: Vec<tokio::task::JoinHandle<()>>,
     stop: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     writer: std::thread::JoinHandle<()>,
@@ -136,6 +137,35 @@ impl Daemon {
             (None, None)
         };
 
+        // The rebuild pipeline.
+        let signer = Arc::new(crate::worker::Signer::new(
+            data.load_key()?,
+            store.clone(),
+            ingest.clone(),
+        ));
+        let mut background = Vec::new();
+        if config.rebuild.workers > 0 || !config.sync.is_empty() {
+            for p in &config.sync {
+                p.check().map_err(|e| anyhow::anyhow!(e))?;
+            }
+            let work_root = data.root.join("work");
+            std::fs::create_dir_all(&work_root)?;
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let http = reqwest::Client::builder()
+                .user_agent(concat!("vouchd/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(30))
+                .build()?;
+            let ctx = crate::worker::WorkerContext {
+                store: store.clone(),
+                signer: signer.clone(),
+                config: Arc::new(config.rebuild.clone()),
+                http,
+                metrics: metrics.clone(),
+                work_root,
+            };
+            background = crate::scheduler::spawn(ctx, config.sync.clone());
+        }
+
         let state = AppState {
             store: store.clone(),
             ingest: ingest.clone(),
@@ -173,6 +203,7 @@ impl Daemon {
             ingest,
             network,
             network_task,
+            background,
             stop,
             server,
             writer,
@@ -185,6 +216,9 @@ impl Daemon {
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(());
         self.server.await.context("HTTP server task")??;
+        for t in &self.background {
+            t.abort();
+        }
         if let Some(n) = &self.network {
             n.shutdown();
         }

@@ -5,11 +5,14 @@
 
 pub mod admission;
 pub mod api;
+pub mod backend;
 pub mod config;
 pub mod daemon;
 pub mod datadir;
 pub mod ingest;
 pub mod metrics;
 pub mod p2p;
+pub mod scheduler;
 pub mod store;
 pub mod sync;
+pub mod worker;

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub dropped: Family<ReasonLabel, Counter>,
     /// Gossip messages received, by topic and validation result.
     pub gossip: Family<ResultLabel, Counter>,
+    /// Rebuilds finished, by outcome.
+    pub builds: Family<ResultLabel, Counter>,
     /// Verdicts per group commit.
     pub group_size: Histogram,
     /// Seconds per group commit (apply + flush).
@@ -94,6 +96,8 @@ impl Metrics {
             "Gossip messages received, by topic and validation result",
             gossip.clone(),
         );
+        let builds = Family::<ResultLabel, Counter>::default();
+        registry.register("builds", "Rebuilds finished, by outcome", builds.clone());
         let group_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
         registry.register(
             "ingest_group_size",
@@ -135,6 +139,7 @@ impl Metrics {
             ingest,
             dropped,
             gossip,
+            builds,
             group_size,
             group_seconds,
             http,

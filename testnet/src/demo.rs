@@ -1,20 +1,18 @@
-//! The README's first command: a local federation of real `vouchd` nodes;
-//! three demo rebuilders sign verdicts about a small demo repository with
-//! the `vouch` command, each hands its verdicts to its own node, gossip
-//! spreads them to every node, and `vouch verify --node` asks one node and
-//! checks every package against a 2-of-3 policy, verifying every signature
-//! itself.
+//! The README's first command: a local federation that rebuilds, signs,
+//! gossips and answers queries. Three `vouchd` nodes (with the test-only
+//! keys of `keys/testnet/`) watch a local demo mirror of an Arch-style
+//! repository, rebuild every package with the deterministic demo backend,
+//! sign one verdict per package each, and gossip them; `vouch verify
+//! --node` then asks a single node and checks every package against a
+//! 2-of-3 policy, verifying every signature itself.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
-use serde_json::{Value, json};
-use vouch_attest::{Digest, Outcome, join_envelopes, write_secret_key};
+use anyhow::{Context as _, Result};
+use serde_json::Value;
 
-use crate::backend;
 use crate::keys::{node_key, node_name};
 use crate::net::{Options, Testnet};
 
@@ -65,143 +63,80 @@ pub fn run(dir: &Path, nodes: usize, quiet: bool) -> Result<Vec<Row>> {
             println!("{s}");
         }
     };
-    fs::create_dir_all(dir)?;
-    let repo = dir.join("repo");
-    fs::create_dir_all(&repo)?;
-
-    // The demo repository: one file per package.
-    let mut artifacts = Vec::new();
-    for (name, version) in PACKAGES {
-        let filename = format!("{name}-{version}-x86_64.pkg.tar.zst");
-        let content = format!("demo package {name} {version}\n");
-        fs::write(repo.join(&filename), &content)?;
-        artifacts.push((
-            name.to_string(),
-            version.to_string(),
-            filename,
-            Digest::of(content.as_bytes()),
-        ));
-    }
+    std::fs::create_dir_all(dir)?;
+    let mirror = crate::mirror::write_arch_mirror(&dir.join("mirror"), "core", PACKAGES)?;
     say(format!(
-        "demo repository: {} packages in {}",
-        artifacts.len(),
-        repo.display()
+        "demo mirror: {} packages at {mirror}",
+        PACKAGES.len()
     ));
 
-    // Each node: a test-only key, a rebuild of every package by the demo
-    // backend, a signed verdict chain.
-    let mut policy = String::from("threshold = 2\nveto_on_bad = true\n");
-    let mut envelopes: Vec<Vec<u8>> = Vec::new();
-    let mut per_node: Vec<Vec<Vec<u8>>> = Vec::new();
-    for n in 1..=nodes {
-        let mut mine: Vec<Vec<u8>> = Vec::new();
-        let key = node_key(n);
-        let key_path = dir.join(format!("{}.key", node_name(n)));
-        if !key_path.exists() {
-            write_secret_key(&key_path, &key)?;
-        }
-        policy += &format!(
-            "\n[[signer]]\nname = \"{}\"\noperator = \"operator-{n}\"\nkey = \"{}\"\n",
-            node_name(n),
-            key.public_key()
-        );
-        let mut prev = Digest::ZERO;
-        for (seq, (name, version, filename, sha)) in artifacts.iter().enumerate() {
-            let outcome = backend::rebuild(n, name, sha);
-            let draft = json!({
-                "seq": seq,
-                "prev": prev,
-                "subject": {
-                    "distribution": "archlinux", "component": "core", "architecture": "x86_64",
-                    "name": name, "version": version, "filename": filename, "sha256": sha,
-                },
-                "inputs": {"backend": "demo", "backend_version": backend::VERSION},
-                "outcome": outcome_json(&outcome),
-            });
-            let base = dir.join(format!("{}-{seq}", node_name(n)));
-            let json_path = base.with_extension("json");
-            let cbor_path = base.with_extension("cbor");
-            fs::write(&json_path, draft.to_string())?;
-            let out = Command::new(&vouch)
-                .args(["sign", "--key"])
-                .arg(&key_path)
-                .arg("--verdict")
-                .arg(&json_path)
-                .arg("--out")
-                .arg(&cbor_path)
-                .arg("--json")
-                .output()
-                .context("running vouch sign")?;
-            if !out.status.success() {
-                bail!(
-                    "vouch sign failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let signed: Value = serde_json::from_slice(&out.stdout)?;
-            prev = signed["id"]
-                .as_str()
-                .context("vouch sign --json printed no id")?
-                .parse()?;
-            let bytes = fs::read(&cbor_path)?;
-            mine.push(bytes.clone());
-            envelopes.push(bytes);
-            say(format!(
-                "{}  seq {seq}  {name:<16} {}",
-                node_name(n),
-                outcome
-            ));
-        }
-        per_node.push(mine);
+    let config = format!(
+        "[[sync]]\nname = \"demo-core\"\ndistribution = \"archlinux\"\nmirror = \"{mirror}\"\n\
+         repos = [\"core\"]\narchitectures = [\"x86_64\"]\ninterval_secs = 600\n\n\
+         [rebuild]\nworkers = 1\n\n[[rebuild.backends]]\ndistribution = \"archlinux\"\nbackend = {{ kind = \"demo\" }}\n"
+    );
+    let mut net = Testnet::start(
+        &dir.join("federation"),
+        nodes,
+        Options {
+            keyring_keys: true,
+            config: Some(config),
+            ..Options::default()
+        },
+    )?;
+    for node in &net.nodes {
+        say(format!("vouchd {}  peer {}", node.url(), node.peer_id()?));
     }
-    let policy_path = dir.join("policy.toml");
-    fs::write(&policy_path, policy)?;
-    let bundle = dir.join("verdicts.cbor");
-    fs::write(&bundle, join_envelopes(envelopes.iter().map(Vec::as_slice)))?;
-    say(format!(
-        "\n{} signed verdicts in {}; policy: 2 of {nodes} ({})\n",
-        envelopes.len(),
-        bundle.display(),
-        policy_path.display()
-    ));
-
-    // A federation of real nodes: each rebuilder hands its verdicts to its
-    // own node; gossip carries them to the others.
-    let mut net = Testnet::start(&dir.join("federation"), nodes, Options::default())?;
-    net.wait_connected(1, Duration::from_secs(60))?;
-    for (n, node) in net.nodes.iter().enumerate() {
-        say(format!(
-            "vouchd {} at {}  peer {}",
-            node_name(n + 1),
-            node.url(),
-            node.peer_id()?
-        ));
-    }
-    std::thread::sleep(Duration::from_secs(1));
-    for (node, mine) in net.nodes.iter().zip(&per_node) {
-        crate::http::post_envelopes(
-            node.url(),
-            &node.admin_token()?,
-            join_envelopes(mine.iter().map(Vec::as_slice)),
-        )?;
-    }
-    let total = envelopes.len() as u64;
-    let took = net.wait_all(Duration::from_secs(60), |n| {
+    let total = (PACKAGES.len() * nodes) as u64;
+    let took = net.wait_all(Duration::from_secs(120), |n| {
         let s = crate::http::get_json(n.url(), "/api/vouch/v1/status")?;
         Ok(s["store"]["verdicts"].as_u64() == Some(total))
     })?;
     let node = net.nodes.last().context("no nodes")?;
     say(format!(
-        "gossip: every node holds all {total} verdicts after {:.0} ms; asking only {}\n",
-        took.as_secs_f64() * 1000.0,
+        "each node synced the mirror, rebuilt {} packages and signed a verdict for each; \
+         gossip gave every node all {total} verdicts after {:.1} s",
+        PACKAGES.len(),
+        took.as_secs_f64()
+    ));
+    let answer = crate::http::get_json(
+        node.url(),
+        "/api/vouch/v1/verdicts?distribution=archlinux&name=unrepro-kernel",
+    )?;
+    for v in answer["verdicts"].as_array().into_iter().flatten() {
+        say(format!(
+            "  {} says {} about unrepro-kernel (evidence: build log {})",
+            v["verdict"]["signer"].as_str().unwrap_or("?"),
+            v["verdict"]["outcome"]["result"].as_str().unwrap_or("?"),
+            v["verdict"]["evidence"]["build_log"]
+                .as_str()
+                .unwrap_or("-")
+        ));
+    }
+
+    let mut policy = String::from("threshold = 2\nveto_on_bad = true\n");
+    for n in 1..=nodes {
+        policy += &format!(
+            "\n[[signer]]\nname = \"{}\"\noperator = \"operator-{n}\"\nkey = \"{}\"\n",
+            node_name(n),
+            node_key(n).public_key()
+        );
+    }
+    let policy_path = dir.join("policy.toml");
+    std::fs::write(&policy_path, policy)?;
+    say(format!(
+        "\npolicy: 2 of {nodes} ({}); asking only {}\n",
+        policy_path.display(),
         node.url()
     ));
 
+    let repo = dir.join("mirror/core/os/x86_64");
     let mut rows = Vec::new();
-    for (name, _, filename, _) in &artifacts {
+    for (name, version) in PACKAGES {
+        let filename = format!("{name}-{version}-x86_64.pkg.tar.zst");
         let out = Command::new(&vouch)
             .arg("verify")
-            .arg(repo.join(filename))
+            .arg(repo.join(&filename))
             .arg("--policy")
             .arg(&policy_path)
             .arg("--node")
@@ -218,20 +153,11 @@ pub fn run(dir: &Path, nodes: usize, quiet: bool) -> Result<Vec<Row>> {
             decision["good"], decision["threshold"]
         ));
         rows.push(Row {
-            name: name.clone(),
+            name: name.to_string(),
             status,
             exit,
         });
     }
+    net.stop()?;
     Ok(rows)
-}
-
-fn outcome_json(o: &Outcome) -> Value {
-    match o {
-        Outcome::Good => json!({"result": "GOOD"}),
-        Outcome::Bad { rebuilt_sha256 } => {
-            json!({"result": "BAD", "rebuilt_sha256": rebuilt_sha256})
-        }
-        Outcome::Fail { reason } => json!({"result": "FAIL", "reason": reason.as_str()}),
-    }
 }

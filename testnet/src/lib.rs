@@ -9,6 +9,7 @@ pub mod backend;
 pub mod demo;
 pub mod http;
 pub mod keys;
+pub mod mirror;
 pub mod net;
 pub mod node;
 pub mod rogue;

@@ -17,6 +17,11 @@ pub struct Options {
     pub sync_interval: u64,
     /// Extra arguments for every `vouchd run`.
     pub extra: Vec<String>,
+    /// Give node N the test-only key of `keys/testnet/node-N.toml` instead
+    /// of a fresh one.
+    pub keyring_keys: bool,
+    /// A `vouchd.toml` for every node.
+    pub config: Option<String>,
 }
 
 impl Default for Options {
@@ -24,6 +29,8 @@ impl Default for Options {
         Options {
             sync_interval: 2,
             extra: Vec::new(),
+            keyring_keys: false,
+            config: None,
         }
     }
 }
@@ -67,6 +74,20 @@ impl Testnet {
 
     fn spawn_node(&self, i: usize, bootstrap: Option<&str>) -> Result<NodeProcess> {
         let data = self.dir.join(format!("node-{}", i + 1));
+        if self.options.keyring_keys || self.options.config.is_some() {
+            std::fs::create_dir_all(&data)?;
+            let mut perms = std::fs::metadata(&data)?.permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
+            std::fs::set_permissions(&data, perms)?;
+        }
+        if self.options.keyring_keys && !data.join("node.key").exists() {
+            let key = crate::keys::node_key(i + 1);
+            vouch_attest::write_secret_key(&data.join("node.key"), &key)?;
+            vouch_attest::write_public_key(&data.join("node.key.pub"), &key.public_key())?;
+        }
+        if let Some(config) = &self.options.config {
+            std::fs::write(data.join("vouchd.toml"), config)?;
+        }
         let interval = self.options.sync_interval.to_string();
         let mut args: Vec<&str> = vec!["--sync-interval", &interval];
         if let Some(b) = bootstrap {

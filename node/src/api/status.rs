@@ -13,7 +13,15 @@ use crate::api::verdicts::blocking;
 /// `GET /api/vouch/v1/status`
 pub async fn status(State(s): State<AppState>) -> Result<Response, ApiError> {
     let store = s.store.clone();
-    let (counts, size) = blocking(move || Ok((store.counts()?, store.size_on_disk()?))).await?;
+    let (counts, size, queue, running) = blocking(move || {
+        Ok((
+            store.counts()?,
+            store.size_on_disk()?,
+            store.queue_counts()?,
+            store.running_jobs()?,
+        ))
+    })
+    .await?;
     Ok(Json(json!({
         "node": {
             "version": env!("CARGO_PKG_VERSION"),
@@ -28,6 +36,17 @@ pub async fn status(State(s): State<AppState>) -> Result<Response, ApiError> {
             "forks": counts.forks,
             "blobs": counts.blobs,
             "size_on_disk": size,
+        },
+        "queue": {
+            "queued": queue.queued,
+            "running": queue.running,
+            "done": queue.done,
+            "running_jobs": running.iter().map(|r| json!({
+                "job": r.job.key(),
+                "worker": r.worker,
+                "started_at": r.started_at,
+                "lease_until": r.lease_until,
+            })).collect::<Vec<_>>(),
         },
     }))
     .into_response())

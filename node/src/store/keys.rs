@@ -15,6 +15,8 @@ pub(crate) const PENDING: &str = "pending-1";
 pub(crate) const FORKS: &str = "forks-1";
 pub(crate) const FORKS_BY_SIGNER: &str = "forks-by-signer-1";
 pub(crate) const BLOBS: &str = "blobs-1";
+pub(crate) const JOBS: &str = "jobs-1";
+pub(crate) const QUEUE: &str = "queue-1";
 
 /// `meta` keys.
 pub(crate) const META_FORMAT: &[u8] = b"format";

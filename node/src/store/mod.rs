@@ -8,6 +8,7 @@
 //! entries are written in one transaction; [`Store::flush`] makes them
 //! durable.
 
+pub mod jobs;
 mod keys;
 
 use std::collections::HashMap;
@@ -127,6 +128,8 @@ pub struct Store {
     forks: sled::Tree,
     forks_by_signer: sled::Tree,
     blobs: sled::Tree,
+    jobs: sled::Tree,
+    queue: sled::Tree,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -186,6 +189,8 @@ impl Store {
             forks: db.open_tree(keys::FORKS)?,
             forks_by_signer: db.open_tree(keys::FORKS_BY_SIGNER)?,
             blobs: db.open_tree(keys::BLOBS)?,
+            jobs: db.open_tree(keys::JOBS)?,
+            queue: db.open_tree(keys::QUEUE)?,
             meta,
             db,
         })

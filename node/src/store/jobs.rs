@@ -1,0 +1,418 @@
+//! The job queue on sled: one record per source build, an ordered index of
+//! ready jobs, leases held by workers. State changes are transactions over
+//! both trees, flushed before they are reported, so a crash never loses a
+//! job and never runs one twice to a second verdict (see
+//! [`Store::reap_jobs`]).
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional as _;
+use sled::transaction::ConflictableTransactionError;
+
+use super::{Store, StoreError};
+use crate::sync::Job;
+
+/// Why a job is queued, in priority order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Asked for by an operator.
+    Manual = 0,
+    /// New in the repository.
+    New = 1,
+    /// A retry after FAIL or BAD.
+    Retry = 2,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting to run (at `next_at`).
+    Queued,
+    /// Held by a worker until `lease_until`.
+    Running,
+    /// Finished: reproduced, or out of retries.
+    Done,
+}
+
+/// A job and its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job.
+    pub job: Job,
+    /// Its state.
+    pub state: JobState,
+    /// Its priority while queued.
+    pub priority: Priority,
+    /// Unix seconds from when it may run.
+    pub next_at: u64,
+    /// Attempts that ended FAIL.
+    pub fails: u32,
+    /// Attempts that ended BAD.
+    pub bads: u32,
+    /// The last outcome (`GOOD`, `BAD`, `FAIL`).
+    pub last: Option<String>,
+    /// Who holds it.
+    pub worker: Option<String>,
+    /// Until when the lease holds (unix seconds).
+    pub lease_until: u64,
+    /// When the running attempt started (unix seconds).
+    pub started_at: u64,
+    /// Still in the repository index.
+    pub published: bool,
+}
+
+/// Counts by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    /// Queued (ready or waiting for back-off).
+    pub queued: u64,
+    /// Held by workers.
+    pub running: u64,
+    /// Finished.
+    pub done: u64,
+}
+
+fn queue_key(priority: Priority, next_at: u64, job_key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + job_key.len());
+    k.push(priority as u8);
+    k.extend_from_slice(&next_at.to_be_bytes());
+    k.extend_from_slice(job_key.as_bytes());
+    k
+}
+
+fn encode(r: &JobRecord) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(r).map_err(|e| StoreError::Damaged {
+        tree: "jobs",
+        detail: e.to_string(),
+    })
+}
+
+fn decode(v: &[u8]) -> Result<JobRecord, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Damaged {
+        tree: "jobs",
+        detail: e.to_string(),
+    })
+}
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+impl Store {
+    /// Queues the jobs of a sync that are new (by key), marks known ones
+    /// published again, and marks every known job of `scope` (a key prefix:
+    /// distribution/release/component/architecture) that is absent from
+    /// `jobs` as no longer published — never deleting it. Returns how many
+    /// were new.
+    pub fn enqueue_sync(
+        &self,
+        scope: &[String],
+        jobs: &[Job],
+        now: u64,
+    ) -> Result<usize, StoreError> {
+        let present: std::collections::HashSet<String> = jobs.iter().map(Job::key).collect();
+        let mut new = 0;
+        for job in jobs {
+            let key = job.key();
+            match self.jobs.get(key.as_bytes())? {
+                Some(v) => {
+                    let mut r = decode(&v)?;
+                    if !r.published {
+                        r.published = true;
+                        self.jobs.insert(key.as_bytes(), encode(&r)?)?;
+                    }
+                }
+                None => {
+                    let r = JobRecord {
+                        job: job.clone(),
+                        state: JobState::Queued,
+                        priority: Priority::New,
+                        next_at: now,
+                        fails: 0,
+                        bads: 0,
+                        last: None,
+                        worker: None,
+                        lease_until: 0,
+                        started_at: 0,
+                        published: true,
+                    };
+                    (&self.jobs, &self.queue)
+                        .transaction(|(jobs, queue)| {
+                            jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
+                            queue.insert(queue_key(r.priority, r.next_at, &key), &[])?;
+                            Ok(())
+                        })
+                        .map_err(tx_error)?;
+                    new += 1;
+                }
+            }
+        }
+        for prefix in scope {
+            for item in self.jobs.scan_prefix(prefix.as_bytes()) {
+                let (k, v) = item?;
+                let key = String::from_utf8_lossy(&k).into_owned();
+                if present.contains(&key) {
+                    continue;
+                }
+                let mut r = decode(&v)?;
+                if r.published {
+                    r.published = false;
+                    self.jobs.insert(k, encode(&r)?)?;
+                }
+            }
+        }
+        self.flush()?;
+        Ok(new)
+    }
+
+    /// Gives the next ready job to `worker` for `lease` seconds.
+    pub fn lease_job(
+        &self,
+        worker: &str,
+        now: u64,
+        lease: u64,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        for item in self.queue.iter() {
+            let (qk, _) = item?;
+            if qk.len() < 9 {
+                continue;
+            }
+            let next_at = u64::from_be_bytes(qk[1..9].try_into().unwrap_or([0; 8]));
+            if next_at > now {
+                continue; // another priority class may have a ready job
+            }
+            let key = qk[9..].to_vec();
+            let leased = (&self.jobs, &self.queue)
+                .transaction(|(jobs, queue)| {
+                    let Some(v) = jobs.get(&key)? else {
+                        queue.remove(&qk)?;
+                        return Ok(None);
+                    };
+                    let mut r = decode(&v).map_err(abort)?;
+                    queue.remove(&qk)?;
+                    if r.state != JobState::Queued {
+                        return Ok(None);
+                    }
+                    r.state = JobState::Running;
+                    r.worker = Some(worker.to_string());
+                    r.lease_until = now + lease;
+                    r.started_at = now;
+                    jobs.insert(key.as_slice(), encode(&r).map_err(abort)?)?;
+                    Ok(Some(r))
+                })
+                .map_err(tx_error)?;
+            if let Some(r) = leased {
+                self.flush()?;
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Extends a lease (a worker's heartbeat). False when the worker no
+    /// longer holds the job.
+    pub fn heartbeat_job(
+        &self,
+        key: &str,
+        worker: &str,
+        now: u64,
+        lease: u64,
+    ) -> Result<bool, StoreError> {
+        let Some(v) = self.jobs.get(key.as_bytes())? else {
+            return Ok(false);
+        };
+        let mut r = decode(&v)?;
+        if r.state != JobState::Running || r.worker.as_deref() != Some(worker) {
+            return Ok(false);
+        }
+        r.lease_until = now + lease;
+        self.jobs.insert(key.as_bytes(), encode(&r)?)?;
+        Ok(true)
+    }
+
+    /// Records the outcome of a finished attempt: GOOD ends the job; FAIL
+    /// and BAD are retried with their own limits and back-off.
+    pub fn complete_job(
+        &self,
+        key: &str,
+        outcome: &str,
+        now: u64,
+        retry: &RetryPolicy,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let done = (&self.jobs, &self.queue)
+            .transaction(|(jobs, queue)| {
+                let Some(v) = jobs.get(key.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut r = decode(&v).map_err(abort)?;
+                r.last = Some(outcome.to_string());
+                r.worker = None;
+                r.lease_until = 0;
+                let again = match outcome {
+                    "FAIL" => {
+                        r.fails += 1;
+                        (r.fails <= retry.fail_retries).then(|| retry.backoff(r.fails))
+                    }
+                    "BAD" => {
+                        r.bads += 1;
+                        (r.bads <= retry.bad_retries).then(|| retry.backoff(r.bads))
+                    }
+                    _ => None,
+                };
+                match again {
+                    Some(delay) if r.published => {
+                        r.state = JobState::Queued;
+                        r.priority = Priority::Retry;
+                        r.next_at = now + delay;
+                        queue.insert(queue_key(r.priority, r.next_at, key), &[])?;
+                    }
+                    _ => r.state = JobState::Done,
+                }
+                jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
+                Ok(Some(r))
+            })
+            .map_err(tx_error)?;
+        self.flush()?;
+        Ok(done)
+    }
+
+    /// Requeues a job by hand (priority manual).
+    pub fn requeue_job(&self, key: &str, now: u64) -> Result<bool, StoreError> {
+        let Some(v) = self.jobs.get(key.as_bytes())? else {
+            return Ok(false);
+        };
+        let mut r = decode(&v)?;
+        r.state = JobState::Queued;
+        r.priority = Priority::Manual;
+        r.next_at = now;
+        (&self.jobs, &self.queue)
+            .transaction(|(jobs, queue)| {
+                jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
+                queue.insert(queue_key(r.priority, r.next_at, key), &[])?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// Jobs whose lease ran out (a worker that stopped sending heartbeats,
+    /// or a node that crashed). `finished` tells whether the attempt did
+    /// finish — its verdicts are in the store — in which case the job is
+    /// completed with that outcome instead of run again; otherwise it goes
+    /// back to the queue. Returns the keys requeued.
+    pub fn reap_jobs(
+        &self,
+        now: u64,
+        retry: &RetryPolicy,
+        finished: &dyn Fn(&JobRecord) -> Option<String>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut requeued = Vec::new();
+        for item in self.jobs.iter() {
+            let (k, v) = item?;
+            let r = decode(&v)?;
+            if r.state != JobState::Running || r.lease_until > now {
+                continue;
+            }
+            let key = String::from_utf8_lossy(&k).into_owned();
+            if let Some(outcome) = finished(&r) {
+                self.complete_job(&key, &outcome, now, retry)?;
+                continue;
+            }
+            let mut r = r;
+            r.state = JobState::Queued;
+            r.worker = None;
+            r.next_at = now;
+            (&self.jobs, &self.queue)
+                .transaction(|(jobs, queue)| {
+                    jobs.insert(k.as_ref(), encode(&r).map_err(abort)?)?;
+                    queue.insert(queue_key(r.priority, r.next_at, &key), &[])?;
+                    Ok(())
+                })
+                .map_err(tx_error)?;
+            requeued.push(key);
+        }
+        if !requeued.is_empty() {
+            self.flush()?;
+        }
+        Ok(requeued)
+    }
+
+    /// One job's record.
+    pub fn job(&self, key: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.jobs
+            .get(key.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Counts by state.
+    pub fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
+        let mut c = QueueCounts::default();
+        for item in self.jobs.iter() {
+            let (_, v) = item?;
+            match decode(&v)?.state {
+                JobState::Queued => c.queued += 1,
+                JobState::Running => c.running += 1,
+                JobState::Done => c.done += 1,
+            }
+        }
+        Ok(c)
+    }
+
+    /// Running jobs (for status).
+    pub fn running_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.jobs.iter() {
+            let (_, v) = item?;
+            let r = decode(&v)?;
+            if r.state == JobState::Running {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Retry limits and back-off, separate for FAIL (did not build) and BAD
+/// (built, differs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Retries after FAIL.
+    pub fail_retries: u32,
+    /// Retries after BAD.
+    pub bad_retries: u32,
+    /// First back-off in seconds, doubled per attempt.
+    pub backoff_secs: u64,
+    /// Longest back-off in seconds.
+    pub max_backoff_secs: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            fail_retries: 3,
+            bad_retries: 1,
+            backoff_secs: 3600,
+            max_backoff_secs: 7 * 86_400,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Back-off before attempt `n + 1`.
+    pub fn backoff(&self, n: u32) -> u64 {
+        self.backoff_secs
+            .saturating_mul(1u64 << n.saturating_sub(1).min(20))
+            .min(self.max_backoff_secs)
+    }
+}
+
+fn tx_error(e: sled::transaction::TransactionError<StoreError>) -> StoreError {
+    match e {
+        sled::transaction::TransactionError::Abort(e) => e,
+        sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
+    }
+}

@@ -1,0 +1,479 @@
+//! In-process workers: lease a job, fetch the published artifacts (checking
+//! their sha256 against the index), run the backend, compare every artifact,
+//! keep the evidence (build log; diffoscope output for BAD), sign one
+//! verdict per artifact with the node's key, ingest and publish them, and
+//! record the outcome in the queue.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use vouch_attest::{
+    Digest, Evidence, FORMAT_VERSION, FailReason, Hasher, Inputs, Outcome, SecretKey, Subject,
+    Verdict, sign,
+};
+
+use crate::backend::{BackendConfig, BuildStatus, run_command};
+use crate::ingest::{Ingest, Status};
+use crate::metrics::{Metrics, ResultLabel};
+use crate::store::Store;
+use crate::store::jobs::{JobRecord, RetryPolicy};
+use crate::sync::Job;
+
+/// `[rebuild]` in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RebuildConfig {
+    /// In-process workers (0: this node does not rebuild).
+    pub workers: usize,
+    /// Seconds a build may run before its process group is killed.
+    pub timeout_secs: u64,
+    /// Bytes of build log kept.
+    pub max_log_bytes: usize,
+    /// Seconds a worker's lease lasts without a heartbeat.
+    pub lease_secs: u64,
+    /// The diffoscope command run for BAD results (skipped when missing).
+    pub diffoscope: Vec<String>,
+    /// Seconds diffoscope may run.
+    pub diffoscope_timeout_secs: u64,
+    /// Bytes of diffoscope output kept.
+    pub max_diffoscope_bytes: usize,
+    /// Largest published artifact fetched.
+    pub max_artifact_bytes: u64,
+    /// Retries and back-off.
+    pub retry: RetryPolicy,
+    /// Backend per distribution.
+    pub backends: Vec<BackendFor>,
+}
+
+/// A backend for one distribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendFor {
+    /// `archlinux` or `debian`.
+    pub distribution: String,
+    /// The backend: `{ kind = "demo" }`, `{ kind = "archlinux-repro",
+    /// command = "repro" }`, `{ kind = "exec", command = ["..."] }`.
+    pub backend: BackendConfig,
+}
+
+impl Default for RebuildConfig {
+    fn default() -> Self {
+        RebuildConfig {
+            workers: 0,
+            timeout_secs: 4 * 3600,
+            max_log_bytes: 16 << 20,
+            lease_secs: 300,
+            diffoscope: vec!["diffoscope".into(), "--text".into(), "-".into()],
+            diffoscope_timeout_secs: 900,
+            max_diffoscope_bytes: 16 << 20,
+            max_artifact_bytes: 8 << 30,
+            retry: RetryPolicy::default(),
+            backends: Vec::new(),
+        }
+    }
+}
+
+/// Signs verdicts with the node's key, one at a time, so that each gets the
+/// next seq of the node's log.
+pub struct Signer {
+    key: SecretKey,
+    store: Store,
+    ingest: Ingest,
+    lock: Mutex<()>,
+}
+
+/// A verdict before it gets its place in the log.
+pub struct Draft {
+    /// The artifact.
+    pub subject: Subject,
+    /// The inputs.
+    pub inputs: Inputs,
+    /// The result.
+    pub outcome: Outcome,
+    /// The evidence.
+    pub evidence: Evidence,
+}
+
+impl Signer {
+    /// A signer over the node's key.
+    pub fn new(key: SecretKey, store: Store, ingest: Ingest) -> Signer {
+        Signer {
+            key,
+            store,
+            ingest,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The node's public key.
+    pub fn public(&self) -> vouch_attest::PublicKey {
+        self.key.public_key()
+    }
+
+    /// Signs the drafts as the next entries of the node's log, stores them
+    /// through the ingest pipeline (which publishes them), and returns their
+    /// ids.
+    pub async fn sign_and_store(&self, drafts: Vec<Draft>) -> anyhow::Result<Vec<Digest>> {
+        let _guard = self.lock.lock().await;
+        let head = self.store.head(&self.key.public_key())?;
+        let (mut seq, mut prev) = match head {
+            Some(h) => (h.seq + 1, h.id),
+            None => (0, Digest::ZERO),
+        };
+        let now = unix_now();
+        let mut envelopes = Vec::new();
+        let mut ids = Vec::new();
+        for d in drafts {
+            let v = Verdict {
+                version: FORMAT_VERSION,
+                signer: self.key.public_key(),
+                seq,
+                prev,
+                issued_at: now,
+                subject: d.subject,
+                inputs: d.inputs,
+                outcome: d.outcome,
+                evidence: d.evidence,
+            };
+            let signed = sign(&v, &self.key)?;
+            prev = signed.id();
+            seq += 1;
+            ids.push(signed.id());
+            envelopes.push(signed.envelope().to_vec());
+        }
+        let reports = self.ingest.submit("local", envelopes).await?;
+        if let Some(bad) = reports.iter().find(|r| r.status != Status::Accepted) {
+            anyhow::bail!("own verdict not stored: {:?} {:?}", bad.code, bad.reason);
+        }
+        Ok(ids)
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Everything a worker needs.
+#[derive(Clone)]
+pub struct WorkerContext {
+    /// The store (queue, blobs).
+    pub store: Store,
+    /// Signs and stores verdicts.
+    pub signer: Arc<Signer>,
+    /// Settings.
+    pub config: Arc<RebuildConfig>,
+    /// For fetching artifacts.
+    pub http: reqwest::Client,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where work directories go.
+    pub work_root: PathBuf,
+}
+
+/// Runs one worker until the process stops.
+pub async fn run_worker(ctx: WorkerContext, name: String) {
+    loop {
+        let store = ctx.store.clone();
+        let lease = ctx.config.lease_secs;
+        let worker = name.clone();
+        let leased =
+            tokio::task::spawn_blocking(move || store.lease_job(&worker, unix_now(), lease)).await;
+        match leased {
+            Ok(Ok(Some(record))) => {
+                if let Err(e) = process(&ctx, &name, record).await {
+                    tracing::error!(error = %format!("{e:#}"), "rebuild failed");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+            Ok(Ok(None)) => tokio::time::sleep(Duration::from_secs(1)).await,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "leasing a job");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "lease task");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// Rebuilds one leased job and records everything.
+pub async fn process(
+    ctx: &WorkerContext,
+    worker: &str,
+    record: JobRecord,
+) -> anyhow::Result<String> {
+    let job = record.job.clone();
+    let key = job.key();
+    let backend = ctx
+        .config
+        .backends
+        .iter()
+        .find(|b| b.distribution == job.distribution)
+        .map(|b| b.backend.clone())
+        .unwrap_or(BackendConfig::Demo);
+    tracing::info!(job = %key, backend = %backend.name(), "rebuilding");
+    let workdir = tempfile::Builder::new()
+        .prefix("vouch-build-")
+        .tempdir_in(&ctx.work_root)?;
+
+    // Heartbeats while the build runs.
+    let hb_store = ctx.store.clone();
+    let (hb_key, hb_worker, lease) = (key.clone(), worker.to_string(), ctx.config.lease_secs);
+    let heartbeat = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs((lease / 3).max(1))).await;
+            let (s, k, w) = (hb_store.clone(), hb_key.clone(), hb_worker.clone());
+            let _ = tokio::task::spawn_blocking(move || s.heartbeat_job(&k, &w, unix_now(), lease))
+                .await;
+        }
+    });
+
+    let result = build_job(ctx, &backend, &job, workdir.path()).await;
+    heartbeat.abort();
+    let (drafts, summary) = result;
+    ctx.signer.sign_and_store(drafts).await?;
+    ctx.metrics
+        .builds
+        .get_or_create(&ResultLabel {
+            source: "local",
+            result: match summary.as_str() {
+                "GOOD" => "good",
+                "BAD" => "bad",
+                _ => "fail",
+            },
+        })
+        .inc();
+    let store = ctx.store.clone();
+    let retry = ctx.config.retry;
+    let (k, s) = (key.clone(), summary.clone());
+    tokio::task::spawn_blocking(move || store.complete_job(&k, &s, unix_now(), &retry)).await??;
+    tracing::info!(job = %key, outcome = %summary, "rebuilt");
+    Ok(summary)
+}
+
+/// Fetches inputs, runs the backend, compares, stores evidence: the drafts
+/// to sign and the job's outcome (`GOOD`, `BAD` or `FAIL`).
+async fn build_job(
+    ctx: &WorkerContext,
+    backend: &BackendConfig,
+    job: &Job,
+    workdir: &Path,
+) -> (Vec<Draft>, String) {
+    let input = workdir.join("input");
+    let mut log = Vec::new();
+    let fail_all = |reason: FailReason, log: Vec<u8>| {
+        let evidence = Evidence {
+            build_log: ctx.store.put_blob(&log).ok(),
+            diffoscope: None,
+        };
+        let drafts = job
+            .subjects
+            .iter()
+            .map(|s| Draft {
+                subject: subject(job, s),
+                inputs: inputs(job, s, backend),
+                outcome: Outcome::Fail { reason },
+                evidence: evidence.clone(),
+            })
+            .collect();
+        (drafts, "FAIL".to_string())
+    };
+    if let Err(e) = std::fs::create_dir_all(&input) {
+        log.extend_from_slice(format!("cannot create the work directory: {e}\n").as_bytes());
+        return fail_all(FailReason::Backend, log);
+    }
+    for s in &job.subjects {
+        let url = format!("{}/{}", job.mirror.trim_end_matches('/'), s.path);
+        match download(
+            &ctx.http,
+            &url,
+            &input.join(&s.filename),
+            ctx.config.max_artifact_bytes,
+        )
+        .await
+        {
+            Ok(sha) if sha == s.sha256 => {
+                log.extend_from_slice(format!("fetched {url} (sha256 {sha})\n").as_bytes());
+            }
+            Ok(sha) => {
+                log.extend_from_slice(
+                    format!(
+                        "fetched {url}: sha256 {sha}, but the index says {}\n",
+                        s.sha256
+                    )
+                    .as_bytes(),
+                );
+                return fail_all(FailReason::Fetch, log);
+            }
+            Err(e) => {
+                log.extend_from_slice(format!("cannot fetch {url}: {e}\n").as_bytes());
+                return fail_all(FailReason::Fetch, log);
+            }
+        }
+    }
+    let run = backend
+        .build(
+            job,
+            workdir,
+            Duration::from_secs(ctx.config.timeout_secs),
+            ctx.config.max_log_bytes,
+            ctx.signer.public().as_bytes(),
+        )
+        .await;
+    log.extend_from_slice(&run.log);
+    match run.status {
+        BuildStatus::Ok => {}
+        BuildStatus::Failed => return fail_all(FailReason::Build, log),
+        BuildStatus::Timeout => return fail_all(FailReason::Timeout, log),
+        BuildStatus::BackendError => return fail_all(FailReason::Backend, log),
+    }
+    let mut drafts = Vec::new();
+    let mut summary = "GOOD";
+    let mut per_subject = Vec::new();
+    for s in &job.subjects {
+        let rebuilt = run.output_dir.join(&s.filename);
+        let outcome = match hash_file(&rebuilt) {
+            Ok(h) if h == s.sha256 => Outcome::Good,
+            Ok(h) => Outcome::Bad { rebuilt_sha256: h },
+            Err(_) => {
+                log.extend_from_slice(
+                    format!("the backend produced no {}\n", s.filename).as_bytes(),
+                );
+                Outcome::Fail {
+                    reason: FailReason::Build,
+                }
+            }
+        };
+        per_subject.push((s, outcome, rebuilt));
+    }
+    let build_log = ctx.store.put_blob(&log).ok();
+    for (s, outcome, rebuilt) in per_subject {
+        let mut evidence = Evidence {
+            build_log,
+            diffoscope: None,
+        };
+        match outcome {
+            Outcome::Bad { .. } => {
+                if summary == "GOOD" {
+                    summary = "BAD";
+                }
+                evidence.diffoscope =
+                    diffoscope(ctx, &input.join(&s.filename), &rebuilt, workdir).await;
+            }
+            Outcome::Fail { .. } => summary = "FAIL",
+            Outcome::Good => {}
+        }
+        drafts.push(Draft {
+            subject: subject(job, s),
+            inputs: inputs(job, s, backend),
+            outcome,
+            evidence,
+        });
+    }
+    (drafts, summary.to_string())
+}
+
+async fn diffoscope(
+    ctx: &WorkerContext,
+    published: &Path,
+    rebuilt: &Path,
+    workdir: &Path,
+) -> Option<Digest> {
+    if ctx.config.diffoscope.is_empty() {
+        return None;
+    }
+    let mut args = ctx.config.diffoscope.clone();
+    args.push(published.display().to_string());
+    args.push(rebuilt.display().to_string());
+    let out = run_command(
+        &args,
+        workdir,
+        &[],
+        Duration::from_secs(ctx.config.diffoscope_timeout_secs),
+        ctx.config.max_diffoscope_bytes,
+    )
+    .await;
+    // diffoscope exits 1 when the files differ; 2 or a start failure is an
+    // error.
+    if out.status == BuildStatus::BackendError {
+        tracing::warn!("diffoscope is not available; BAD verdicts carry no diffoscope evidence");
+        return None;
+    }
+    ctx.store.put_blob(&out.log).ok()
+}
+
+fn subject(job: &Job, s: &crate::sync::JobSubject) -> Subject {
+    Subject {
+        distribution: job.distribution.clone(),
+        release: job.release.clone(),
+        component: Some(job.component.clone()),
+        architecture: job.architecture.clone(),
+        name: s.name.clone(),
+        version: s.version.clone(),
+        filename: s.filename.clone(),
+        sha256: s.sha256,
+    }
+}
+
+fn inputs(job: &Job, s: &crate::sync::JobSubject, backend: &BackendConfig) -> Inputs {
+    let url = format!("{}/{}", job.mirror.trim_end_matches('/'), s.path);
+    Inputs {
+        buildinfo_sha256: job.source_files.first().map(|f| f.sha256),
+        source_url: (url.len() <= vouch_attest::MAX_URL).then_some(url),
+        backend: backend.name(),
+        backend_version: backend.version(),
+    }
+}
+
+fn hash_file(path: &Path) -> std::io::Result<Digest> {
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finish())
+}
+
+/// Streams `url` to `dest` (at most `max` bytes) and returns its sha256.
+async fn download(
+    client: &reqwest::Client,
+    url: &str,
+    dest: &Path,
+    max: u64,
+) -> anyhow::Result<Digest> {
+    use tokio::io::AsyncWriteExt as _;
+    if let Some(path) = url.strip_prefix("file://") {
+        let len = std::fs::metadata(path)?.len();
+        anyhow::ensure!(len <= max, "{len} bytes, over the limit of {max}");
+        std::fs::copy(path, dest)?;
+        return Ok(hash_file(dest)?);
+    }
+    let mut resp = client.get(url).send().await?;
+    anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
+    let mut file = tokio::fs::File::create(dest).await?;
+    let mut h = Hasher::new();
+    let mut total = 0u64;
+    while let Some(chunk) = resp.chunk().await? {
+        total += chunk.len() as u64;
+        anyhow::ensure!(total <= max, "over the limit of {max} bytes");
+        h.update(&chunk);
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    Ok(h.finish())
+}
