@@ -113,7 +113,11 @@ fn priorities_retries_and_backoff() {
 
     // What left the repository is remembered, not deleted.
     store
-        .enqueue_sync(&["archlinux/-/core/x86_64/".into()], &[b.clone()], 2000)
+        .enqueue_sync(
+            &["archlinux/-/core/x86_64/".into()],
+            std::slice::from_ref(&b),
+            2000,
+        )
         .unwrap();
     let gone = store.job(&a.key()).unwrap().unwrap();
     assert!(!gone.published);
