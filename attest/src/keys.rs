@@ -43,6 +43,15 @@ impl PublicKey {
         format!("{TEXT_PREFIX}{}", STANDARD.encode(self.0))
     }
 
+    /// Verifies a plain ed25519 signature (RFC 8032) over `message`, for
+    /// protocols other than verdicts (e.g. worker requests).
+    pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), SignatureError> {
+        use ed25519_dalek::Verifier as _;
+        self.dalek()?
+            .verify(message, &ed25519_dalek::Signature::from_bytes(signature))
+            .map_err(|_| SignatureError::Invalid)
+    }
+
     /// The key as a curve point, if it is a valid key of large order.
     pub(crate) fn dalek(&self) -> Result<VerifyingKey, SignatureError> {
         decompress(&self.0).ok_or(SignatureError::BadKey)

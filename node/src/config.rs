@@ -22,6 +22,8 @@ pub struct Config {
     pub sync: Vec<crate::sync::SyncProfile>,
     /// Rebuilding: workers, backends, limits.
     pub rebuild: crate::worker::RebuildConfig,
+    /// Remote workers.
+    pub workers: WorkersConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -99,6 +101,14 @@ impl Default for P2pSettings {
             peer_messages_per_second: 2000,
         }
     }
+}
+
+/// `[workers]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersConfig {
+    /// Public keys (`ed25519:...`) of remote workers allowed to lease jobs.
+    pub authorized: Vec<String>,
 }
 
 /// `[log]`
@@ -239,6 +249,11 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 #   (or { kind = "demo" }, or { kind = "exec", command = ["my-recipe"] })
 # Without one, a distribution uses the demo backend.
 #backends = []
+
+[workers]
+# Public keys of remote workers (`vouchd worker --key PATH`) allowed to lease
+# jobs; each request is signed with the worker's key.
+#authorized = []
 
 [rebuild.retry]
 # Retries after FAIL (did not build) and after BAD (built, differs).

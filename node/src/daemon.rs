@@ -144,7 +144,16 @@ impl Daemon {
             ingest.clone(),
         ));
         let mut background = Vec::new();
-        if config.rebuild.workers > 0 || !config.sync.is_empty() {
+        let mut authorized = Vec::new();
+        for w in &config.workers.authorized {
+            authorized.push(
+                w.parse::<PublicKey>()
+                    .with_context(|| format!("[workers] authorized: `{w}`"))?,
+            );
+        }
+        let workers = Arc::new(crate::remote::WorkerAuth::new(authorized));
+        let mut rebuild = None;
+        if config.rebuild.workers > 0 || !config.sync.is_empty() || workers.any() {
             for p in &config.sync {
                 p.check().map_err(|e| anyhow::anyhow!(e))?;
             }
@@ -163,7 +172,8 @@ impl Daemon {
                 metrics: metrics.clone(),
                 work_root,
             };
-            background = crate::scheduler::spawn(ctx, config.sync.clone());
+            background = crate::scheduler::spawn(ctx.clone(), config.sync.clone());
+            rebuild = Some(ctx);
         }
 
         let state = AppState {
@@ -174,6 +184,8 @@ impl Daemon {
             limits: Arc::new(config.http.clone()),
             node_key: key.public_key(),
             network: network.clone(),
+            rebuild,
+            workers,
             started: Instant::now(),
         };
         let listener = TcpListener::bind(config.http.listen)

@@ -12,6 +12,7 @@ pub mod datadir;
 pub mod ingest;
 pub mod metrics;
 pub mod p2p;
+pub mod remote;
 pub mod scheduler;
 pub mod store;
 pub mod sync;

@@ -85,6 +85,22 @@ architecture, source, version, mirror, subjects [{name, version, filename, sha25
 source_dir and source_files. Refused index entries go to stderr (with --json as {\"refused\": ...} lines)."
     )]
     Sync(SyncArgs),
+    /// Run a remote worker: lease jobs from a node, rebuild them here, upload
+    /// the results (logs, diffoscope output, rebuilt hashes); the node signs
+    /// the verdicts. The node must list this worker's public key in
+    /// [workers] authorized. Backends and limits come from --config's
+    /// [rebuild] section (default: the demo backend).
+    Worker {
+        /// The node's base URL.
+        #[arg(long, value_name = "URL")]
+        connect: String,
+        /// The worker's secret key file (mode 0600; `vouch keygen` makes one).
+        #[arg(long, value_name = "PATH")]
+        key: PathBuf,
+        /// Take one job (or none), then exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Check the store (the node must be stopped): every index agrees with
     /// the stored envelopes, every envelope verifies, heads match logs.
     Check,
@@ -156,6 +172,19 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Sync(a) => sync_command(&cli.config, &data, a),
+        Command::Worker { connect, key, once } => {
+            let key = vouch_attest::read_secret_key(&key)?;
+            let config: Config = match &cli.config {
+                Some(p) => config::load(p)?,
+                None => Config::default(),
+            };
+            init_tracing(cli.log_level.as_deref().unwrap_or(&config.log.level))?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(vouch_node::remote::run(&connect, key, config.rebuild, once))
+        }
         Command::Check => {
             let store = vouch_node::store::Store::open(&data.store())
                 .with_context(|| format!("opening {}", data.store().display()))?;

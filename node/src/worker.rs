@@ -213,13 +213,7 @@ pub async fn process(
 ) -> anyhow::Result<String> {
     let job = record.job.clone();
     let key = job.key();
-    let backend = ctx
-        .config
-        .backends
-        .iter()
-        .find(|b| b.distribution == job.distribution)
-        .map(|b| b.backend.clone())
-        .unwrap_or(BackendConfig::Demo);
+    let backend = backend_for(&ctx.config, &job);
     tracing::info!(job = %key, backend = %backend.name(), "rebuilding");
     let workdir = tempfile::Builder::new()
         .prefix("vouch-build-")
@@ -236,56 +230,90 @@ pub async fn process(
                 .await;
         }
     });
-
-    let result = build_job(ctx, &backend, &job, workdir.path()).await;
+    let attempt = attempt(
+        &ctx.http,
+        &ctx.config,
+        &backend,
+        &job,
+        workdir.path(),
+        ctx.signer.public().as_bytes(),
+    )
+    .await;
     heartbeat.abort();
-    let (drafts, summary) = result;
-    ctx.signer.sign_and_store(drafts).await?;
-    ctx.metrics
-        .builds
-        .get_or_create(&ResultLabel {
-            source: "local",
-            result: match summary.as_str() {
-                "GOOD" => "good",
-                "BAD" => "bad",
-                _ => "fail",
-            },
-        })
-        .inc();
-    let store = ctx.store.clone();
-    let retry = ctx.config.retry;
-    let (k, s) = (key.clone(), summary.clone());
-    tokio::task::spawn_blocking(move || store.complete_job(&k, &s, unix_now(), &retry)).await??;
-    tracing::info!(job = %key, outcome = %summary, "rebuilt");
-    Ok(summary)
+    record_attempt(ctx, &job, attempt).await
 }
 
-/// Fetches inputs, runs the backend, compares, stores evidence: the drafts
-/// to sign and the job's outcome (`GOOD`, `BAD` or `FAIL`).
-async fn build_job(
-    ctx: &WorkerContext,
+/// The backend configured for a job's distribution (demo when none is).
+pub fn backend_for(config: &RebuildConfig, job: &Job) -> BackendConfig {
+    config
+        .backends
+        .iter()
+        .find(|b| b.distribution == job.distribution)
+        .map(|b| b.backend.clone())
+        .unwrap_or(BackendConfig::Demo)
+}
+
+/// What one rebuild attempt found, before anything is signed. Local workers
+/// hand it to [`record_attempt`] directly; remote workers upload it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    /// One result per subject of the job, by file name.
+    pub results: Vec<SubjectResult>,
+    /// The build log (capped), base64.
+    pub log: String,
+    /// The backend's name.
+    pub backend: String,
+    /// The backend's version.
+    pub backend_version: String,
+}
+
+/// The result for one artifact.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubjectResult {
+    /// The artifact's file name.
+    pub filename: String,
+    /// GOOD, BAD (with the rebuilt sha256) or FAIL (with a reason).
+    pub outcome: Outcome,
+    /// diffoscope's output for BAD, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diffoscope: Option<String>,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn unb64(s: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::STANDARD.decode(s)?)
+}
+
+/// Fetches the published artifacts (sha-checked), runs the backend and
+/// compares every artifact.
+pub async fn attempt(
+    http: &reqwest::Client,
+    config: &RebuildConfig,
     backend: &BackendConfig,
     job: &Job,
     workdir: &Path,
-) -> (Vec<Draft>, String) {
+    node_key: &[u8; 32],
+) -> Attempt {
     let input = workdir.join("input");
     let mut log = Vec::new();
-    let fail_all = |reason: FailReason, log: Vec<u8>| {
-        let evidence = Evidence {
-            build_log: ctx.store.put_blob(&log).ok(),
-            diffoscope: None,
-        };
-        let drafts = job
+    let fail_all = |reason: FailReason, log: Vec<u8>| Attempt {
+        results: job
             .subjects
             .iter()
-            .map(|s| Draft {
-                subject: subject(job, s),
-                inputs: inputs(job, s, backend),
+            .map(|s| SubjectResult {
+                filename: s.filename.clone(),
                 outcome: Outcome::Fail { reason },
-                evidence: evidence.clone(),
+                diffoscope: None,
             })
-            .collect();
-        (drafts, "FAIL".to_string())
+            .collect(),
+        log: b64(&log),
+        backend: backend.name(),
+        backend_version: backend.version(),
     };
     if let Err(e) = std::fs::create_dir_all(&input) {
         log.extend_from_slice(format!("cannot create the work directory: {e}\n").as_bytes());
@@ -294,10 +322,10 @@ async fn build_job(
     for s in &job.subjects {
         let url = format!("{}/{}", job.mirror.trim_end_matches('/'), s.path);
         match download(
-            &ctx.http,
+            http,
             &url,
             &input.join(&s.filename),
-            ctx.config.max_artifact_bytes,
+            config.max_artifact_bytes,
         )
         .await
         {
@@ -324,9 +352,9 @@ async fn build_job(
         .build(
             job,
             workdir,
-            Duration::from_secs(ctx.config.timeout_secs),
-            ctx.config.max_log_bytes,
-            ctx.signer.public().as_bytes(),
+            Duration::from_secs(config.timeout_secs),
+            config.max_log_bytes,
+            node_key,
         )
         .await;
     log.extend_from_slice(&run.log);
@@ -336,79 +364,151 @@ async fn build_job(
         BuildStatus::Timeout => return fail_all(FailReason::Timeout, log),
         BuildStatus::BackendError => return fail_all(FailReason::Backend, log),
     }
-    let mut drafts = Vec::new();
-    let mut summary = "GOOD";
-    let mut per_subject = Vec::new();
+    let mut results = Vec::new();
     for s in &job.subjects {
         let rebuilt = run.output_dir.join(&s.filename);
-        let outcome = match hash_file(&rebuilt) {
-            Ok(h) if h == s.sha256 => Outcome::Good,
-            Ok(h) => Outcome::Bad { rebuilt_sha256: h },
+        let (outcome, diff) = match hash_file(&rebuilt) {
+            Ok(h) if h == s.sha256 => (Outcome::Good, None),
+            Ok(h) => (
+                Outcome::Bad { rebuilt_sha256: h },
+                diffoscope(config, &input.join(&s.filename), &rebuilt, workdir).await,
+            ),
             Err(_) => {
                 log.extend_from_slice(
                     format!("the backend produced no {}\n", s.filename).as_bytes(),
                 );
-                Outcome::Fail {
-                    reason: FailReason::Build,
-                }
+                (
+                    Outcome::Fail {
+                        reason: FailReason::Build,
+                    },
+                    None,
+                )
             }
         };
-        per_subject.push((s, outcome, rebuilt));
+        results.push(SubjectResult {
+            filename: s.filename.clone(),
+            outcome,
+            diffoscope: diff.map(|d| b64(&d)),
+        });
     }
-    let build_log = ctx.store.put_blob(&log).ok();
-    for (s, outcome, rebuilt) in per_subject {
-        let mut evidence = Evidence {
-            build_log,
-            diffoscope: None,
+    Attempt {
+        results,
+        log: b64(&log),
+        backend: backend.name(),
+        backend_version: backend.version(),
+    }
+}
+
+/// Stores the evidence of an attempt, signs one verdict per artifact with
+/// the node's key (storing and publishing them), and records the outcome in
+/// the queue. The attempt must name exactly the job's artifacts.
+pub async fn record_attempt(
+    ctx: &WorkerContext,
+    job: &Job,
+    attempt: Attempt,
+) -> anyhow::Result<String> {
+    let key = job.key();
+    anyhow::ensure!(
+        attempt.results.len() == job.subjects.len(),
+        "the attempt has {} results for {} artifacts",
+        attempt.results.len(),
+        job.subjects.len()
+    );
+    let log = unb64(&attempt.log)?;
+    anyhow::ensure!(
+        log.len() <= ctx.config.max_log_bytes + 4096,
+        "build log over the limit"
+    );
+    let build_log = Some(ctx.store.put_blob(&log)?);
+    let backend_name = attempt.backend.clone();
+    let mut drafts = Vec::new();
+    let mut summary = "GOOD";
+    for s in &job.subjects {
+        let r = attempt
+            .results
+            .iter()
+            .find(|r| r.filename == s.filename)
+            .ok_or_else(|| anyhow::anyhow!("no result for {}", s.filename))?;
+        let diffoscope = match (&r.outcome, &r.diffoscope) {
+            (Outcome::Bad { .. }, Some(d)) => {
+                let d = unb64(d)?;
+                anyhow::ensure!(
+                    d.len() <= ctx.config.max_diffoscope_bytes + 4096,
+                    "diffoscope output over the limit"
+                );
+                Some(ctx.store.put_blob(&d)?)
+            }
+            _ => None,
         };
-        match outcome {
+        match r.outcome {
+            Outcome::Good => {}
             Outcome::Bad { .. } => {
                 if summary == "GOOD" {
                     summary = "BAD";
                 }
-                evidence.diffoscope =
-                    diffoscope(ctx, &input.join(&s.filename), &rebuilt, workdir).await;
             }
             Outcome::Fail { .. } => summary = "FAIL",
-            Outcome::Good => {}
         }
+        let mut inputs = inputs(job, s, &backend_for(&ctx.config, job));
+        inputs.backend = attempt.backend.clone();
+        inputs.backend_version = attempt.backend_version.clone();
         drafts.push(Draft {
             subject: subject(job, s),
-            inputs: inputs(job, s, backend),
-            outcome,
-            evidence,
+            inputs,
+            outcome: r.outcome,
+            evidence: Evidence {
+                build_log,
+                diffoscope,
+            },
         });
     }
-    (drafts, summary.to_string())
+    ctx.signer.sign_and_store(drafts).await?;
+    ctx.metrics
+        .builds
+        .get_or_create(&ResultLabel {
+            source: "local",
+            result: match summary {
+                "GOOD" => "good",
+                "BAD" => "bad",
+                _ => "fail",
+            },
+        })
+        .inc();
+    let store = ctx.store.clone();
+    let retry = ctx.config.retry;
+    let (k, s) = (key.clone(), summary.to_string());
+    tokio::task::spawn_blocking(move || store.complete_job(&k, &s, unix_now(), &retry)).await??;
+    tracing::info!(job = %key, outcome = %summary, backend = %backend_name, "rebuilt");
+    Ok(summary.to_string())
 }
 
 async fn diffoscope(
-    ctx: &WorkerContext,
+    config: &RebuildConfig,
     published: &Path,
     rebuilt: &Path,
     workdir: &Path,
-) -> Option<Digest> {
-    if ctx.config.diffoscope.is_empty() {
+) -> Option<Vec<u8>> {
+    if config.diffoscope.is_empty() {
         return None;
     }
-    let mut args = ctx.config.diffoscope.clone();
+    let mut args = config.diffoscope.clone();
     args.push(published.display().to_string());
     args.push(rebuilt.display().to_string());
     let out = run_command(
         &args,
         workdir,
         &[],
-        Duration::from_secs(ctx.config.diffoscope_timeout_secs),
-        ctx.config.max_diffoscope_bytes,
+        Duration::from_secs(config.diffoscope_timeout_secs),
+        config.max_diffoscope_bytes,
     )
     .await;
-    // diffoscope exits 1 when the files differ; 2 or a start failure is an
-    // error.
+    // diffoscope exits 1 when the files differ; a start failure means it is
+    // not installed.
     if out.status == BuildStatus::BackendError {
         tracing::warn!("diffoscope is not available; BAD verdicts carry no diffoscope evidence");
         return None;
     }
-    ctx.store.put_blob(&out.log).ok()
+    Some(out.log)
 }
 
 fn subject(job: &Job, s: &crate::sync::JobSubject) -> Subject {

@@ -34,6 +34,22 @@ impl ApiError {
             detail: "send `Authorization: Bearer <admin token>` (DATA_DIR/admin-token)".into(),
         }
     }
+    /// 401 with a reason (worker authentication).
+    pub fn unauthorized_because(detail: String) -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "unauthorized",
+            detail,
+        }
+    }
+    /// 409.
+    pub fn conflict(detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            error: "conflict",
+            detail: detail.into(),
+        }
+    }
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> ApiError {
         ApiError {

@@ -7,6 +7,7 @@ pub mod signers;
 pub mod state;
 pub mod status;
 pub mod verdicts;
+pub mod worker;
 
 use std::time::Instant;
 
@@ -37,6 +38,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/vouch/v1/status", get(status::status))
         .route("/api/vouch/v1/peers", get(status::peers))
         .route("/metrics", get(status::metrics))
+        .route("/api/vouch/v1/worker/lease", post(worker::lease))
+        .route("/api/vouch/v1/worker/heartbeat", post(worker::heartbeat))
+        .route("/api/vouch/v1/worker/complete", post(worker::complete))
         .fallback(|| async { ApiError::not_found("no such endpoint; see spec/http-api.md") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -29,6 +29,10 @@ pub struct AppState {
     pub node_key: PublicKey,
     /// The swarm, when p2p is enabled.
     pub network: Option<crate::p2p::Network>,
+    /// The rebuild pipeline, when this node hands out or runs jobs.
+    pub rebuild: Option<crate::worker::WorkerContext>,
+    /// Authorized remote workers.
+    pub workers: Arc<crate::remote::WorkerAuth>,
     /// When the node started.
     pub started: Instant,
 }
