@@ -348,6 +348,37 @@ pub async fn attempt(
             }
         }
     }
+    // Source packages (Debian): the files named by the Sources index.
+    if !job.source_files.is_empty() {
+        let src = input.join("src");
+        if let Err(e) = std::fs::create_dir_all(&src) {
+            log.extend_from_slice(format!("cannot create {}: {e}\n", src.display()).as_bytes());
+            return fail_all(FailReason::Backend, log);
+        }
+        let dir = job.source_dir.as_deref().unwrap_or("");
+        for f in &job.source_files {
+            let url = format!("{}/{dir}/{}", job.mirror.trim_end_matches('/'), f.name);
+            match download(http, &url, &src.join(&f.name), config.max_artifact_bytes).await {
+                Ok(sha) if sha == f.sha256 => {
+                    log.extend_from_slice(format!("fetched {url} (sha256 {sha})\n").as_bytes());
+                }
+                Ok(sha) => {
+                    log.extend_from_slice(
+                        format!(
+                            "fetched {url}: sha256 {sha}, but Sources says {}\n",
+                            f.sha256
+                        )
+                        .as_bytes(),
+                    );
+                    return fail_all(FailReason::Fetch, log);
+                }
+                Err(e) => {
+                    log.extend_from_slice(format!("cannot fetch {url}: {e}\n").as_bytes());
+                    return fail_all(FailReason::Fetch, log);
+                }
+            }
+        }
+    }
     let run = backend
         .build(
             job,

@@ -3,6 +3,7 @@
 //! timeout that kills the whole process group, a cap on the captured log,
 //! and a working directory that is removed afterwards.
 
+mod debian;
 mod process;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,10 @@ pub enum BackendConfig {
         #[serde(default = "unknown")]
         version: String,
     },
+    /// A real Debian rebuild on this machine: `dpkg-source -x`, `apt-get
+    /// satisfy` of the build dependencies, `dpkg-buildpackage -b -uc -us`
+    /// under `SOURCE_DATE_EPOCH` from the changelog. Needs root for apt.
+    Debian,
     /// Any command: `COMMAND INPUT_DIR OUTPUT_DIR`, with `VOUCH_INPUT_DIR`,
     /// `VOUCH_OUTPUT_DIR`, `VOUCH_JOB` (the job as JSON) and `VOUCH_PKGFILE`
     /// (the first published artifact) in its environment.
@@ -86,6 +91,7 @@ impl BackendConfig {
         match self {
             BackendConfig::Demo => "demo".into(),
             BackendConfig::ArchlinuxRepro { .. } => "archlinux-repro".into(),
+            BackendConfig::Debian => "debian".into(),
             BackendConfig::Exec { name, .. } => name.clone(),
         }
     }
@@ -94,6 +100,7 @@ impl BackendConfig {
     pub fn version(&self) -> String {
         match self {
             BackendConfig::Demo => concat!("demo-", env!("CARGO_PKG_VERSION")).into(),
+            BackendConfig::Debian => debian::version(),
             BackendConfig::ArchlinuxRepro { version, .. } | BackendConfig::Exec { version, .. } => {
                 version.clone()
             }
@@ -126,6 +133,7 @@ impl BackendConfig {
             .unwrap_or_else(|| input.clone());
         match self {
             BackendConfig::Demo => demo(job, &input, &output, node_key),
+            BackendConfig::Debian => debian::build(job, workdir, timeout, max_log).await,
             BackendConfig::ArchlinuxRepro { command, .. } => {
                 let args = vec![
                     command.clone(),
