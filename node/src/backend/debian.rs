@@ -73,7 +73,7 @@ pub async fn build(job: &Job, workdir: &Path, timeout: Duration, max_log: usize)
     .await;
     log.extend_from_slice(&run.log);
     if run.status != BuildStatus::Ok {
-        return done(fail_status(run.status), log);
+        return done(run.status, log);
     }
 
     // Build dependencies from the .dsc.
@@ -146,7 +146,7 @@ pub async fn build(job: &Job, workdir: &Path, timeout: Duration, max_log: usize)
     .await;
     log.extend_from_slice(&run.log);
     if run.status != BuildStatus::Ok {
-        return done(fail_status(run.status), log);
+        return done(run.status, log);
     }
     // Every .deb the build produced, next to the tree.
     let parent = workdir.join("build");
@@ -162,13 +162,6 @@ pub async fn build(job: &Job, workdir: &Path, timeout: Duration, max_log: usize)
         }
     }
     done(BuildStatus::Ok, log)
-}
-
-fn fail_status(s: BuildStatus) -> BuildStatus {
-    match s {
-        BuildStatus::Ok => BuildStatus::Ok,
-        other => other,
-    }
 }
 
 /// `Build-Depends`, `Build-Depends-Arch` and `Build-Depends-Indep` of a
