@@ -165,6 +165,7 @@ impl Daemon {
                 .connect_timeout(Duration::from_secs(30))
                 .build()?;
             let ctx = crate::worker::WorkerContext {
+                activity: Arc::new(crate::worker::Activity::default()),
                 store: store.clone(),
                 signer: signer.clone(),
                 config: Arc::new(config.rebuild.clone()),

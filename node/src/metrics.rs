@@ -62,6 +62,14 @@ pub struct Metrics {
     signers: Gauge<u64, AtomicU64>,
     forks: Gauge<u64, AtomicU64>,
     blobs: Gauge<u64, AtomicU64>,
+    jobs: Family<StateLabel, Gauge<u64, AtomicU64>>,
+}
+
+/// Labels of job states.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    /// `queued`, `running`, `done`.
+    pub state: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -134,7 +142,10 @@ impl Metrics {
         registry.register("fork_proofs", "Fork proofs stored", forks.clone());
         let blobs = Gauge::<u64, AtomicU64>::default();
         registry.register("evidence_blobs", "Evidence blobs stored", blobs.clone());
+        let jobs = Family::<StateLabel, Gauge<u64, AtomicU64>>::default();
+        registry.register("jobs", "Rebuild jobs by state", jobs.clone());
         Metrics {
+            jobs,
             registry,
             ingest,
             dropped,
@@ -149,6 +160,19 @@ impl Metrics {
             forks,
             blobs,
         }
+    }
+
+    /// Refreshes the job gauges.
+    pub fn set_queue(&self, q: &crate::store::jobs::QueueCounts) {
+        self.jobs
+            .get_or_create(&StateLabel { state: "queued" })
+            .set(q.queued);
+        self.jobs
+            .get_or_create(&StateLabel { state: "running" })
+            .set(q.running);
+        self.jobs
+            .get_or_create(&StateLabel { state: "done" })
+            .set(q.done);
     }
 
     /// The Prometheus text exposition, with the store gauges refreshed.

@@ -160,9 +160,58 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Recent activity, for `/api/vouch/v1/status`.
+#[derive(Default)]
+pub struct Activity {
+    builds: std::sync::Mutex<std::collections::VecDeque<serde_json::Value>>,
+    workers: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl Activity {
+    /// Remembers a finished build (the last 50 are kept).
+    pub fn build(&self, job: &str, outcome: &str, backend: &str) {
+        let mut b = self.builds.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() >= 50 {
+            b.pop_front();
+        }
+        b.push_back(serde_json::json!({
+            "job": job, "outcome": outcome, "backend": backend, "finished_at": unix_now(),
+        }));
+    }
+    /// Notes that a worker was seen now.
+    pub fn seen(&self, worker: &str) {
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(worker.to_string(), unix_now());
+    }
+    /// The last builds, newest first, and the workers with when they were
+    /// last seen.
+    pub fn snapshot(&self) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+        let builds = self
+            .builds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .rev()
+            .cloned()
+            .collect();
+        let workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(w, at)| serde_json::json!({ "worker": w, "last_seen": at }))
+            .collect();
+        (builds, workers)
+    }
+}
+
 /// Everything a worker needs.
 #[derive(Clone)]
 pub struct WorkerContext {
+    /// Recent builds and workers.
+    pub activity: Arc<Activity>,
     /// The store (queue, blobs).
     pub store: Store,
     /// Signs and stores verdicts.
@@ -180,6 +229,7 @@ pub struct WorkerContext {
 /// Runs one worker until the process stops.
 pub async fn run_worker(ctx: WorkerContext, name: String) {
     loop {
+        ctx.activity.seen(&name);
         let store = ctx.store.clone();
         let lease = ctx.config.lease_secs;
         let worker = name.clone();
@@ -509,6 +559,7 @@ pub async fn record_attempt(
     let retry = ctx.config.retry;
     let (k, s) = (key.clone(), summary.to_string());
     tokio::task::spawn_blocking(move || store.complete_job(&k, &s, unix_now(), &retry)).await??;
+    ctx.activity.build(&key, summary, &backend_name);
     tracing::info!(job = %key, outcome = %summary, backend = %backend_name, "rebuilt");
     Ok(summary.to_string())
 }

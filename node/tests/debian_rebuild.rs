@@ -64,6 +64,7 @@ async fn hello_is_rebuilt_for_real() {
         None,
     );
     let ctx = WorkerContext {
+        activity: Default::default(),
         store: store.clone(),
         signer: Arc::new(Signer::new(
             common::key("debian-rebuilder"),

@@ -206,6 +206,7 @@ fn env(backend: BackendConfig, diffoscope: Vec<String>, timeout: u64) -> Env {
     Env {
         mirror: format!("file://{}", mirror_dir.display()),
         ctx: WorkerContext {
+            activity: Default::default(),
             store,
             signer,
             config: Arc::new(config),

@@ -101,6 +101,23 @@ fn remote_workers_rebuild_and_only_the_node_signs() {
         "the node signs, never the worker"
     );
     assert_ne!(node_key, worker_key.public_key().to_text());
+    let rebuild = &status["rebuild"];
+    assert_eq!(
+        rebuild["last_builds"].as_array().unwrap().len(),
+        5,
+        "{status}"
+    );
+    assert!(
+        rebuild["workers"]
+            .to_string()
+            .contains(&worker_key.public_key().to_text())
+    );
+    let metrics = reqwest_text(&format!("{}/metrics", node.url()));
+    assert!(
+        metrics.contains("vouch_jobs{state=\"done\"} 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vouch_builds_total"), "{metrics}");
     let v = get_json(
         node.url(),
         "/api/vouch/v1/verdicts?distribution=archlinux&name=unrepro-kernel",
@@ -151,4 +168,13 @@ fn a_node_killed_mid_build_loses_no_job_and_signs_once() {
     .unwrap();
     assert_eq!(v["verdicts"][0]["verdict"]["outcome"]["result"], "GOOD");
     assert_eq!(v["verdicts"][0]["verdict"]["inputs"]["backend"], "exec");
+}
+
+fn reqwest_text(url: &str) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
 }

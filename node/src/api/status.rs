@@ -22,7 +22,17 @@ pub async fn status(State(s): State<AppState>) -> Result<Response, ApiError> {
         ))
     })
     .await?;
+    let (last_builds, workers) = s
+        .rebuild
+        .as_ref()
+        .map(|c| c.activity.snapshot())
+        .unwrap_or_default();
     Ok(Json(json!({
+        "rebuild": {
+            "local_workers": s.rebuild.as_ref().map_or(0, |c| c.config.workers),
+            "workers": workers,
+            "last_builds": last_builds,
+        },
         "node": {
             "version": env!("CARGO_PKG_VERSION"),
             "public_key": s.node_key.to_text(),
@@ -72,7 +82,8 @@ pub async fn peers(State(s): State<AppState>) -> Result<Response, ApiError> {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     let store = s.store.clone();
-    let counts = blocking(move || store.counts()).await?;
+    let (counts, queue) = blocking(move || Ok((store.counts()?, store.queue_counts()?))).await?;
+    s.metrics.set_queue(&queue);
     Ok((
         [(
             header::CONTENT_TYPE,

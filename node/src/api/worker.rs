@@ -59,6 +59,7 @@ pub async fn lease(
     let lease_secs = ctx.config.lease_secs;
     let store = s.store.clone();
     let name = worker_name(&key);
+    ctx.activity.seen(&name);
     let leased =
         tokio::task::spawn_blocking(move || store.lease_job(&name, unix_now(), lease_secs))
             .await
