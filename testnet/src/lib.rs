@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod demo;
+pub mod fixtures;
 pub mod http;
 pub mod keys;
 pub mod mirror;

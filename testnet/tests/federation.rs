@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use vouch_attest::*;
 use vouch_testnet::demo::sibling_binary;
+use vouch_testnet::fixtures;
 use vouch_testnet::http::{get_json, heads, post_envelopes};
 use vouch_testnet::net::{Options, Testnet};
 use vouch_testnet::node::NodeProcess;
@@ -22,50 +23,15 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn key(name: &str) -> SecretKey {
-    SecretKey::from_seed(Digest::of(format!("vouch federation test {name}").as_bytes()).as_bytes())
+    fixtures::key(&format!("vouch federation test {name}"))
 }
 
 fn verdict(k: &SecretKey, seq: u64, prev: Digest, sha: Digest) -> VerifiedVerdict {
-    let v = Verdict {
-        version: FORMAT_VERSION,
-        signer: k.public_key(),
-        seq,
-        prev,
-        issued_at: 1_795_651_200 + seq,
-        subject: Subject {
-            distribution: "archlinux".into(),
-            release: None,
-            component: Some("extra".into()),
-            architecture: "x86_64".into(),
-            name: format!("pkg{seq}"),
-            version: "1.0-1".into(),
-            filename: format!("pkg{seq}-1.0-1-x86_64.pkg.tar.zst"),
-            sha256: sha,
-        },
-        inputs: Inputs {
-            buildinfo_sha256: None,
-            source_url: None,
-            backend: "demo".into(),
-            backend_version: "1".into(),
-        },
-        outcome: Outcome::Good,
-        evidence: Evidence::default(),
-    };
-    sign(&v, k).unwrap()
+    fixtures::verdict(k, seq, prev, sha, &format!("pkg{seq}"), Outcome::Good)
 }
 
 fn chain(k: &SecretKey, n: u64) -> Vec<VerifiedVerdict> {
-    let mut out: Vec<VerifiedVerdict> = Vec::with_capacity(n as usize);
-    for seq in 0..n {
-        let prev = out.last().map_or(Digest::ZERO, |v| v.id());
-        out.push(verdict(
-            k,
-            seq,
-            prev,
-            Digest::of(format!("{} {seq}", k.public_key()).as_bytes()),
-        ));
-    }
-    out
+    fixtures::chain(k, n, &k.public_key().to_text())
 }
 
 fn post(node: &NodeProcess, vs: &[VerifiedVerdict]) -> Value {

@@ -9,10 +9,11 @@ use std::process::Command;
 use serde_json::Value;
 use vouch_attest::*;
 use vouch_testnet::demo::sibling_binary;
+use vouch_testnet::fixtures;
 use vouch_testnet::node::NodeProcess;
 
 fn key(name: &str) -> SecretKey {
-    SecretKey::from_seed(Digest::of(format!("vouch test key {name}").as_bytes()).as_bytes())
+    fixtures::key(&format!("vouch test key {name}"))
 }
 
 fn verdict(
@@ -23,50 +24,12 @@ fn verdict(
     name: &str,
     outcome: Outcome,
 ) -> VerifiedVerdict {
-    let v = Verdict {
-        version: FORMAT_VERSION,
-        signer: k.public_key(),
-        seq,
-        prev,
-        issued_at: 1_795_651_200 + seq,
-        subject: Subject {
-            distribution: "archlinux".into(),
-            release: None,
-            component: Some("core".into()),
-            architecture: "x86_64".into(),
-            name: name.into(),
-            version: "1.0-1".into(),
-            filename: format!("{name}-1.0-1-x86_64.pkg.tar.zst"),
-            sha256: sha,
-        },
-        inputs: Inputs {
-            buildinfo_sha256: None,
-            source_url: None,
-            backend: "demo".into(),
-            backend_version: "1".into(),
-        },
-        outcome,
-        evidence: Evidence::default(),
-    };
-    sign(&v, k).unwrap()
+    fixtures::verdict(k, seq, prev, sha, name, outcome)
 }
 
-/// A chain of `n` GOOD verdicts by `k` about artifacts "name-i".
+/// A chain of `n` GOOD verdicts by `k` about artifacts "artifact i".
 fn chain(k: &SecretKey, n: u64) -> Vec<VerifiedVerdict> {
-    let mut out: Vec<VerifiedVerdict> = Vec::new();
-    for seq in 0..n {
-        let prev = out.last().map_or(Digest::ZERO, |v| v.id());
-        let sha = Digest::of(format!("artifact {seq}").as_bytes());
-        out.push(verdict(
-            k,
-            seq,
-            prev,
-            sha,
-            &format!("pkg{seq}"),
-            Outcome::Good,
-        ));
-    }
-    out
+    fixtures::chain(k, n, "artifact")
 }
 
 fn rt() -> tokio::runtime::Runtime {
