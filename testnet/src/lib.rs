@@ -14,3 +14,4 @@ pub mod mirror;
 pub mod net;
 pub mod node;
 pub mod rogue;
+pub mod serve;

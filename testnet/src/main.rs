@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use vouch_testnet::net::{Options, Testnet};
 use vouch_testnet::{demo, keys, rogue};
 
 /// A local vouch federation for demos and scenario tests.
@@ -20,13 +19,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start N real vouchd processes on loopback, wired through bootstrap
-    /// peers only (every node is given node 1's address and finds the rest
-    /// itself). Prints one line per node (HTTP URL, peer id, data
-    /// directory); Ctrl-C or SIGTERM stops them all.
+    /// Start a local federation: N real vouchd processes on loopback with the
+    /// test-only keys of keys/testnet, wired through bootstrap peers only
+    /// (every node is given node 1's address and finds the rest itself).
+    /// They sync a demo mirror served on loopback, rebuild it with the demo
+    /// backend, sign and gossip until they converge. Prints one line per
+    /// node (HTTP URL, peer id, data directory) and a `vouch verify` command
+    /// to paste; Ctrl-C or SIGTERM stops them all.
     Up {
         /// Number of nodes.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=200))]
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]
         nodes: u16,
         /// Keep data directories here (default: a temporary directory,
         /// removed at exit).
@@ -112,15 +114,11 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let (dir, _tmp) = temp_or(dir)?;
-            let mut net = Testnet::start(
-                &dir,
-                nodes.into(),
-                Options {
-                    sync_interval,
-                    ..Options::default()
-                },
-            )?;
-            for n in &net.nodes {
+            eprintln!(
+                "starting {nodes} nodes; they sync the demo mirror, rebuild, sign and gossip..."
+            );
+            let mut fed = demo::start_federation(&dir, nodes.into(), sync_interval)?;
+            for n in &fed.net.nodes {
                 let peer = n.peer_id()?;
                 if json {
                     println!(
@@ -131,6 +129,27 @@ fn run(cli: Cli) -> Result<()> {
                     println!("{}  {peer}  {}", n.url(), n.data_dir().display());
                 }
             }
+            let vouch = demo::sibling_binary("vouch")?;
+            let node = fed
+                .net
+                .nodes
+                .first()
+                .map(|n| n.url().to_string())
+                .unwrap_or_default();
+            eprintln!(
+                "\nconverged after {:.1} s: every node rebuilt the {} demo packages (mirror {}) and holds every verdict.\n\
+                 Try (exit 0 VERIFIED; unrepro-kernel is REJECTED, flaky-llvm UNKNOWN):\n\n  {} verify {} --policy {} --node {}\n\n\
+                 Ctrl-C stops the federation.",
+                fed.converged.as_secs_f64(),
+                demo::PACKAGES.len(),
+                fed.mirror.url,
+                vouch.display(),
+                fed.packages_dir
+                    .join("pacman-7.0.0-1-x86_64.pkg.tar.zst")
+                    .display(),
+                fed.policy.display(),
+                node
+            );
             runtime()?.block_on(async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -139,8 +158,8 @@ fn run(cli: Cli) -> Result<()> {
                     _ = term.recv() => Ok(()),
                 }
             })?;
-            eprintln!("stopping {} nodes", net.nodes.len());
-            net.stop()
+            eprintln!("stopping {} nodes", fed.net.nodes.len());
+            fed.net.stop()
         }
         Command::Demo { dir, nodes } => {
             let (dir, _tmp) = temp_or(dir)?;
