@@ -86,13 +86,23 @@ pub async fn build(job: &Job, workdir: &Path, timeout: Duration, max_log: usize)
     };
     if !deps.is_empty() {
         let env = vec![("DEBIAN_FRONTEND".to_string(), "noninteractive".to_string())];
-        let satisfy = step(&["apt-get", "satisfy", "-y", "--no-install-recommends", &deps]);
+        // Another apt run (a second rebuild, unattended upgrades) may hold
+        // the dpkg lock: wait for it rather than fail.
+        let satisfy = step(&[
+            "apt-get",
+            "-o",
+            "DPkg::Lock::Timeout=900",
+            "satisfy",
+            "-y",
+            "--no-install-recommends",
+            &deps,
+        ]);
         let mut run = run_command(&satisfy, workdir, &env, left(deadline), max_log).await;
         if run.status != BuildStatus::Ok {
             // Package lists may be missing or stale.
             log.extend_from_slice(&run.log);
             let update = run_command(
-                &step(&["apt-get", "update", "-q"]),
+                &step(&["apt-get", "-o", "DPkg::Lock::Timeout=900", "update", "-q"]),
                 workdir,
                 &env,
                 left(deadline),
