@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::store::Store;
 use crate::store::jobs::{JobRecord, RetryPolicy};
-use crate::sync::{Distribution, SyncProfile, run_profile};
+use crate::sync::{Distribution, SyncProfile};
 use crate::worker::unix_now;
 
 /// The key prefixes of a profile's jobs (see `Job::key`).
@@ -36,13 +36,14 @@ pub fn scope(profile: &SyncProfile) -> Vec<String> {
 /// Syncs `profile` now and every `interval_secs`, queueing what is new.
 pub async fn sync_loop(store: Store, http: reqwest::Client, profile: SyncProfile) {
     let interval = Duration::from_secs(profile.interval_secs.max(10));
+    let memo = crate::sync::IndexMemo::default();
     loop {
-        match run_profile(&http, &profile).await {
+        match crate::sync::run_profile_with(&http, &profile, Some(&memo)).await {
             Ok(result) => {
                 for r in &result.refused {
                     tracing::warn!(profile = %profile.name, entry = %r.entry, reason = %r.reason, "index entry refused");
                 }
-                let (store2, scope, jobs) = (store.clone(), scope(&profile), result.jobs);
+                let (store2, scope, jobs) = (store.clone(), result.scopes, result.jobs);
                 let n = jobs.len();
                 match tokio::task::spawn_blocking(move || {
                     store2.enqueue_sync(&scope, &jobs, unix_now())

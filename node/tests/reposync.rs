@@ -277,3 +277,39 @@ fn vouchd_sync_dry_run_one_off() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("pacman"));
     let _ = fetch::MAX_DECOMPRESSED;
 }
+
+#[tokio::test]
+async fn an_unchanged_index_is_not_parsed_again() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("mirror");
+    write_mirror(&root);
+    let profile = vouch_node::sync::SyncProfile {
+        name: "p".into(),
+        distribution: vouch_node::sync::Distribution::Debian,
+        mirror: format!("file://{}", root.display()),
+        repos: vec![],
+        releases: vec!["bookworm".into()],
+        components: vec!["main".into()],
+        architectures: vec!["amd64".into()],
+        include: vec![],
+        exclude: vec![],
+        maintainer: None,
+        interval_secs: 60,
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let memo = vouch_node::sync::IndexMemo::default();
+    let first = vouch_node::sync::run_profile_with(&client, &profile, Some(&memo))
+        .await
+        .unwrap();
+    assert_eq!(first.jobs.len(), 1);
+    assert_eq!(
+        first.scopes,
+        vec!["debian/bookworm/main/amd64/".to_string()]
+    );
+    let second = vouch_node::sync::run_profile_with(&client, &profile, Some(&memo))
+        .await
+        .unwrap();
+    assert!(second.jobs.is_empty() && second.scopes.is_empty());
+    assert_eq!(second.unchanged.len(), 1);
+}

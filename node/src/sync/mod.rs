@@ -96,6 +96,10 @@ pub struct SyncResult {
     pub jobs: Vec<Job>,
     /// Entries that were refused, and why.
     pub refused: Vec<Refused>,
+    /// Index URLs whose bytes were unchanged since the last sync (skipped).
+    pub unchanged: Vec<String>,
+    /// Job-key prefixes of the indexes that were read in full.
+    pub scopes: Vec<String>,
 }
 
 /// An index entry that was not turned into a job.
@@ -144,6 +148,36 @@ pub async fn run_profile(
     client: &reqwest::Client,
     profile: &SyncProfile,
 ) -> Result<SyncResult, String> {
+    run_profile_with(client, profile, None).await
+}
+
+/// The digests of the index files seen by the last sync of each URL: an
+/// index whose bytes did not change is not parsed again.
+#[derive(Debug, Default)]
+pub struct IndexMemo(std::sync::Mutex<std::collections::HashMap<String, Digest>>);
+
+impl IndexMemo {
+    fn same(&self, url: &str, bytes: &[u8]) -> (bool, Digest) {
+        let d = Digest::of(bytes);
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (map.get(url) == Some(&d), d)
+    }
+    fn remember(&self, url: &str, d: Digest) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(url.to_string(), d);
+    }
+}
+
+/// As [`run_profile`]; with a memo, indexes whose bytes are unchanged since
+/// the last sync are skipped (listed in `unchanged`, their scope left out of
+/// `scopes`, so nothing of theirs is queued or marked unpublished).
+pub async fn run_profile_with(
+    client: &reqwest::Client,
+    profile: &SyncProfile,
+    memo: Option<&IndexMemo>,
+) -> Result<SyncResult, String> {
     profile.check()?;
     let filter = profile::Filter::new(profile)?;
     let mut all = SyncResult::default();
@@ -153,12 +187,27 @@ pub async fn run_profile(
                 for arch in &profile.architectures {
                     let base = arch::repo_url(&profile.mirror, repo, arch);
                     let url = format!("{base}/{repo}.db");
-                    let r = async {
-                        let bytes = fetch::get(client, &url, fetch::MAX_DOWNLOAD).await?;
-                        let tar = fetch::decompress(&url, &bytes, fetch::MAX_DB)?;
-                        Ok::<_, SyncError>(arch::parse_db(&tar, repo, arch, &base, &filter))
+                    let bytes = match fetch::get(client, &url, fetch::MAX_DOWNLOAD).await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            merge(&mut all, &url, Err(e));
+                            continue;
+                        }
+                    };
+                    let (same, digest) =
+                        memo.map_or((false, Digest::ZERO), |m| m.same(&url, &bytes));
+                    if same {
+                        all.unchanged.push(url);
+                        continue;
                     }
-                    .await;
+                    let r = fetch::decompress(&url, &bytes, fetch::MAX_DB)
+                        .map(|tar| arch::parse_db(&tar, repo, arch, &base, &filter));
+                    if r.is_ok() {
+                        all.scopes.push(format!("archlinux/-/{repo}/{arch}/"));
+                        if let Some(m) = memo {
+                            m.remember(&url, digest);
+                        }
+                    }
                     merge(&mut all, &url, r);
                 }
             }
@@ -169,40 +218,73 @@ pub async fn run_profile(
                 for component in &profile.components {
                     let sources_url =
                         format!("{root}/dists/{release}/{component}/source/Sources.xz");
-                    let sources = async {
-                        let b = fetch::get(client, &sources_url, fetch::MAX_DOWNLOAD).await?;
-                        let t = fetch::decompress(&sources_url, &b, fetch::MAX_DECOMPRESSED)?;
-                        String::from_utf8(t).map_err(|_| SyncError::Format {
-                            what: sources_url.clone(),
-                            reason: "not UTF-8".into(),
-                        })
-                    }
-                    .await;
-                    let sources = match sources {
-                        Ok(s) => s,
-                        Err(e) => {
-                            all.refused.push(Refused {
-                                entry: sources_url.clone(),
-                                reason: format!("{e}; jobs get no source files"),
-                            });
-                            String::new()
-                        }
-                    };
+                    let sources_bytes = fetch::get(client, &sources_url, fetch::MAX_DOWNLOAD).await;
+                    let sources_digest = sources_bytes.as_ref().ok().map(|b| Digest::of(b));
+                    let mut sources_text: Option<String> = None;
                     for arch in &profile.architectures {
                         let url =
                             format!("{root}/dists/{release}/{component}/binary-{arch}/Packages.xz");
-                        let r = async {
-                            let b = fetch::get(client, &url, fetch::MAX_DOWNLOAD).await?;
-                            let t = fetch::decompress(&url, &b, fetch::MAX_DECOMPRESSED)?;
-                            let text = String::from_utf8(t).map_err(|_| SyncError::Format {
-                                what: url.clone(),
-                                reason: "not UTF-8".into(),
-                            })?;
-                            Ok::<_, SyncError>(debian::parse(
-                                &text, &sources, release, component, arch, root, &filter,
-                            ))
+                        let bytes = match fetch::get(client, &url, fetch::MAX_DOWNLOAD).await {
+                            Ok(b) => b,
+                            Err(e) => {
+                                merge(&mut all, &url, Err(e));
+                                continue;
+                            }
+                        };
+                        // Unchanged only if the Sources beside it are too.
+                        let key = format!(
+                            "{url}|{}",
+                            sources_digest.map(|d| d.to_hex()).unwrap_or_default()
+                        );
+                        let (same, digest) =
+                            memo.map_or((false, Digest::ZERO), |m| m.same(&key, &bytes));
+                        if same {
+                            all.unchanged.push(url);
+                            continue;
                         }
-                        .await;
+                        if sources_text.is_none() {
+                            let text = match &sources_bytes {
+                                Ok(b) => {
+                                    fetch::decompress(&sources_url, b, fetch::MAX_DECOMPRESSED)
+                                        .and_then(|t| {
+                                            String::from_utf8(t).map_err(|_| SyncError::Format {
+                                                what: sources_url.clone(),
+                                                reason: "not UTF-8".into(),
+                                            })
+                                        })
+                                }
+                                Err(e) => Err(SyncError::Fetch {
+                                    url: sources_url.clone(),
+                                    reason: e.to_string(),
+                                }),
+                            };
+                            sources_text = Some(text.unwrap_or_else(|e| {
+                                all.refused.push(Refused {
+                                    entry: sources_url.clone(),
+                                    reason: format!("{e}; jobs get no source files"),
+                                });
+                                String::new()
+                            }));
+                        }
+                        let sources = sources_text.as_deref().unwrap_or("");
+                        let r = fetch::decompress(&url, &bytes, fetch::MAX_DECOMPRESSED).and_then(
+                            |t| {
+                                let text = String::from_utf8(t).map_err(|_| SyncError::Format {
+                                    what: url.clone(),
+                                    reason: "not UTF-8".into(),
+                                })?;
+                                Ok(debian::parse(
+                                    &text, sources, release, component, arch, root, &filter,
+                                ))
+                            },
+                        );
+                        if r.is_ok() {
+                            all.scopes
+                                .push(format!("debian/{release}/{component}/{arch}/"));
+                            if let Some(m) = memo {
+                                m.remember(&key, digest);
+                            }
+                        }
                         merge(&mut all, &url, r);
                     }
                 }
