@@ -13,8 +13,9 @@ use vouch_attest::Digest;
 use super::profile::Filter;
 use super::{Job, JobSubject, Refused, SourceFile, SyncResult, bare_file_name};
 
-/// Largest stanza read.
-pub const MAX_STANZA: usize = 256 * 1024;
+/// Largest stanza read (real Sources stanzas of packages with thousands of
+/// files reach 400 KiB).
+pub const MAX_STANZA: usize = 4 << 20;
 
 /// The stanzas of a deb822 file, each parsed on its own so that one bad
 /// stanza does not hide the others. Yields (stanza number, result).
