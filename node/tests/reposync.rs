@@ -157,8 +157,11 @@ fn write_mirror(root: &Path) {
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::create_dir_all(&src).unwrap();
     let xz = |text: String| {
+        use std::io::Read as _;
         let mut out = Vec::new();
-        lzma_rs::xz_compress(&mut text.as_bytes(), &mut out).unwrap();
+        liblzma::read::XzEncoder::new(text.as_bytes(), 1)
+            .read_to_end(&mut out)
+            .unwrap();
         out
     };
     std::fs::write(
