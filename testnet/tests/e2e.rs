@@ -264,14 +264,20 @@ fn two_nodes_rebuild_the_real_hello_and_agree_it_is_bad() {
         rebuilt[0]["rebuilt_sha256"], rebuilt[1]["rebuilt_sha256"],
         "two rebuilds agree byte for byte"
     );
-    let diff = verdicts[0]["verdict"]["evidence"]["diffoscope"]
-        .as_str()
-        .expect("a diffoscope blob");
-    let blob = t.path().join("diffoscope.txt");
-    fetch(
-        &format!("{}/api/vouch/v1/blobs/{diff}", net.nodes[0].url()),
-        &blob,
-    );
-    let text = std::fs::read_to_string(&blob).unwrap();
-    assert!(text.contains("usr/bin/hello"), "diffoscope output: {text}");
+    // Evidence lives with the node that signed: ask each node for its own.
+    for (i, node) in net.nodes.iter().enumerate() {
+        let me =
+            get_json(node.url(), "/api/vouch/v1/status").unwrap()["node"]["public_key"].clone();
+        let mine = verdicts
+            .iter()
+            .find(|x| x["verdict"]["signer"] == me)
+            .expect("each node signed one");
+        let diff = mine["verdict"]["evidence"]["diffoscope"]
+            .as_str()
+            .expect("a diffoscope blob");
+        let blob = t.path().join(format!("diffoscope-{i}.txt"));
+        fetch(&format!("{}/api/vouch/v1/blobs/{diff}", node.url()), &blob);
+        let text = std::fs::read_to_string(&blob).unwrap();
+        assert!(text.contains("usr/bin/hello"), "diffoscope output: {text}");
+    }
 }
