@@ -224,7 +224,7 @@ pub async fn run_profile_with(
                     for arch in &profile.architectures {
                         let url =
                             format!("{root}/dists/{release}/{component}/binary-{arch}/Packages.xz");
-                        let bytes = match fetch::get(client, &url, fetch::MAX_DOWNLOAD).await {
+                        let mut bytes = match fetch::get(client, &url, fetch::MAX_DOWNLOAD).await {
                             Ok(b) => b,
                             Err(e) => {
                                 merge(&mut all, &url, Err(e));
@@ -242,14 +242,22 @@ pub async fn run_profile_with(
                             all.unchanged.push(url);
                             continue;
                         }
+                        // Decompress Packages, and Sources the first time, on two
+                        // threads at once: xz dominates the cost of a sync.
+                        let packages_job = {
+                            let (url, bytes) = (url.clone(), std::mem::take(&mut bytes));
+                            tokio::task::spawn_blocking(move || decompress_text(&url, &bytes))
+                        };
                         if sources_text.is_none() {
                             let text = match &sources_bytes {
                                 Ok(b) => {
-                                    fetch::decompress(&sources_url, b, fetch::MAX_DECOMPRESSED)
-                                        .and_then(|t| {
-                                            String::from_utf8(t).map_err(|_| SyncError::Format {
+                                    let (u, b) = (sources_url.clone(), b.clone());
+                                    tokio::task::spawn_blocking(move || decompress_text(&u, &b))
+                                        .await
+                                        .unwrap_or_else(|e| {
+                                            Err(SyncError::Format {
                                                 what: sources_url.clone(),
-                                                reason: "not UTF-8".into(),
+                                                reason: e.to_string(),
                                             })
                                         })
                                 }
@@ -267,17 +275,19 @@ pub async fn run_profile_with(
                             }));
                         }
                         let sources = sources_text.as_deref().unwrap_or("");
-                        let r = fetch::decompress(&url, &bytes, fetch::MAX_DECOMPRESSED).and_then(
-                            |t| {
-                                let text = String::from_utf8(t).map_err(|_| SyncError::Format {
+                        let r = packages_job
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(SyncError::Format {
                                     what: url.clone(),
-                                    reason: "not UTF-8".into(),
-                                })?;
-                                Ok(debian::parse(
+                                    reason: e.to_string(),
+                                })
+                            })
+                            .map(|text| {
+                                debian::parse(
                                     &text, sources, release, component, arch, root, &filter,
-                                ))
-                            },
-                        );
+                                )
+                            });
                         if r.is_ok() {
                             all.scopes
                                 .push(format!("debian/{release}/{component}/{arch}/"));
@@ -292,6 +302,14 @@ pub async fn run_profile_with(
         }
     }
     Ok(all)
+}
+
+fn decompress_text(url: &str, bytes: &[u8]) -> Result<String, SyncError> {
+    let t = fetch::decompress(url, bytes, fetch::MAX_DECOMPRESSED)?;
+    String::from_utf8(t).map_err(|_| SyncError::Format {
+        what: url.to_string(),
+        reason: "not UTF-8".into(),
+    })
 }
 
 fn merge(all: &mut SyncResult, url: &str, r: Result<SyncResult, SyncError>) {
