@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use vouch_attest::*;
+use vouch_testnet::fixtures;
 use vouch_testnet::http::{heads, post_envelopes};
 use vouch_testnet::net::{Options, Testnet};
 use vouch_testnet::node::NodeProcess;
@@ -42,32 +43,15 @@ fn chains(tag: &str, signers: usize, per: u64) -> Vec<(SecretKey, Vec<Vec<u8>>)>
                     let mut out = Vec::with_capacity(per as usize);
                     let mut prev = Digest::ZERO;
                     for seq in 0..per {
-                        let v = Verdict {
-                            version: FORMAT_VERSION,
-                            signer: k.public_key(),
+                        let sha = Digest::of(format!("{tag} {i} {seq}").as_bytes());
+                        let signed = fixtures::verdict(
+                            &k,
                             seq,
                             prev,
-                            issued_at: 1_795_651_200 + seq,
-                            subject: Subject {
-                                distribution: "archlinux".into(),
-                                release: None,
-                                component: Some("extra".into()),
-                                architecture: "x86_64".into(),
-                                name: format!("package-{seq}"),
-                                version: "1.2.3-1".into(),
-                                filename: format!("package-{seq}-1.2.3-1-x86_64.pkg.tar.zst"),
-                                sha256: Digest::of(format!("{tag} {i} {seq}").as_bytes()),
-                            },
-                            inputs: Inputs {
-                                buildinfo_sha256: None,
-                                source_url: None,
-                                backend: "archlinux-repro".into(),
-                                backend_version: "20240101".into(),
-                            },
-                            outcome: Outcome::Good,
-                            evidence: Evidence::default(),
-                        };
-                        let signed = sign(&v, &k).expect("sign");
+                            sha,
+                            &format!("package-{seq}"),
+                            Outcome::Good,
+                        );
                         prev = signed.id();
                         out.push(signed.envelope().to_vec());
                     }
