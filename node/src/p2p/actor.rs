@@ -278,13 +278,27 @@ impl Actor {
                 self.write_addr_file();
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                num_established,
+                ..
             } => {
                 self.addresses
                     .insert(peer_id, endpoint.get_remote_address().clone());
                 if !self.bootstrapped {
                     self.bootstrapped = true;
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+                // A new (or returning) peer: compare logs at once rather
+                // than at the next round, so a joining or healed node
+                // catches up without waiting for the timer.
+                if num_established.get() == 1 {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&peer_id, SyncRequest::Heads);
+                    self.requests.insert(id, Purpose::Heads);
                 }
             }
             SwarmEvent::ConnectionClosed {
