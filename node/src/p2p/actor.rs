@@ -413,25 +413,7 @@ impl Actor {
             return;
         }
         if message.topic == self.forks.hash() {
-            let acceptance = match ForkProof::open(&message.data) {
-                Ok(checked) => match self.store.put_fork(
-                    &match ForkProof::decode(&message.data) {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
-                    &checked.signer,
-                ) {
-                    Ok(_) => MessageAcceptance::Accept,
-                    Err(e) => {
-                        tracing::error!(error = %e, "storing a fork proof");
-                        MessageAcceptance::Ignore
-                    }
-                },
-                Err(e) => {
-                    tracing::debug!(peer = %propagation_source, error = %e, "invalid fork proof in gossip");
-                    MessageAcceptance::Reject
-                }
-            };
+            let acceptance = self.store_fork(&message.data, &propagation_source);
             let label = acceptance_label(&acceptance);
             self.validate(&message_id, &propagation_source, acceptance, label);
             return;
@@ -440,6 +422,33 @@ impl Actor {
             .push((message_id, propagation_source, message.data));
         if self.batch.len() >= GOSSIP_BATCH {
             self.flush_gossip();
+        }
+    }
+
+    /// Decodes, checks and stores a fork proof from `peer`: Accept when it
+    /// proves a fork, Reject when it does not, Ignore when it cannot be
+    /// stored.
+    fn store_fork(&self, bytes: &[u8], peer: &PeerId) -> MessageAcceptance {
+        let proof = match ForkProof::decode(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "undecodable fork proof");
+                return MessageAcceptance::Reject;
+            }
+        };
+        let checked = match proof.check() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "invalid fork proof");
+                return MessageAcceptance::Reject;
+            }
+        };
+        match self.store.put_fork(&proof, &checked.signer) {
+            Ok(_) => MessageAcceptance::Accept,
+            Err(e) => {
+                tracing::error!(error = %e, "storing a fork proof");
+                MessageAcceptance::Ignore
+            }
         }
     }
 
@@ -781,11 +790,7 @@ impl Actor {
             }
             (Purpose::Forks, SyncResponse::Forks(proofs)) => {
                 for p in proofs.into_iter().take(sync::MAX_FORKS) {
-                    if let (Ok(checked), Ok(proof)) = (ForkProof::open(&p), ForkProof::decode(&p))
-                        && let Err(e) = self.store.put_fork(&proof, &checked.signer)
-                    {
-                        tracing::error!(error = %e, "storing a fork proof");
-                    }
+                    self.store_fork(&p, &peer);
                 }
             }
             (purpose, SyncResponse::Error { code, message }) => {
