@@ -23,6 +23,19 @@ impl Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
+    /// Hashes everything `reader` yields, streaming (files of any size).
+    pub fn of_reader(mut reader: impl std::io::Read) -> std::io::Result<Digest> {
+        let mut h = Hasher::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                return Ok(h.finish());
+            }
+            h.update(&buf[..n]);
+        }
+    }
+
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

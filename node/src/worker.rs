@@ -530,12 +530,9 @@ pub async fn record_attempt(
             }
             Outcome::Fail { .. } => summary = "FAIL",
         }
-        let mut inputs = inputs(job, s, &backend_for(&ctx.config, job));
-        inputs.backend = attempt.backend.clone();
-        inputs.backend_version = attempt.backend_version.clone();
         drafts.push(Draft {
             subject: subject(job, s),
-            inputs,
+            inputs: inputs(job, s, &attempt.backend, &attempt.backend_version),
             outcome: r.outcome,
             evidence: Evidence {
                 build_log,
@@ -606,29 +603,18 @@ fn subject(job: &Job, s: &crate::sync::JobSubject) -> Subject {
     }
 }
 
-fn inputs(job: &Job, s: &crate::sync::JobSubject, backend: &BackendConfig) -> Inputs {
+fn inputs(job: &Job, s: &crate::sync::JobSubject, backend: &str, backend_version: &str) -> Inputs {
     let url = format!("{}/{}", job.mirror.trim_end_matches('/'), s.path);
     Inputs {
         buildinfo_sha256: job.source_files.first().map(|f| f.sha256),
         source_url: (url.len() <= vouch_attest::MAX_URL).then_some(url),
-        backend: backend.name(),
-        backend_version: backend.version(),
+        backend: backend.to_string(),
+        backend_version: backend_version.to_string(),
     }
 }
 
 fn hash_file(path: &Path) -> std::io::Result<Digest> {
-    use std::io::Read as _;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finish())
+    Digest::of_reader(std::fs::File::open(path)?)
 }
 
 /// Streams `url` to `dest` (at most `max` bytes) and returns its sha256.

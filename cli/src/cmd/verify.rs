@@ -1,7 +1,6 @@
 //! `vouch verify`: an artifact against a policy, with verdicts from files.
 
 use std::fs::File;
-use std::io::Read as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,7 +8,7 @@ use anyhow::{Context as _, Result};
 use comfy_table::Table;
 use serde_json::json;
 use vouch_attest::{
-    CheckedFork, Decision, Digest, ForkProof, Hasher, MAX_FORK_PROOF, SignerState, VerifiedVerdict,
+    CheckedFork, Decision, Digest, ForkProof, MAX_FORK_PROOF, SignerState, VerifiedVerdict,
     split_envelopes, verify_batch,
 };
 
@@ -126,19 +125,8 @@ pub(crate) fn run(a: &VerifyArgs) -> Result<Exit> {
 }
 
 fn hash_file(path: &Path) -> Result<Digest> {
-    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finish())
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Digest::of_reader(file).with_context(|| format!("reading {}", path.display()))
 }
 
 pub(crate) fn render(d: &Decision, dropped: &[serde_json::Value]) -> String {
