@@ -6,32 +6,8 @@ use std::time::Duration;
 
 use crate::store::Store;
 use crate::store::jobs::{JobRecord, RetryPolicy};
-use crate::sync::{Distribution, SyncProfile};
+use crate::sync::SyncProfile;
 use crate::worker::unix_now;
-
-/// The key prefixes of a profile's jobs (see `Job::key`).
-pub fn scope(profile: &SyncProfile) -> Vec<String> {
-    let mut out = Vec::new();
-    match profile.distribution {
-        Distribution::Archlinux => {
-            for repo in &profile.repos {
-                for arch in &profile.architectures {
-                    out.push(format!("archlinux/-/{repo}/{arch}/"));
-                }
-            }
-        }
-        Distribution::Debian => {
-            for rel in &profile.releases {
-                for comp in &profile.components {
-                    for arch in &profile.architectures {
-                        out.push(format!("debian/{rel}/{comp}/{arch}/"));
-                    }
-                }
-            }
-        }
-    }
-    out
-}
 
 /// Syncs `profile` now and every `interval_secs`, queueing what is new.
 pub async fn sync_loop(store: Store, http: reqwest::Client, profile: SyncProfile) {
