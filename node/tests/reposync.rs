@@ -9,11 +9,7 @@ use vouch_node::sync::profile::Filter;
 use vouch_node::sync::{arch, debian, fetch};
 
 fn fixture(rel: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/../../shared/fixtures/{rel}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    std::fs::read_to_string(format!("{}/../testdata/{rel}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 /// The real pacman entry, renamed into another (split) package of a base.

@@ -204,7 +204,7 @@ mod tests {
     fn build_depends_of_the_real_dsc() {
         let dsc = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/debian/hello_2.10-3.dsc"
+            "/../testdata/debian/hello_2.10-3.dsc"
         ))
         .unwrap();
         assert_eq!(

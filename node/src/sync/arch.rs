@@ -208,7 +208,7 @@ mod tests {
     fn reads_the_real_fixture() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/arch/repo-db_pacman-5.2.2-1.desc"
+            "/../testdata/arch/repo-db_pacman-5.2.2-1.desc"
         ))
         .unwrap();
         let d = parse_desc(&text).unwrap();

@@ -246,7 +246,7 @@ mod tests {
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(format!(
-            "{}/../../shared/fixtures/debian/{name}",
+            "{}/../testdata/debian/{name}",
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap()
