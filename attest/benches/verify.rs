@@ -3,6 +3,8 @@
 //! verification measured in the same run.
 //!
 //! Goals (issue 2): decode + verify >= 0.8x raw; batch of 256 >= 1.8x raw.
+//! vouch verifies with the cofactored (ZIP-215) rule; "raw" is
+//! ed25519-dalek's cofactorless single verification.
 //! Each figure is the median of several rounds, so one noisy round on a
 //! shared machine does not decide it.
 

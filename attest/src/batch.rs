@@ -2,9 +2,8 @@
 
 use std::collections::HashMap;
 
-use ed25519_dalek::VerifyingKey;
-
-use crate::envelope::{Envelope, PAYLOAD_TYPE, VerifiedVerdict, pae, verify_with};
+use crate::ed25519::{self, Item, Key};
+use crate::envelope::{Envelope, PAYLOAD_TYPE, VerifiedVerdict, verify_with};
 use crate::error::{Error, SignatureError};
 use crate::verdict::Verdict;
 
@@ -16,12 +15,13 @@ const SINGLE_BELOW: usize = 4;
 /// and a bad one never causes a good one to be refused.
 ///
 /// Each distinct signer key is decompressed once. All signatures that decode
-/// are checked in one ed25519 batch; if the batch fails, it is split in
-/// halves until every bad signature is found, and small groups are checked
-/// one by one.
+/// are checked in one ed25519 batch under the same cofactored rule as single
+/// verification (so a batch accepts exactly what single verification
+/// accepts); if the batch fails, it is split in halves until every bad
+/// signature is found, and small groups are checked one by one.
 pub fn verify_batch(envelopes: &[&[u8]]) -> Vec<Result<VerifiedVerdict, Error>> {
     let mut out: Vec<Option<Result<VerifiedVerdict, Error>>> = Vec::with_capacity(envelopes.len());
-    let mut keys: HashMap<[u8; 32], Result<VerifyingKey, SignatureError>> = HashMap::new();
+    let mut keys: HashMap<[u8; 32], Result<Key, SignatureError>> = HashMap::new();
     let mut pending: Vec<Prepared> = Vec::new();
     for (index, bytes) in envelopes.iter().enumerate() {
         let prepared = Envelope::decode(bytes)
@@ -30,20 +30,24 @@ pub fn verify_batch(envelopes: &[&[u8]]) -> Vec<Result<VerifiedVerdict, Error>> 
             .and_then(|(envelope, verdict, sig)| {
                 let key = keys
                     .entry(*verdict.signer.as_bytes())
-                    .or_insert_with(|| verdict.signer.dalek())
+                    .or_insert_with(|| verdict.signer.key())
                     .clone()?;
                 Ok((envelope, verdict, sig, key))
             });
         match prepared {
             Ok((envelope, verdict, sig, key)) => {
-                let message = pae(PAYLOAD_TYPE, envelope.payload());
+                let prefix = format!(
+                    "DSSEv1 {} {PAYLOAD_TYPE} {} ",
+                    PAYLOAD_TYPE.len(),
+                    envelope.payload().len()
+                );
                 pending.push(Prepared {
                     index,
                     envelope,
                     verdict,
                     sig,
                     key,
-                    message,
+                    prefix,
                 });
                 out.push(None);
             }
@@ -68,9 +72,10 @@ struct Prepared {
     index: usize,
     envelope: Envelope,
     verdict: Verdict,
-    sig: ed25519_dalek::Signature,
-    key: VerifyingKey,
-    message: Vec<u8>,
+    sig: [u8; 64],
+    key: Key,
+    /// The PAE before the payload.
+    prefix: String,
 }
 
 /// Marks in `bad` (indexed from `offset`) the signatures of `items` that do
@@ -81,14 +86,24 @@ fn find_bad(items: &[Prepared], offset: usize, bad: &mut [bool]) {
     }
     if items.len() < SINGLE_BELOW {
         for (i, p) in items.iter().enumerate() {
-            bad[offset + i] = verify_with(&p.key, p.envelope.payload(), &p.sig).is_err();
+            bad[offset + i] = verify_with(p.key, p.envelope.payload(), &p.sig).is_err();
         }
         return;
     }
-    let messages: Vec<&[u8]> = items.iter().map(|p| p.message.as_slice()).collect();
-    let sigs: Vec<ed25519_dalek::Signature> = items.iter().map(|p| p.sig).collect();
-    let keys: Vec<VerifyingKey> = items.iter().map(|p| p.key).collect();
-    if ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok() {
+    let messages: Vec<[&[u8]; 2]> = items
+        .iter()
+        .map(|p| [p.prefix.as_bytes(), p.envelope.payload()])
+        .collect();
+    let batch: Vec<Item<'_>> = items
+        .iter()
+        .zip(&messages)
+        .map(|(p, message)| Item {
+            key: p.key,
+            message,
+            sig: &p.sig,
+        })
+        .collect();
+    if ed25519::verify_batch(&batch) {
         return;
     }
     let mid = items.len() / 2;

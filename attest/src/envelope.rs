@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::codec;
 use crate::digest::Digest;
+use crate::ed25519::{self, Item, Key};
 use crate::error::{DecodeError, Error, SignatureError};
 use crate::keys::{PublicKey, SecretKey};
 use crate::verdict::{FORMAT_VERSION, Verdict};
@@ -79,13 +80,13 @@ impl Envelope {
     /// received.
     pub fn verify(self) -> Result<VerifiedVerdict, Error> {
         let (verdict, sig) = self.prepare()?;
-        verify_signature(&verdict.signer, self.payload(), &sig)?;
+        verify_with(verdict.signer.key()?, self.payload(), &sig)?;
         Ok(self.verified(verdict))
     }
 
     /// Everything but the signature check: payload decode, signature count
     /// and keyid.
-    pub(crate) fn prepare(&self) -> Result<(Verdict, ed25519_dalek::Signature), Error> {
+    pub(crate) fn prepare(&self) -> Result<(Verdict, [u8; 64]), Error> {
         let verdict = decode_verdict(self.payload())?;
         let [sig] = self.wire.signatures.as_slice() else {
             return Err(SignatureError::Count(self.wire.signatures.len()).into());
@@ -98,7 +99,7 @@ impl Envelope {
             }
             .into());
         }
-        Ok((verdict, ed25519_dalek::Signature::from_bytes(&sig.sig.0)))
+        Ok((verdict, sig.sig.0))
     }
 
     pub(crate) fn verified(self, verdict: Verdict) -> VerifiedVerdict {
@@ -117,27 +118,16 @@ impl Envelope {
     }
 }
 
-/// Verifies an ed25519 signature over the PAE of a verdict payload: RFC 8032
-/// cofactorless verification with canonical `S`; the key was already checked
-/// to be of large order when it was parsed.
-pub(crate) fn verify_signature(
-    signer: &PublicKey,
-    payload: &[u8],
-    sig: &ed25519_dalek::Signature,
-) -> Result<(), SignatureError> {
-    verify_with(&signer.dalek()?, payload, sig)
-}
-
-/// As [`verify_signature`], with the key already decompressed.
-pub(crate) fn verify_with(
-    key: &ed25519_dalek::VerifyingKey,
-    payload: &[u8],
-    sig: &ed25519_dalek::Signature,
-) -> Result<(), SignatureError> {
-    use ed25519_dalek::ed25519::signature::MultipartVerifier as _;
+/// Verifies a signature over the PAE of a verdict payload with the one
+/// signature rule (cofactored, ZIP-215; spec/verdict.md §4.2), with the key
+/// already decompressed.
+pub(crate) fn verify_with(key: Key, payload: &[u8], sig: &[u8; 64]) -> Result<(), SignatureError> {
     let prefix = pae_prefix(PAYLOAD_TYPE, payload.len());
-    key.multipart_verify(&[prefix.as_bytes(), payload], sig)
-        .map_err(|_| SignatureError::Invalid)
+    ed25519::verify(&Item {
+        key,
+        message: &[prefix.as_bytes(), payload],
+        sig,
+    })
 }
 
 /// Decodes a verdict payload: canonical CBOR, known version, valid fields.

@@ -116,6 +116,61 @@ impl ForkProof {
     }
 }
 
+/// Every fork that `verdicts` themselves prove: for each signer, each group
+/// of its verdicts that share a `seq`, or share a `prev`, with more than one
+/// distinct payload gives one proof, made of the group's two lowest verdict
+/// ids. The result depends only on the set of verdicts, never on their
+/// order, and is sorted by proof id.
+pub fn find_forks<'a>(verdicts: impl IntoIterator<Item = &'a VerifiedVerdict>) -> Vec<CheckedFork> {
+    use std::collections::{BTreeMap, BTreeSet};
+    // (signer, which, seq or prev) → verdicts of that group, by id.
+    let mut groups: BTreeMap<(PublicKey, u8, [u8; 32]), BTreeMap<Digest, &VerifiedVerdict>> =
+        BTreeMap::new();
+    for v in verdicts {
+        let mut seq = [0u8; 32];
+        seq[..8].copy_from_slice(&v.verdict().seq.to_be_bytes());
+        for key in [
+            (*v.signer(), 0u8, seq),
+            (*v.signer(), 1, v.verdict().prev.0),
+        ] {
+            groups.entry(key).or_default().insert(v.id(), v);
+        }
+    }
+    let mut out: BTreeMap<Digest, CheckedFork> = BTreeMap::new();
+    let mut seen: BTreeSet<(Digest, Digest)> = BTreeSet::new();
+    for group in groups.values() {
+        let mut lowest = group.values();
+        let (Some(a), Some(b)) = (lowest.next(), lowest.next()) else {
+            continue;
+        };
+        if !seen.insert((a.id(), b.id())) {
+            continue;
+        }
+        if let Ok(proof) = ForkProof::new(a, b) {
+            let id = Digest::of(&proof.encode());
+            out.insert(
+                id,
+                CheckedFork {
+                    signer: *a.signer(),
+                    verdicts: [(*a).clone(), (*b).clone()],
+                    id,
+                },
+            );
+        }
+    }
+    out.into_values().collect()
+}
+
+impl CheckedFork {
+    /// The proof in its portable form, to store, gossip or submit.
+    pub fn proof(&self) -> ForkProof {
+        ForkProof {
+            a: self.verdicts[0].envelope().to_vec(),
+            b: self.verdicts[1].envelope().to_vec(),
+        }
+    }
+}
+
 fn conflict(a: &VerifiedVerdict, b: &VerifiedVerdict) -> Result<(), ForkError> {
     if a.signer() != b.signer() {
         return Err(ForkError::DifferentSigners);

@@ -99,12 +99,7 @@ pub fn verify_export(json_text: &str) -> Result<VerifiedVerdict, Error> {
         .decode(&sig.sig)
         .map_err(|_| bad("sig is not base64"))?;
     let raw: [u8; 64] = raw.try_into().map_err(|_| bad("sig is not 64 bytes"))?;
-    key.dalek()?
-        .verify_strict(
-            &pae(INTOTO_PAYLOAD_TYPE, &payload),
-            &ed25519_dalek::Signature::from_bytes(&raw),
-        )
-        .map_err(|_| SignatureError::Invalid)?;
+    key.verify(&pae(INTOTO_PAYLOAD_TYPE, &payload), &raw)?;
     let st: serde_json::Value =
         serde_json::from_slice(&payload).map_err(|e| bad(&format!("statement: {e}")))?;
     let inner = st["predicate"]["vouchEnvelope"]

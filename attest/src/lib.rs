@@ -48,6 +48,7 @@ mod batch;
 mod codec;
 mod dates;
 mod digest;
+mod ed25519;
 mod envelope;
 mod error;
 mod fork;
@@ -68,7 +69,7 @@ pub use envelope::{
 pub use error::{
     ChainError, DecodeError, Error, ForkError, KeyError, ParseError, PolicyError, SignatureError,
 };
-pub use fork::{CheckedFork, FORK_PROOF_VERSION, ForkProof, MAX_FORK_PROOF};
+pub use fork::{CheckedFork, FORK_PROOF_VERSION, ForkProof, MAX_FORK_PROOF, find_forks};
 pub use keyfile::{
     public_key_path, read_public_key, read_secret_key, write_public_key, write_secret_key,
 };

@@ -386,8 +386,20 @@ impl Policy {
         forks: &[CheckedFork],
         now: u64,
     ) -> Decision {
-        let forked: BTreeMap<PublicKey, Digest> = forks.iter().map(|f| (f.signer, f.id)).collect();
         let trusted: BTreeSet<PublicKey> = self.signers.iter().map(|s| s.key).collect();
+        // Forks proven by the proofs given and by the verdicts themselves
+        // (two conflicting verdicts of one signer, §6); per signer the
+        // lowest proof id is reported, so the answer does not depend on
+        // the order of either list.
+        let found =
+            crate::fork::find_forks(verdicts.iter().filter(|v| trusted.contains(v.signer())));
+        let mut forked: BTreeMap<PublicKey, Digest> = BTreeMap::new();
+        for f in forks.iter().chain(&found) {
+            forked
+                .entry(f.signer)
+                .and_modify(|id| *id = (*id).min(f.id))
+                .or_insert(f.id);
+        }
         let about: Vec<&VerifiedVerdict> = verdicts
             .iter()
             .filter(|v| v.verdict().subject.sha256 == *artifact)

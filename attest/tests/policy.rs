@@ -268,3 +268,75 @@ fn policy_files_are_validated_with_lines() {
         assert!(err.contains(want), "{text:?}: {err}");
     }
 }
+
+/// Issue 8.1: A's GOOD and A's BAD at one seq, seen in either order, make A
+/// forked — the answer is a function of the set, not the order.
+#[test]
+fn conflicting_verdicts_at_one_seq_are_a_fork_in_any_order() {
+    let p = three(2, true);
+    let a_good = good("A", 0);
+    let a_bad = bad("A", 0);
+    let b = good("B", 0);
+    let c = good("C", 0);
+    let orders = [
+        vec![a_good.clone(), a_bad.clone(), b.clone(), c.clone()],
+        vec![a_bad.clone(), a_good.clone(), c.clone(), b.clone()],
+        vec![b.clone(), a_bad.clone(), c.clone(), a_good.clone()],
+    ];
+    let decisions: Vec<Decision> = orders
+        .iter()
+        .map(|vs| p.evaluate(&artifact(1), vs, &[], NOW))
+        .collect();
+    for d in &decisions {
+        assert_eq!(d.status, Status::Verified, "{:?}", d.reasons);
+        assert!(matches!(d.signers[0].state, SignerState::Forked { .. }));
+        assert_eq!(d.signers, decisions[0].signers);
+    }
+    // The same proof comes out of find_forks, whatever the order.
+    let f1 = find_forks(&orders[0]);
+    let f2 = find_forks(&orders[1]);
+    assert_eq!(f1.len(), 1);
+    assert_eq!(f1[0].id, f2[0].id);
+    assert_eq!(
+        ForkProof::open(&f1[0].proof().encode()).unwrap().id,
+        f1[0].id
+    );
+}
+
+/// Two verdicts at different seqs naming the same prev are a fork too.
+#[test]
+fn conflicting_verdicts_with_one_prev_are_a_fork() {
+    let k = key("A");
+    let first = sign(
+        &verdict(&k, 0, Digest::ZERO, artifact(1), Outcome::Good),
+        &k,
+    )
+    .unwrap();
+    let x = sign(&verdict(&k, 1, first.id(), artifact(2), Outcome::Good), &k).unwrap();
+    let mut later = verdict(&k, 2, first.id(), artifact(1), Outcome::Good);
+    later.issued_at += 1;
+    let y = sign(&later, &k).unwrap();
+    let forks = find_forks([&x, &y]);
+    assert_eq!(forks.len(), 1);
+    assert_eq!(forks[0].signer, k.public_key());
+    let d = three(1, true).evaluate(&artifact(1), &[y, first, x], &[], NOW);
+    assert!(matches!(d.signers[0].state, SignerState::Forked { .. }));
+}
+
+/// With several proofs against one signer, the lowest proof id is reported
+/// whatever their order.
+#[test]
+fn reported_fork_proof_does_not_depend_on_order() {
+    let p = three(1, true);
+    let g0 = good("A", 0);
+    let b0 = bad("A", 0);
+    let f0 = said("A", 0, artifact(7), Outcome::Good);
+    let x = ForkProof::open(&ForkProof::new(&g0, &b0).unwrap().encode()).unwrap();
+    let y = ForkProof::open(&ForkProof::new(&g0, &f0).unwrap().encode()).unwrap();
+    let d1 = p.evaluate(&artifact(1), &[], &[x.clone(), y.clone()], NOW);
+    let d2 = p.evaluate(&artifact(1), &[], &[y.clone(), x.clone()], NOW);
+    let want = x.id.min(y.id);
+    for d in [d1, d2] {
+        assert_eq!(d.signers[0].state, SignerState::Forked { proof: want });
+    }
+}

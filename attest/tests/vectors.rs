@@ -466,6 +466,20 @@ fn generate() -> Vec<(&'static str, Value)> {
             "UNKNOWN",
         ),
         (
+            "conflict-in-verdicts",
+            policy_text(2, true),
+            vec![bad_by(&a), good_by(&b), good_by(&a)],
+            vec![],
+            "UNKNOWN",
+        ),
+        (
+            "conflict-in-verdicts-reordered",
+            policy_text(2, true),
+            vec![good_by(&a), good_by(&b), bad_by(&a)],
+            vec![],
+            "UNKNOWN",
+        ),
+        (
             "other-artifact",
             policy_text(1, true),
             vec![s3.clone()],
@@ -492,13 +506,227 @@ fn generate() -> Vec<(&'static str, Value)> {
         "vectors": policy,
     });
 
+    let signatures = signature_vectors(&fields);
+
     vec![
         ("keys.json", keys),
+        ("signatures.json", signatures),
         ("verdicts.json", verdicts),
         ("negative.json", negative),
         ("forks.json", forks),
         ("policy.json", policy),
     ]
+}
+
+/// Crafted signatures for the one signature rule (spec/verdict.md §4.2): a
+/// key and a nonce made from scalars (not RFC 8032 seeds), so that `R` and
+/// `A` can carry small-order components or non-canonical encodings. Each
+/// vector must get the same answer from single and from batch verification.
+fn signature_vectors(fields: &Fields) -> Value {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+    use curve25519_dalek::edwards::EdwardsPoint;
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest as _, Sha512};
+
+    let scalar = |label: &str| Scalar::from_bytes_mod_order_wide(&Sha512::digest(label).into());
+    let a = scalar("vouch crafted key a");
+    let r = scalar("vouch crafted nonce r");
+    let honest_a = (B * a).compress().0;
+    let mixed_a = (B * a + EIGHT_TORSION[1]).compress().0;
+    // The identity (y = 1) written as y = p + 1: non-canonical, small order.
+    let mut identity_noncanonical = [0xffu8; 32];
+    identity_noncanonical[0] = 0xee;
+    identity_noncanonical[31] = 0x7f;
+    // The identity with the sign bit of x set ("negative zero").
+    let mut identity_negative_zero = [0u8; 32];
+    identity_negative_zero[0] = 1;
+    identity_negative_zero[31] = 0x80;
+    // y = 3 written as p + 3: a point of large (mixed) order, non-canonical.
+    let mut y3_noncanonical = [0xffu8; 32];
+    y3_noncanonical[0] = 0xf0;
+    y3_noncanonical[31] = 0x7f;
+
+    // An envelope whose payload names `key` as signer, signed with scalar
+    // `a` and nonce point `r_point` (encoded as `r_bytes` when given);
+    // `s_offset` is added to S unreduced (to make it non-canonical).
+    let craft = |key: [u8; 32],
+                 r_point: EdwardsPoint,
+                 r_bytes: Option<[u8; 32]>,
+                 nonce: Scalar,
+                 bump_s: bool| {
+        let mut f = fields.clone();
+        f[1].1 = Item::Bytes(key.to_vec());
+        let payload = Item::Map(f).encode();
+        let r_bytes = r_bytes.unwrap_or(r_point.compress().0);
+        let mut h = Sha512::new();
+        h.update(r_bytes);
+        h.update(key);
+        h.update(pae(PAYLOAD_TYPE, &payload));
+        let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+        let s = nonce + k * a;
+        let mut s_bytes = s.to_bytes();
+        if bump_s {
+            // S + ℓ, still fits in 253 bits.
+            let l = Scalar::ZERO - Scalar::ONE;
+            let mut carry = 1u16; // ℓ = (ℓ − 1) + 1
+            let l_bytes = l.to_bytes();
+            for (i, byte) in s_bytes.iter_mut().enumerate() {
+                let v = *byte as u16 + l_bytes[i] as u16 + carry;
+                *byte = v as u8;
+                carry = v >> 8;
+            }
+        }
+        let mut sig = r_bytes.to_vec();
+        sig.extend_from_slice(&s_bytes);
+        let keyid = format!("ed25519:{}", base64_std(&key));
+        envelope_raw(&payload, &keyid, &sig)
+    };
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "honest",
+            "an ordinary signature by a scalar-made key",
+            craft(honest_a, B * r, None, r, false),
+            "valid",
+        ),
+        (
+            "r-mixed-order",
+            "R = rB + T with T of order 8: refused by the cofactorless equation, accepted by the cofactored one, alone and in a batch",
+            craft(honest_a, B * r + EIGHT_TORSION[1], None, r, false),
+            "valid",
+        ),
+        (
+            "r-small-order-noncanonical",
+            "R is the identity written non-canonically (y = p + 1), S = k·a",
+            craft(
+                honest_a,
+                EdwardsPoint::default(),
+                Some(identity_noncanonical),
+                Scalar::ZERO,
+                false,
+            ),
+            "valid",
+        ),
+        (
+            "r-negative-zero",
+            "R is the identity with the sign bit of x set",
+            craft(
+                honest_a,
+                EdwardsPoint::default(),
+                Some(identity_negative_zero),
+                Scalar::ZERO,
+                false,
+            ),
+            "valid",
+        ),
+        (
+            "a-mixed-order",
+            "the key is aB + T with T of order 8 (canonical, not small order)",
+            craft(mixed_a, B * r, None, r, false),
+            "valid",
+        ),
+        (
+            "s-not-canonical",
+            "an otherwise valid signature with S + ℓ in place of S",
+            craft(honest_a, B * r, None, r, true),
+            "signature.invalid",
+        ),
+        (
+            "a-noncanonical",
+            "the key is a point of mixed order written non-canonically (y = p + 3)",
+            craft(y3_noncanonical, B * r, None, r, false),
+            "signature.bad_key",
+        ),
+        (
+            "a-small-order-noncanonical",
+            "the key is the identity written non-canonically (y = p + 1)",
+            craft(identity_noncanonical, B * r, None, r, false),
+            "signature.bad_key",
+        ),
+        (
+            "r-not-a-point",
+            "R's encoding is not a curve point (y = 2)",
+            {
+                let mut not_a_point = [0u8; 32];
+                not_a_point[0] = 2;
+                craft(honest_a, B * r, Some(not_a_point), r, false)
+            },
+            "signature.invalid",
+        ),
+    ];
+    let vectors: Vec<Value> = cases
+        .into_iter()
+        .map(|(name, description, env, expect)| {
+            let got = match open(&env) {
+                Ok(_) => "valid".to_string(),
+                Err(e) => e.code().to_string(),
+            };
+            assert_eq!(got, expect, "{name}: single verification");
+            json!({"name": name, "description": description, "envelope_hex": h(&env), "expect": expect})
+        })
+        .collect();
+    json!({
+        "description": "Crafted signatures for the one signature rule (cofactored, ZIP-215, spec/verdict.md §4.2). expect is \"valid\" or the error class; single verification and batch verification (alone, and mixed into batches of valid envelopes) must both give it.",
+        "vectors": vectors,
+    })
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn signature_rule_is_the_same_for_single_and_batch() {
+    let file = read("signatures.json");
+    let cases: Vec<(String, Vec<u8>, String)> = file["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_string(),
+                bytes(&v["envelope_hex"]),
+                v["expect"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let code = |r: &Result<VerifiedVerdict, Error>| match r {
+        Ok(_) => "valid".to_string(),
+        Err(e) => e.code().to_string(),
+    };
+    // Valid envelopes by ordinary keys, to mix the crafted ones into.
+    let honest: Vec<Vec<u8>> = (0..7u32)
+        .map(|i| {
+            sign(
+                &verdict(&key("A"), 0, Digest::ZERO, artifact(i), Outcome::Good),
+                &key("A"),
+            )
+            .unwrap()
+            .envelope()
+            .to_vec()
+        })
+        .collect();
+    for (name, env, expect) in &cases {
+        assert_eq!(code(&open(env)), *expect, "{name}: single");
+        for at in [0, 3, 7] {
+            let mut batch: Vec<&[u8]> = honest.iter().map(Vec::as_slice).collect();
+            batch.insert(at, env);
+            let out = verify_batch(&batch);
+            for (i, r) in out.iter().enumerate() {
+                let want = if i == at { expect.as_str() } else { "valid" };
+                assert_eq!(code(r), want, "{name} at {at} in a batch of 8: item {i}");
+            }
+        }
+    }
+    // All crafted valid ones together, in one batch equation (no bisection).
+    let valid: Vec<&[u8]> = cases
+        .iter()
+        .filter(|c| c.2 == "valid")
+        .map(|c| c.1.as_slice())
+        .chain(honest.iter().map(Vec::as_slice))
+        .collect();
+    assert!(valid.len() >= 8);
+    assert!(verify_batch(&valid).iter().all(Result::is_ok));
 }
 
 #[test]

@@ -224,3 +224,20 @@ pub fn envelope_with(payload: &[u8], key: &SecretKey, keyid: &str) -> Vec<u8> {
 pub fn envelope(payload: &[u8], key: &SecretKey) -> Vec<u8> {
     envelope_with(payload, key, &key.public_key().to_text())
 }
+
+/// An envelope around `payload` with the given keyid and raw signature
+/// bytes, for crafted signatures.
+pub fn envelope_raw(payload: &[u8], keyid: &str, sig: &[u8]) -> Vec<u8> {
+    Item::Map(vec![
+        ("payloadType".into(), text(PAYLOAD_TYPE)),
+        ("payload".into(), Item::Bytes(payload.to_vec())),
+        (
+            "signatures".into(),
+            Item::Array(vec![Item::Map(vec![
+                ("keyid".into(), text(keyid)),
+                ("sig".into(), Item::Bytes(sig.to_vec())),
+            ])]),
+        ),
+    ])
+    .encode()
+}
