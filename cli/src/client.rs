@@ -9,8 +9,8 @@ use futures::future::join_all;
 use serde::Serialize;
 use serde_json::Value;
 use vouch_attest::{
-    CheckedFork, Digest, ForkProof, MAX_ENVELOPE, MAX_FORK_PROOF, VerifiedVerdict, split_envelopes,
-    verify_batch,
+    CheckedFork, Digest, ForkProof, MAX_ENVELOPE, MAX_FORK_PROOF, PublicKey, VerifiedVerdict,
+    split_envelopes, verify_batch,
 };
 
 /// Largest answer read from a node, in bytes.
@@ -57,14 +57,18 @@ pub(crate) fn http(timeout: Duration) -> Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
-/// Asks every node for the verdicts about `artifacts` and for its fork
-/// proofs.
+/// Asks every node for the latest verdict of each of `signers` (the
+/// policy's keys) about each of `artifacts`, and for the fork proofs it
+/// keeps against those signers. Nothing else is asked for, so no outsider
+/// can crowd the answer; a node whose answer says it was cut short is an
+/// error for that node, never a partial answer.
 pub(crate) async fn collect(
     client: &reqwest::Client,
     nodes: &[String],
     artifacts: &[Digest],
+    signers: &[PublicKey],
 ) -> Collected {
-    let answers = join_all(nodes.iter().map(|url| ask(client, url, artifacts))).await;
+    let answers = join_all(nodes.iter().map(|url| ask(client, url, artifacts, signers))).await;
     let mut out = Collected::default();
     let mut seen = std::collections::BTreeSet::new();
     let mut seen_forks = std::collections::BTreeSet::new();
@@ -105,14 +109,20 @@ pub(crate) async fn collect(
 
 type Answer = (Vec<VerifiedVerdict>, Vec<CheckedFork>, Vec<Value>);
 
-async fn ask(client: &reqwest::Client, url: &str, artifacts: &[Digest]) -> Result<Answer> {
+async fn ask(
+    client: &reqwest::Client,
+    url: &str,
+    artifacts: &[Digest],
+    signers: &[PublicKey],
+) -> Result<Answer> {
     let base = url.trim_end_matches('/');
     let hexes: Vec<String> = artifacts.iter().map(Digest::to_hex).collect();
+    let keys: Vec<String> = signers.iter().map(|k| hex::encode(k.as_bytes())).collect();
     let body = read_body(
         client
             .post(format!("{base}/api/vouch/v1/verdicts/lookup"))
             .header("accept", "application/cbor")
-            .json(&serde_json::json!({ "sha256": hexes })),
+            .json(&serde_json::json!({ "sha256": hexes, "signers": keys })),
     )
     .await?;
     let items = split_envelopes(&body, MAX_ITEMS)
@@ -133,6 +143,7 @@ async fn ask(client: &reqwest::Client, url: &str, artifacts: &[Digest]) -> Resul
     let body = read_body(
         client
             .get(format!("{base}/api/vouch/v1/forks"))
+            .query(&[("signers", keys.join(","))])
             .header("accept", "application/cbor"),
     )
     .await?;
@@ -160,6 +171,9 @@ pub(crate) async fn read_body(req: reqwest::RequestBuilder) -> Result<Vec<u8>> {
         let mut text = resp.text().await.unwrap_or_default();
         text.truncate(300);
         bail!("HTTP {status}: {}", text.trim());
+    }
+    if resp.headers().contains_key("x-vouch-truncated") {
+        bail!("the node cut its answer short (x-vouch-truncated): refusing a partial answer");
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(describe)? {

@@ -262,7 +262,14 @@ impl Ingest {
                         (Applied::Accepted, Some(e)) => {
                             let _ = out.send(Outbound::Verdict(e)).await;
                         }
-                        (Applied::Fork { bytes, .. }, _) => {
+                        (
+                            Applied::Fork {
+                                bytes,
+                                stored: true,
+                                ..
+                            },
+                            _,
+                        ) => {
                             let _ = out.send(Outbound::Fork(bytes.clone())).await;
                         }
                         _ => {}

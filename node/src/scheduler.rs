@@ -77,12 +77,13 @@ pub fn finished_outcome(
 ) -> Option<String> {
     let mut summary = "GOOD";
     for s in &rec.job.subjects {
-        let envelopes = store.by_artifact(&s.sha256, 1000).ok()?;
-        let mine = envelopes
-            .iter()
-            .filter_map(|e| vouch_attest::open(e).ok())
-            .filter(|v| v.signer() == signer && v.verdict().issued_at >= rec.started_at)
-            .max_by_key(|v| v.verdict().seq)?;
+        // Our own latest verdict about the artifact: one seek in the
+        // (artifact, signer) index, which no other signer can crowd out.
+        let envelope = store.latest(&s.sha256, signer).ok()??;
+        let mine = vouch_attest::open(&envelope).ok()?;
+        if mine.verdict().issued_at < rec.started_at {
+            return None;
+        }
         match mine.verdict().outcome {
             vouch_attest::Outcome::Good => {}
             vouch_attest::Outcome::Bad { .. } => {

@@ -95,7 +95,7 @@ async fn hello_is_rebuilt_for_real() {
     let record = store.lease_job("local-0", 0, 3600).unwrap().unwrap();
     let summary = process(&ctx, "local-0", record).await.unwrap();
     let sha = job.subjects[0].sha256;
-    let envelopes = store.by_artifact(&sha, 10).unwrap();
+    let envelopes = store.latest_by_artifact(&sha, None, 10).unwrap().0;
     let v = open(&envelopes[0]).unwrap().verdict().clone();
     let log = store.blob(&v.evidence.build_log.unwrap()).unwrap().unwrap();
     let log = String::from_utf8_lossy(&zstd::stream::decode_all(&log[..]).unwrap()).into_owned();

@@ -227,8 +227,9 @@ fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
 
 fn verdicts_for(store: &Store, sha: &Digest) -> Vec<Verdict> {
     store
-        .by_artifact(sha, 100)
+        .latest_by_artifact(sha, None, 100)
         .unwrap()
+        .0
         .iter()
         .map(|e| open(e).unwrap().verdict().clone())
         .collect()

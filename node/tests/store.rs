@@ -19,8 +19,12 @@ fn a_chain_is_appended_and_indexed() {
     let head = store.head(&key("A").public_key()).unwrap().unwrap();
     assert_eq!((head.seq, head.id, head.count), (9, a[9].id(), 10));
     assert_eq!(
-        store.by_artifact(&artifact(4), 10).unwrap(),
-        vec![a[4].envelope().to_vec()]
+        store.latest_by_artifact(&artifact(4), None, 10).unwrap(),
+        (vec![a[4].envelope().to_vec()], false)
+    );
+    assert_eq!(
+        store.latest(&artifact(4), &key("A").public_key()).unwrap(),
+        Some(a[4].envelope().to_vec())
     );
     let named = store.by_name("archlinux", "pkg-3", None, 100).unwrap();
     assert_eq!(
@@ -72,7 +76,11 @@ fn a_gap_is_held_then_completed() {
     assert_eq!(res, vec![Applied::Pending { missing_from: 2 }; 2]);
     assert_eq!(store.counts().unwrap().pending, 2);
     assert!(
-        store.by_artifact(&artifact(4), 10).unwrap().is_empty(),
+        store
+            .latest_by_artifact(&artifact(4), None, 10)
+            .unwrap()
+            .0
+            .is_empty(),
         "pending entries are not served"
     );
     // Re-sending a held entry is still pending, not a fork.
@@ -118,9 +126,9 @@ fn conflicts_become_fork_proofs() {
         panic!("{res:?}")
     };
     assert_eq!(existing, a[1].id());
-    let proofs = store.forks_for(&k.public_key()).unwrap();
-    assert_eq!(proofs.len(), 1);
-    let checked = ForkProof::open(&proofs[0]).unwrap();
+    let (kept, count) = store.fork_for(&k.public_key()).unwrap().unwrap();
+    assert_eq!(count, 1);
+    let checked = ForkProof::open(&kept).unwrap();
     assert_eq!((checked.id, checked.signer), (proof, k.public_key()));
     // The log is unchanged.
     assert_eq!(store.head(&k.public_key()).unwrap().unwrap().seq, 2);
@@ -145,7 +153,10 @@ fn conflicts_become_fork_proofs() {
         store.apply(&[y], 100).unwrap()[0],
         Applied::Fork { .. }
     ));
-    assert_eq!(store.forks().unwrap().len(), 2);
+    // One proof per signer is kept (the lowest id); the others are counted.
+    let (pages, more) = store.forks_page(None, 100, 1 << 20).unwrap();
+    assert_eq!((pages.len(), more), (1, false));
+    assert_eq!(store.fork_for(&k.public_key()).unwrap().unwrap().1, 2);
 }
 
 #[test]
@@ -212,4 +223,168 @@ fn reopening_keeps_everything_and_foreign_formats_are_refused() {
         db.flush().unwrap();
     }
     assert!(Store::open(&other).is_err());
+}
+
+/// Issue 8.1: a verdict naming the same prev as a stored entry (at another
+/// seq) is a fork (§6), not just a broken chain: the proof is kept.
+#[test]
+fn a_same_prev_conflict_is_a_fork() {
+    let store = Store::temporary().unwrap();
+    let k = key("A");
+    let a = chain(&k, 3);
+    store.apply(&a, 100).unwrap();
+    // seq 3 naming a[1] as prev: a[2] names a[1] too.
+    let next = sign(&verdict(&k, 3, a[1].id(), artifact(50), Outcome::Good), &k).unwrap();
+    let res = store.apply(&[next], 100).unwrap();
+    let Applied::Fork {
+        existing, stored, ..
+    } = res[0].clone()
+    else {
+        panic!("{res:?}")
+    };
+    assert_eq!(existing, a[2].id());
+    assert!(stored);
+    // After a gap too: seq 9 naming a[0] as prev conflicts with a[1].
+    let far = sign(&verdict(&k, 9, a[0].id(), artifact(51), Outcome::Good), &k).unwrap();
+    assert!(matches!(
+        store.apply(&[far], 100).unwrap()[0],
+        Applied::Fork { .. }
+    ));
+    assert_eq!(store.head(&k.public_key()).unwrap().unwrap().seq, 2);
+    assert_eq!(store.check_consistency().unwrap(), 3);
+}
+
+/// Issue 8.2: 1,500 verdicts about one artifact by free keys whose verdict
+/// ids or keys sort low cannot hide a trusted signer's verdict: a lookup that
+/// names its signers gets each one's latest verdict, and the all-signers
+/// listing is cut by signer, with a flag.
+#[test]
+fn a_flood_of_signers_cannot_hide_a_named_signer() {
+    let store = Store::temporary().unwrap();
+    let sha = artifact(7);
+    let trusted = key("trusted");
+    let bad = sign(
+        &verdict(
+            &trusted,
+            0,
+            Digest::ZERO,
+            sha,
+            Outcome::Bad {
+                rebuilt_sha256: artifact(8),
+            },
+        ),
+        &trusted,
+    )
+    .unwrap();
+    let flood: Vec<VerifiedVerdict> = (0..1500)
+        .map(|i| {
+            let k = key(&format!("sybil {i}"));
+            sign(&verdict(&k, 0, Digest::ZERO, sha, Outcome::Good), &k).unwrap()
+        })
+        .collect();
+    store.apply(&flood, 100).unwrap();
+    store.apply(&[bad.clone()], 100).unwrap();
+    assert_eq!(
+        store.latest(&sha, &trusted.public_key()).unwrap(),
+        Some(bad.envelope().to_vec())
+    );
+    let (page, more) = store.latest_by_artifact(&sha, None, 1000).unwrap();
+    assert_eq!((page.len(), more), (1000, true));
+    // Many verdicts of one signer about one artifact cost one entry.
+    let k = key("chatty");
+    let mut prev = Digest::ZERO;
+    let mut chatty = Vec::new();
+    for seq in 0..50 {
+        let v = sign(&verdict(&k, seq, prev, sha, Outcome::Good), &k).unwrap();
+        prev = v.id();
+        chatty.push(v);
+    }
+    store.apply(&chatty, 100).unwrap();
+    let latest = store.latest(&sha, &k.public_key()).unwrap().unwrap();
+    assert_eq!(latest, chatty[49].envelope().to_vec());
+    let mut all = 0;
+    let mut after = None;
+    loop {
+        let (page, more) = store.latest_by_artifact(&sha, after.as_ref(), 300).unwrap();
+        all += page.len();
+        after = page.last().map(|e| *open(e).unwrap().signer());
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(all, 1502, "one per signer, paged by signer");
+}
+
+/// A store of format 1 (one artifact index entry per verdict id, every fork
+/// proof kept) is migrated in place on open.
+#[test]
+fn a_format_1_store_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = key("A");
+    let a = chain(&k, 3);
+    let x = sign(&verdict(&k, 1, a[0].id(), artifact(90), Outcome::Good), &k).unwrap();
+    let y = sign(&verdict(&k, 2, a[1].id(), artifact(91), Outcome::Good), &k).unwrap();
+    let p1 = ForkProof::new(&a[1], &x).unwrap().encode();
+    let p2 = ForkProof::new(&a[2], &y).unwrap().encode();
+    {
+        // Written the way vouch-store-1 laid it out.
+        let db = sled::open(&path).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", "vouch-store-1")
+            .unwrap();
+        let (env, log, by_art, heads) = (
+            db.open_tree("envelopes-1").unwrap(),
+            db.open_tree("log-1").unwrap(),
+            db.open_tree("by-artifact-1").unwrap(),
+            db.open_tree("heads-1").unwrap(),
+        );
+        for v in &a {
+            let id = v.id();
+            env.insert(id.as_bytes(), v.envelope()).unwrap();
+            let mut lk = k.public_key().as_bytes().to_vec();
+            lk.extend_from_slice(&v.verdict().seq.to_be_bytes());
+            log.insert(lk, id.as_bytes()).unwrap();
+            let mut ak = v.verdict().subject.sha256.as_bytes().to_vec();
+            ak.extend_from_slice(id.as_bytes());
+            by_art.insert(ak, &[]).unwrap();
+            let sub = &v.verdict().subject;
+            let mut nk =
+                format!("{}\0{}\0{}\0", sub.distribution, sub.name, sub.version).into_bytes();
+            nk.extend_from_slice(id.as_bytes());
+            db.open_tree("by-name-1").unwrap().insert(nk, &[]).unwrap();
+        }
+        let mut hv = 2u64.to_be_bytes().to_vec();
+        hv.extend_from_slice(a[2].id().as_bytes());
+        heads.insert(k.public_key().as_bytes(), hv).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("verdicts", &3u64.to_be_bytes())
+            .unwrap();
+        let (forks, fbs) = (
+            db.open_tree("forks-1").unwrap(),
+            db.open_tree("forks-by-signer-1").unwrap(),
+        );
+        for p in [&p1, &p2] {
+            let id = Digest::of(p);
+            forks.insert(id.as_bytes(), p.as_slice()).unwrap();
+            let mut key = k.public_key().as_bytes().to_vec();
+            key.extend_from_slice(id.as_bytes());
+            fbs.insert(key, &[]).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.check_consistency().unwrap(), 3);
+    assert_eq!(
+        store.latest(&artifact(1), &k.public_key()).unwrap(),
+        Some(a[1].envelope().to_vec())
+    );
+    let (kept, count) = store.fork_for(&k.public_key()).unwrap().unwrap();
+    assert_eq!(count, 2);
+    assert_eq!(Digest::of(&kept), Digest::of(&p1).min(Digest::of(&p2)));
+    drop(store);
+    // Opening again finds format 2 and changes nothing.
+    assert_eq!(Store::open(&path).unwrap().check_consistency().unwrap(), 3);
 }

@@ -185,7 +185,8 @@ fn two_of_three_across_the_network_with_veto() {
     );
     assert_eq!(code, 0);
     let q: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(q["verdicts"].as_array().unwrap().len(), 4);
+    // By sha256: each signer's latest verdict (C's BAD superseded its GOOD).
+    assert_eq!(q["verdicts"].as_array().unwrap().len(), 3);
     let (code, out, _) = vouch(
         &["query", "--node", node.url(), "--name", "pkg", "--json"],
         dir,
@@ -525,4 +526,127 @@ fn restart_and_kill9_lose_nothing_acknowledged() {
     assert_eq!(v["verdicts"][0]["id"], a[599].id().to_hex());
     node.stop().unwrap();
     assert!(node.check().unwrap().contains("600 verdicts"));
+}
+
+/// Issue 8.1: A's GOOD at seq 0 is on node 1, A's conflicting BAD at seq 0
+/// on node 2. `vouch verify` builds the fork proof itself and answers the
+/// same whatever the order of --node.
+#[test]
+fn a_fork_split_across_nodes_counts_in_either_order() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let n1 = NodeProcess::start(&dir.join("n1"), &[]).unwrap();
+    let n2 = NodeProcess::start(&dir.join("n2"), &[]).unwrap();
+    let sha = Digest::of(b"the package");
+    let good = verdict(&key("A"), 0, Digest::ZERO, sha, "pkg", Outcome::Good);
+    let bad = verdict(
+        &key("A"),
+        0,
+        Digest::ZERO,
+        sha,
+        "pkg",
+        Outcome::Bad {
+            rebuilt_sha256: Digest::of(b"x"),
+        },
+    );
+    let b = verdict(&key("B"), 0, Digest::ZERO, sha, "pkg", Outcome::Good);
+    assert_eq!(post(&n1, &[&good, &b]).1["accepted"], 2);
+    assert_eq!(post(&n2, &[&bad]).1["accepted"], 1);
+    write_policy(dir, &["A", "B"], 1);
+    let hex = sha.to_hex();
+    let mut answers = Vec::new();
+    for (first, second) in [(&n1, &n2), (&n2, &n1)] {
+        let (code, out, err) = vouch(
+            &[
+                "verify",
+                "--sha256",
+                &hex,
+                "--policy",
+                "policy.toml",
+                "--node",
+                first.url(),
+                "--node",
+                second.url(),
+                "--json",
+            ],
+            dir,
+        );
+        let d: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        assert_eq!(d["status"], "VERIFIED", "{out}");
+        assert_eq!(code, 0);
+        assert!(
+            d["signers"][0].to_string().contains("forked"),
+            "{}",
+            d["signers"][0]
+        );
+        assert_eq!(d["found_forks"].as_array().unwrap().len(), 1, "{out}");
+        answers.push((
+            d["status"].clone(),
+            d["signers"].clone(),
+            d["found_forks"].clone(),
+        ));
+    }
+    assert_eq!(answers[0], answers[1]);
+}
+
+/// Issue 8.2: 1,100 free signers' GOODs about one artifact do not hide a
+/// trusted signer's BAD from `vouch verify`.
+#[test]
+fn a_flood_of_free_signers_does_not_hide_a_trusted_bad() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let node = NodeProcess::start(&dir.join("n1"), &[]).unwrap();
+    let sha = Digest::of(b"the package");
+    let flood: Vec<VerifiedVerdict> = (0..1100)
+        .map(|i| {
+            verdict(
+                &key(&format!("sybil {i}")),
+                0,
+                Digest::ZERO,
+                sha,
+                "pkg",
+                Outcome::Good,
+            )
+        })
+        .collect();
+    for chunk in flood.chunks(500) {
+        let refs: Vec<&VerifiedVerdict> = chunk.iter().collect();
+        let (status, body) = post(&node, &refs);
+        assert_eq!(status, 200, "{body}");
+    }
+    let good = verdict(&key("A"), 0, Digest::ZERO, sha, "pkg", Outcome::Good);
+    let bad = verdict(
+        &key("B"),
+        0,
+        Digest::ZERO,
+        sha,
+        "pkg",
+        Outcome::Bad {
+            rebuilt_sha256: Digest::of(b"x"),
+        },
+    );
+    assert_eq!(post(&node, &[&good, &bad]).1["accepted"], 2);
+    write_policy(dir, &["A", "B"], 1);
+    let (code, out, err) = vouch(
+        &[
+            "verify",
+            "--sha256",
+            &sha.to_hex(),
+            "--policy",
+            "policy.toml",
+            "--node",
+            node.url(),
+            "--json",
+        ],
+        dir,
+    );
+    let d: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(d["status"], "REJECTED", "{out}");
+    assert_eq!(code, 1);
+    // The all-signers listing is cut by signer and says so.
+    let all = get_json(
+        &node,
+        &format!("/api/vouch/v1/verdicts?sha256={}", sha.to_hex()),
+    );
+    assert_eq!(all["truncated"], true);
 }

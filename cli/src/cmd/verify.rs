@@ -66,7 +66,8 @@ pub(crate) fn run(a: &VerifyArgs) -> Result<Exit> {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        let collected = runtime.block_on(client::collect(&client, &a.nodes, &[artifact]));
+        let keys: Vec<vouch_attest::PublicKey> = policy.signers().iter().map(|s| s.key).collect();
+        let collected = runtime.block_on(client::collect(&client, &a.nodes, &[artifact], &keys));
         let known: std::collections::BTreeSet<Digest> = verdicts.iter().map(|v| v.id()).collect();
         verdicts.extend(
             collected
@@ -103,13 +104,42 @@ pub(crate) fn run(a: &VerifyArgs) -> Result<Exit> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let decision = policy.evaluate(&artifact, &verdicts, &forks, now);
+    // Forks that the collected verdicts prove by themselves (two conflicting
+    // verdicts of one signer, perhaps from two nodes that each hold one
+    // side): reported with the proof, so it can be passed on.
+    let known: std::collections::BTreeSet<Digest> = forks.iter().map(|f| f.id).collect();
+    let trusted: std::collections::BTreeSet<_> = policy.signers().iter().map(|s| s.key).collect();
+    let found: Vec<CheckedFork> =
+        vouch_attest::find_forks(verdicts.iter().filter(|v| trusted.contains(v.signer())))
+            .into_iter()
+            .filter(|f| !known.contains(&f.id))
+            .collect();
     if a.json {
         let mut value = serde_json::to_value(&decision)?;
         value["dropped"] = json!(dropped);
         value["nodes"] = json!(nodes);
+        value["found_forks"] = json!(
+            found
+                .iter()
+                .map(|f| json!({
+                    "signer": f.signer.to_text(),
+                    "id": f.id.to_hex(),
+                    "proof": base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        f.proof().encode()
+                    ),
+                }))
+                .collect::<Vec<_>>()
+        );
         output::json(&value)?;
     } else {
         let mut text = render(&decision, &dropped);
+        for f in &found {
+            text += &format!(
+                "- the collected verdicts prove that {} forked its log: fork proof {} (its bytes are in --json output)\n",
+                f.signer, f.id
+            );
+        }
         for n in &nodes {
             text += &match &n.error {
                 None => format!(

@@ -6,11 +6,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use vouch_attest::{PublicKey, join_envelopes};
+use vouch_attest::join_envelopes;
 
 use crate::api::error::ApiError;
 use crate::api::state::{AppState, wants_cbor};
-use crate::api::verdicts::{blocking, fork_item};
+use crate::api::verdicts::{MAX_LOOKUP_SIGNERS, blocking, fork_item, parse_signer};
 
 /// Most log entries in one page.
 pub const MAX_LOG_PAGE: usize = 1000;
@@ -51,26 +51,78 @@ pub async fn log(
     Ok(([(header::CONTENT_TYPE, "application/cbor")], body).into_response())
 }
 
-/// `GET /api/vouch/v1/forks`: JSON, or with `Accept: application/cbor` a CBOR
-/// array of the fork proofs.
-pub async fn forks(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let store = s.store.clone();
-    let proofs = blocking(move || store.forks()).await?;
-    if wants_cbor(&headers) {
-        let body = join_envelopes(proofs.iter().map(Vec::as_slice));
-        return Ok(([(header::CONTENT_TYPE, "application/cbor")], body).into_response());
-    }
-    let items: Vec<_> = proofs.iter().map(|p| fork_item(p)).collect();
-    Ok(Json(json!({ "forks": items })).into_response())
+/// Most fork proofs in one page of `GET /api/vouch/v1/forks`.
+pub const MAX_FORKS_PAGE: usize = 256;
+/// About the most bytes of fork proofs in one answer.
+pub const MAX_FORKS_BYTES: usize = 4 << 20;
+
+/// Query of the forks endpoint.
+#[derive(Debug, Deserialize)]
+pub struct ForksQuery {
+    signers: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
 }
 
-fn parse_signer(s: &str) -> Result<PublicKey, ApiError> {
-    let bad = |e: String| ApiError::bad_request("bad_signer", e);
-    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut raw = [0u8; 32];
-        hex::decode_to_slice(s, &mut raw).map_err(|e| bad(e.to_string()))?;
-        return PublicKey::from_bytes(&raw).map_err(|e| bad(e.to_string()));
+/// `GET /api/vouch/v1/forks[?signers=K,K,...][?after=K&limit=N]`: the fork
+/// proof kept against each named signer, or a page of all of them in signer
+/// order (one proof per signer; `x-vouch-next` names the signer to continue
+/// after when more follow). JSON, or with `Accept: application/cbor` a CBOR
+/// array of the proofs.
+pub async fn forks(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ForksQuery>,
+) -> Result<Response, ApiError> {
+    let store = s.store.clone();
+    let (proofs, next) = match q.signers.as_deref() {
+        Some(list) => {
+            let mut signers = std::collections::BTreeSet::new();
+            for k in list.split(',').filter(|k| !k.is_empty()) {
+                signers.insert(parse_signer(k)?);
+                if signers.len() > MAX_LOOKUP_SIGNERS {
+                    return Err(ApiError::too_large(format!(
+                        "more than {MAX_LOOKUP_SIGNERS} signers in one request"
+                    )));
+                }
+            }
+            blocking(move || {
+                let mut out = Vec::new();
+                for k in &signers {
+                    if let Some((p, _)) = store.fork_for(k)? {
+                        out.push(p);
+                    }
+                }
+                Ok((out, None))
+            })
+            .await?
+        }
+        None => {
+            let after = q.after.as_deref().map(parse_signer).transpose()?;
+            let limit = q.limit.unwrap_or(MAX_FORKS_PAGE).clamp(1, MAX_FORKS_PAGE);
+            blocking(move || {
+                let (page, more) = store.forks_page(after.as_ref(), limit, MAX_FORKS_BYTES)?;
+                let next = if more {
+                    page.last().map(|(k, _)| k.to_text())
+                } else {
+                    None
+                };
+                Ok((page.into_iter().map(|(_, p)| p).collect::<Vec<_>>(), next))
+            })
+            .await?
+        }
+    };
+    if wants_cbor(&headers) {
+        let body = join_envelopes(proofs.iter().map(Vec::as_slice));
+        let mut r = ([(header::CONTENT_TYPE, "application/cbor")], body).into_response();
+        if let Some(n) = next
+            .as_deref()
+            .and_then(|n| header::HeaderValue::from_str(n).ok())
+        {
+            r.headers_mut().insert("x-vouch-next", n);
+        }
+        return Ok(r);
     }
-    s.parse()
-        .map_err(|e: vouch_attest::ParseError| bad(e.to_string()))
+    let items: Vec<_> = proofs.iter().map(|p| fork_item(p)).collect();
+    Ok(Json(json!({ "forks": items, "next": next })).into_response())
 }

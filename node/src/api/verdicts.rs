@@ -11,7 +11,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vouch_attest::{Digest, Envelope, ForkProof, decode_verdict, join_envelopes, split_envelopes};
+use vouch_attest::{
+    Digest, Envelope, ForkProof, PublicKey, decode_verdict, join_envelopes, split_envelopes,
+};
 
 use crate::api::error::ApiError;
 use crate::api::state::{AppState, wants_cbor};
@@ -54,16 +56,21 @@ pub async fn post(
     .into_response())
 }
 
+/// Most signers one lookup may name.
+pub const MAX_LOOKUP_SIGNERS: usize = 1024;
+
 /// Query of `GET /api/vouch/v1/verdicts`.
 #[derive(Debug, Deserialize)]
 pub struct VerdictQuery {
     sha256: Option<String>,
+    signers: Option<String>,
+    after: Option<String>,
     distribution: Option<String>,
     name: Option<String>,
     version: Option<String>,
 }
 
-/// `GET /api/vouch/v1/verdicts?sha256=HEX` or
+/// `GET /api/vouch/v1/verdicts?sha256=HEX[&signers=K,K,...][&after=K]` or
 /// `?distribution=D&name=N[&version=V]`
 pub async fn get(
     State(s): State<AppState>,
@@ -72,10 +79,26 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let limit = s.limits.max_per_artifact;
     let store = s.store.clone();
-    let envelopes = match (&q.sha256, &q.distribution, &q.name) {
+    let (envelopes, truncated) = match (&q.sha256, &q.distribution, &q.name) {
         (Some(sha), None, None) => {
             let sha = parse_sha(sha)?;
-            blocking(move || store.by_artifact(&sha, limit)).await?
+            let after = q.after.as_deref().map(parse_signer).transpose()?;
+            match q.signers.as_deref() {
+                Some(list) => {
+                    let signers = parse_signers(list.split(',').filter(|k| !k.is_empty()))?;
+                    blocking(move || {
+                        let mut out = Vec::new();
+                        for k in &signers {
+                            out.extend(store.latest(&sha, k)?);
+                        }
+                        Ok((out, false))
+                    })
+                    .await?
+                }
+                None => {
+                    blocking(move || store.latest_by_artifact(&sha, after.as_ref(), limit)).await?
+                }
+            }
         }
         (None, Some(d), Some(n)) => {
             for (what, v) in [("distribution", d), ("name", n)] {
@@ -93,16 +116,17 @@ pub async fn get(
                 ));
             }
             let (d, n, v) = (d.clone(), n.clone(), q.version.clone());
-            blocking(move || store.by_name(&d, &n, v.as_deref(), limit)).await?
+            let found = blocking(move || store.by_name(&d, &n, v.as_deref(), limit)).await?;
+            let truncated = found.len() >= limit;
+            (found, truncated)
         }
         _ => {
             return Err(ApiError::bad_request(
                 "bad_query",
-                "give sha256=HEX, or distribution=D and name=N (and optionally version=V)",
+                "give sha256=HEX (and optionally signers=K,K,...), or distribution=D and name=N (and optionally version=V)",
             ));
         }
     };
-    let truncated = envelopes.len() >= limit;
     respond(&s, &headers, envelopes, truncated).await
 }
 
@@ -110,9 +134,14 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 struct LookupBody {
     sha256: Vec<String>,
+    #[serde(default)]
+    signers: Option<Vec<String>>,
 }
 
-/// `POST /api/vouch/v1/verdicts/lookup` with `{"sha256": [HEX, ...]}`
+/// `POST /api/vouch/v1/verdicts/lookup` with
+/// `{"sha256": [HEX, ...], "signers": [KEY, ...]}`: for each artifact, the
+/// latest verdict of each named signer (or, without `signers`, of every
+/// signer, at most `max_per_artifact` signers per artifact).
 pub async fn lookup(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -121,7 +150,7 @@ pub async fn lookup(
     let req: LookupBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "bad_body",
-            format!("expected {{\"sha256\": [HEX, ...]}}: {e}"),
+            format!("expected {{\"sha256\": [HEX, ...], \"signers\": [KEY, ...]}}: {e}"),
         )
     })?;
     if req.sha256.len() > s.limits.max_lookup {
@@ -131,31 +160,84 @@ pub async fn lookup(
             s.limits.max_lookup
         )));
     }
-    let shas: Vec<Digest> = req
+    let shas: BTreeSet<Digest> = req
         .sha256
         .iter()
         .map(|h| parse_sha(h))
         .collect::<Result<_, _>>()?;
+    let signers = match &req.signers {
+        Some(list) => Some(parse_signers(list.iter().map(String::as_str))?),
+        None => None,
+    };
     let (per, max) = (s.limits.max_per_artifact, s.limits.max_results);
+    if let Some(signers) = &signers
+        && shas.len().saturating_mul(signers.len()) > max
+    {
+        return Err(ApiError::too_large(format!(
+            "{} artifacts × {} signers, at most {max} verdicts per lookup",
+            shas.len(),
+            signers.len()
+        )));
+    }
     let store = s.store.clone();
     let (envelopes, truncated) = blocking(move || {
         let mut out = Vec::new();
         let mut truncated = false;
-        let unique: BTreeSet<Digest> = shas.into_iter().collect();
-        for sha in unique {
-            let found = store.by_artifact(&sha, per)?;
-            truncated |= found.len() >= per;
-            out.extend(found);
-            if out.len() >= max {
-                out.truncate(max);
-                truncated = true;
-                break;
+        for sha in shas {
+            match &signers {
+                Some(signers) => {
+                    for k in signers {
+                        out.extend(store.latest(&sha, k)?);
+                    }
+                }
+                None => {
+                    let (found, more) = store.latest_by_artifact(&sha, None, per)?;
+                    truncated |= more;
+                    out.extend(found);
+                    if out.len() >= max {
+                        out.truncate(max);
+                        truncated = true;
+                        break;
+                    }
+                }
             }
         }
         Ok((out, truncated))
     })
     .await?;
     respond(&s, &headers, envelopes, truncated).await
+}
+
+/// Signer keys (hex or text form), deduplicated, at most
+/// [`MAX_LOOKUP_SIGNERS`].
+fn parse_signers<'a>(keys: impl Iterator<Item = &'a str>) -> Result<Vec<PublicKey>, ApiError> {
+    let mut out = BTreeSet::new();
+    for k in keys {
+        out.insert(parse_signer(k)?);
+        if out.len() > MAX_LOOKUP_SIGNERS {
+            return Err(ApiError::too_large(format!(
+                "more than {MAX_LOOKUP_SIGNERS} signers in one lookup"
+            )));
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// A signer key as 64 hex digits or in its text form (`ed25519:...`).
+pub(crate) fn parse_signer(s: &str) -> Result<PublicKey, ApiError> {
+    let bad = |e: String| {
+        ApiError::bad_request(
+            "bad_signer",
+            format!("`{}`: {e}", s.chars().take(80).collect::<String>()),
+        )
+    };
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut raw = [0u8; 32];
+        hex::decode_to_slice(s, &mut raw).map_err(|e| bad(e.to_string()))?;
+        return PublicKey::from_bytes(&raw).map_err(|e| bad(e.to_string()));
+    }
+    s.parse()
+        .map_err(|e: vouch_attest::ParseError| bad(e.to_string()))
 }
 
 /// The answer to every verdict query: JSON (decoded fields, id, envelope in
@@ -193,7 +275,7 @@ async fn respond(
         }
         let mut forks = Vec::new();
         for signer in signers.values() {
-            for p in store.forks_for(signer)? {
+            if let Some((p, _)) = store.fork_for(signer)? {
                 forks.push(fork_item(&p));
             }
         }

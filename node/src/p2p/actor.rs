@@ -444,7 +444,10 @@ impl Actor {
             }
         };
         match self.store.put_fork(&proof, &checked.signer) {
-            Ok(_) => MessageAcceptance::Accept,
+            // Only a proof that is now the one kept for its signer is passed
+            // on: one proof per signer travels, however many are made.
+            Ok(true) => MessageAcceptance::Accept,
+            Ok(false) => MessageAcceptance::Ignore,
             Err(e) => {
                 tracing::error!(error = %e, "storing a fork proof");
                 MessageAcceptance::Ignore
@@ -612,7 +615,7 @@ impl Actor {
                     .swarm
                     .behaviour_mut()
                     .sync
-                    .send_request(&peer, SyncRequest::Forks);
+                    .send_request(&peer, SyncRequest::Forks { after: None });
                 self.requests.insert(id, Purpose::Forks);
             }
         }
@@ -788,9 +791,17 @@ impl Actor {
                     }
                 }
             }
-            (Purpose::Forks, SyncResponse::Forks(proofs)) => {
+            (Purpose::Forks, SyncResponse::Forks { proofs, next }) => {
                 for p in proofs.into_iter().take(sync::MAX_FORKS) {
                     self.store_fork(&p, &peer);
+                }
+                if let Some(after) = next {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&peer, SyncRequest::Forks { after: Some(after) });
+                    self.requests.insert(id, Purpose::Forks);
                 }
             }
             (purpose, SyncResponse::Error { code, message }) => {

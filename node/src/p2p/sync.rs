@@ -37,8 +37,12 @@ pub enum SyncRequest {
         /// Most entries wanted (capped at [`MAX_PAGE`]).
         limit: u32,
     },
-    /// Every fork proof the peer holds.
-    Forks,
+    /// A page of the fork proofs the peer keeps (one per signer), in signer
+    /// order after `after`.
+    Forks {
+        /// The 32-byte key of the last signer already seen, if any.
+        after: Option<ByteBuf>,
+    },
 }
 
 /// One log head.
@@ -59,8 +63,15 @@ pub enum SyncResponse {
     Heads(Vec<HeadEntry>),
     /// Envelopes in seq order (possibly fewer than asked; empty past the head).
     Range(Vec<ByteBuf>),
-    /// Encoded fork proofs.
-    Forks(Vec<ByteBuf>),
+    /// Encoded fork proofs (at most [`MAX_FORKS`] and about
+    /// [`MAX_PAGE_BYTES`]), and the signer to continue after when more
+    /// follow.
+    Forks {
+        /// The proofs.
+        proofs: Vec<ByteBuf>,
+        /// Continue after this signer; `None` when this was the last page.
+        next: Option<ByteBuf>,
+    },
     /// The request was refused.
     Error {
         /// `rate_limited`, `bad_request`, `internal`.
@@ -122,12 +133,25 @@ pub fn serve(store: &Store, request: SyncRequest) -> SyncResponse {
                 Err(e) => SyncResponse::error("internal", e.to_string()),
             }
         }
-        SyncRequest::Forks => match store.forks() {
-            Ok(f) => {
-                SyncResponse::Forks(f.into_iter().take(MAX_FORKS).map(ByteBuf::from).collect())
+        SyncRequest::Forks { after } => {
+            let after = match after.as_ref().map(|b| parse_signer(b)) {
+                Some(None) => return SyncResponse::error("bad_request", "bad signer key"),
+                Some(Some(k)) => Some(k),
+                None => None,
+            };
+            match store.forks_page(after.as_ref(), MAX_FORKS, MAX_PAGE_BYTES) {
+                Ok((page, more)) => SyncResponse::Forks {
+                    next: if more {
+                        page.last()
+                            .map(|(k, _)| ByteBuf::from(k.as_bytes().to_vec()))
+                    } else {
+                        None
+                    },
+                    proofs: page.into_iter().map(|(_, p)| ByteBuf::from(p)).collect(),
+                },
+                Err(e) => SyncResponse::error("internal", e.to_string()),
             }
-            Err(e) => SyncResponse::error("internal", e.to_string()),
-        },
+        }
     }
 }
 

@@ -3,17 +3,23 @@
 //! format: bump [`FORMAT`].
 
 /// The store format this build reads and writes.
-pub(crate) const FORMAT: &str = "vouch-store-1";
+pub(crate) const FORMAT: &str = "vouch-store-2";
+/// The format before: migrated on open (see `migrate.rs`).
+pub(crate) const FORMAT_V1: &str = "vouch-store-1";
 
 pub(crate) const META: &str = "meta";
 pub(crate) const ENVELOPES: &str = "envelopes-1";
 pub(crate) const LOG: &str = "log-1";
-pub(crate) const BY_ARTIFACT: &str = "by-artifact-1";
+pub(crate) const BY_ARTIFACT: &str = "by-artifact-signer-2";
 pub(crate) const BY_NAME: &str = "by-name-1";
 pub(crate) const HEADS: &str = "heads-1";
 pub(crate) const PENDING: &str = "pending-1";
-pub(crate) const FORKS: &str = "forks-1";
-pub(crate) const FORKS_BY_SIGNER: &str = "forks-by-signer-1";
+pub(crate) const FORKS: &str = "forks-2";
+pub(crate) const FORK_COUNTS: &str = "fork-counts-2";
+/// Trees of format 1 that the migration replaces.
+pub(crate) const BY_ARTIFACT_V1: &str = "by-artifact-1";
+pub(crate) const FORKS_V1: &str = "forks-1";
+pub(crate) const FORKS_BY_SIGNER_V1: &str = "forks-by-signer-1";
 pub(crate) const BLOBS: &str = "blobs-1";
 pub(crate) const JOBS: &str = "jobs-1";
 pub(crate) const QUEUE: &str = "queue-1";
@@ -31,8 +37,18 @@ pub(crate) fn signer_seq(signer: &[u8; 32], seq: u64) -> [u8; 40] {
     k
 }
 
-/// `by-artifact`: artifact sha256 ‖ verdict id. `forks-by-signer`: signer ‖
-/// proof id.
+/// `by-artifact-signer`: artifact sha256 ‖ signer ‖ seq → verdict id. The
+/// last key under `artifact ‖ signer` is that signer's latest verdict about
+/// the artifact.
+pub(crate) fn artifact_signer_seq(artifact: &[u8; 32], signer: &[u8; 32], seq: u64) -> [u8; 72] {
+    let mut k = [0u8; 72];
+    k[..32].copy_from_slice(artifact);
+    k[32..64].copy_from_slice(signer);
+    k[64..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Two 32-byte values one after the other (`artifact ‖ signer` prefixes).
 pub(crate) fn pair(a: &[u8; 32], b: &[u8; 32]) -> [u8; 64] {
     let mut k = [0u8; 64];
     k[..32].copy_from_slice(a);

@@ -1,0 +1,124 @@
+//! `vouchd check`: every index agrees with the stored envelopes, both ways.
+
+use vouch_attest::{ForkProof, open};
+
+use super::{Store, StoreError, keys};
+
+impl Store {
+    /// Checks that every index agrees with the stored envelopes: each log
+    /// entry and index entry names a stored envelope that verifies and says
+    /// what the index claims; each envelope is in the log; heads match the
+    /// logs; the verdict count matches. Returns the number of verdicts.
+    pub fn check_consistency(&self) -> Result<u64, StoreError> {
+        let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
+        let mut n = 0u64;
+        for item in self.envelopes.iter() {
+            let (id, bytes) = item?;
+            let v = open(&bytes).map_err(|e| damaged(keys::ENVELOPES, e.to_string()))?;
+            if v.id().as_bytes()[..] != id[..] {
+                return Err(damaged(
+                    keys::ENVELOPES,
+                    format!("key {} holds verdict {}", hex::encode(&id), v.id()),
+                ));
+            }
+            let vd = v.verdict();
+            let s = vd.signer.as_bytes();
+            let logged = self.log.get(keys::signer_seq(s, vd.seq))?;
+            if logged.as_deref() != Some(&id[..]) {
+                return Err(damaged(
+                    keys::LOG,
+                    format!("verdict {} is not in its signer's log", v.id()),
+                ));
+            }
+            let indexed = self.by_artifact.get(keys::artifact_signer_seq(
+                vd.subject.sha256.as_bytes(),
+                s,
+                vd.seq,
+            ))?;
+            if indexed.as_deref() != Some(v.id().as_bytes()) {
+                return Err(damaged(
+                    keys::BY_ARTIFACT,
+                    format!("verdict {} is not indexed", v.id()),
+                ));
+            }
+            let name_key = keys::by_name(
+                &vd.subject.distribution,
+                &vd.subject.name,
+                &vd.subject.version,
+                v.id().as_bytes(),
+            );
+            if !self.by_name.contains_key(name_key)? {
+                return Err(damaged(
+                    keys::BY_NAME,
+                    format!("verdict {} is not indexed", v.id()),
+                ));
+            }
+            n += 1;
+        }
+        for item in self.by_artifact.iter() {
+            let (_, id) = item?;
+            if !self.envelopes.contains_key(&id)? {
+                return Err(damaged(
+                    keys::BY_ARTIFACT,
+                    format!("entry names missing verdict {}", hex::encode(&id)),
+                ));
+            }
+        }
+        if self.by_artifact.len() as u64 != n {
+            return Err(damaged(
+                keys::BY_ARTIFACT,
+                format!("{} entries for {n} verdicts", self.by_artifact.len()),
+            ));
+        }
+        for item in self.by_name.iter() {
+            let (k, _) = item?;
+            let at = k.len().saturating_sub(32);
+            if !self.envelopes.contains_key(&k[at..])? {
+                return Err(damaged(
+                    keys::BY_NAME,
+                    format!("entry names missing verdict {}", hex::encode(&k[at..])),
+                ));
+            }
+        }
+        for item in self.forks.iter() {
+            let (k, proof) = item?;
+            let signer = ForkProof::open(&proof)
+                .map_err(|e| damaged(keys::FORKS, e.to_string()))?
+                .signer;
+            if signer.as_bytes()[..] != k[..] {
+                return Err(damaged(
+                    keys::FORKS,
+                    format!("proof against {signer} kept under {}", hex::encode(&k)),
+                ));
+            }
+        }
+        let mut logged = 0u64;
+        for head in self.heads()? {
+            let entries = self.log.scan_prefix(head.signer.as_bytes()).count() as u64;
+            if entries != head.count {
+                return Err(damaged(
+                    keys::HEADS,
+                    format!(
+                        "signer {} has {entries} log entries, head says {}",
+                        head.signer, head.count
+                    ),
+                ));
+            }
+            logged += entries;
+        }
+        if logged != n || self.log.len() as u64 != n {
+            return Err(damaged(
+                keys::LOG,
+                format!("{} log entries for {n} envelopes", self.log.len()),
+            ));
+        }
+        let counted = self.counts()?.verdicts;
+        if counted != n {
+            return Err(damaged(
+                keys::META,
+                format!("count says {counted}, {n} stored"),
+            ));
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,139 @@
+//! Reading verdicts: by id, by (artifact, signer), by name, logs and heads.
+
+use vouch_attest::{Digest, PublicKey};
+
+use super::{SignerHead, Store, StoreError, keys, parse_signer_head};
+
+impl Store {
+    /// The envelope with verdict id `id`.
+    pub fn envelope(&self, id: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.envelopes.get(id.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// `signer`'s latest verdict (highest seq) about the artifact `sha256`.
+    pub fn latest(
+        &self,
+        sha256: &Digest,
+        signer: &PublicKey,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let prefix = keys::pair(sha256.as_bytes(), signer.as_bytes());
+        match self.by_artifact.scan_prefix(prefix).next_back() {
+            Some(item) => {
+                let (_, id) = item?;
+                self.envelope_at(&id).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The latest verdict of each signer about the artifact `sha256`, in
+    /// signer order after `after`, for at most `max_signers` signers. The
+    /// second value says whether more signers follow. Each signer costs one
+    /// seek however many verdicts it signed about the artifact, so nobody
+    /// can make this slow or push others out by signing many.
+    pub fn latest_by_artifact(
+        &self,
+        sha256: &Digest,
+        after: Option<&PublicKey>,
+        max_signers: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
+        use std::ops::Bound;
+        let mut lower = match after {
+            Some(s) => Bound::Excluded(
+                keys::artifact_signer_seq(sha256.as_bytes(), s.as_bytes(), u64::MAX).to_vec(),
+            ),
+            None => Bound::Included(sha256.as_bytes().to_vec()),
+        };
+        let mut out = Vec::new();
+        loop {
+            let Some(item) = self
+                .by_artifact
+                .range::<Vec<u8>, _>((lower, Bound::Unbounded))
+                .next()
+            else {
+                return Ok((out, false));
+            };
+            let (k, _) = item?;
+            if !k.starts_with(sha256.as_bytes()) || k.len() != 72 {
+                return Ok((out, false));
+            }
+            if out.len() >= max_signers {
+                return Ok((out, true));
+            }
+            let signer: [u8; 32] = keys::id32(&k[32..64]).unwrap_or([0; 32]);
+            let last = keys::artifact_signer_seq(sha256.as_bytes(), &signer, u64::MAX);
+            if let Some(item) = self.by_artifact.range(..=last).next_back() {
+                let (_, id) = item?;
+                out.push(self.envelope_at(&id)?);
+            }
+            lower = Bound::Excluded(last.to_vec());
+        }
+    }
+
+    /// Envelopes of verdicts about (distribution, name[, version]).
+    pub fn by_name(
+        &self,
+        distribution: &str,
+        name: &str,
+        version: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let prefix = keys::by_name_prefix(distribution, name, version);
+        let mut out = Vec::new();
+        for item in self.by_name.scan_prefix(&prefix).take(limit) {
+            let (k, _) = item?;
+            let id = k.len().checked_sub(32).map(|at| &k[at..]).unwrap_or(&[]);
+            out.push(self.envelope_at(id)?);
+        }
+        Ok(out)
+    }
+
+    fn envelope_at(&self, id: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.envelopes
+            .get(id)?
+            .map(|v| v.to_vec())
+            .ok_or_else(|| StoreError::Damaged {
+                tree: keys::ENVELOPES,
+                detail: format!(
+                    "index names verdict {} which is not stored",
+                    hex::encode(id)
+                ),
+            })
+    }
+
+    /// Every signer's head.
+    pub fn heads(&self) -> Result<Vec<SignerHead>, StoreError> {
+        self.heads
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                parse_signer_head(&k, &v)
+            })
+            .collect()
+    }
+
+    /// One signer's head.
+    pub fn head(&self, signer: &PublicKey) -> Result<Option<SignerHead>, StoreError> {
+        match self.heads.get(signer.as_bytes())? {
+            Some(v) => parse_signer_head(signer.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Envelopes of `signer`'s log from `from`, at most `limit`.
+    pub fn log_range(
+        &self,
+        signer: &PublicKey,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let start = keys::signer_seq(signer.as_bytes(), from);
+        let end = keys::signer_seq(signer.as_bytes(), u64::MAX);
+        let mut out = Vec::new();
+        for item in self.log.range(start..=end).take(limit) {
+            let (_, id) = item?;
+            out.push(self.envelope_at(&id)?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,316 @@
+//! Writing verdicts: one sled transaction per group commit appends what
+//! continues a log, holds what follows a gap, and turns conflicts into fork
+//! proofs.
+
+use std::collections::HashMap;
+
+use sled::Transactional as _;
+use sled::transaction::TransactionalTree;
+use vouch_attest::{Digest, Envelope, ForkProof, Verdict, VerifiedVerdict, decode_verdict, open};
+
+use super::{Applied, Store, StoreError, TxResult, abort_damaged, forks, keys};
+
+impl Store {
+    /// Applies verified verdicts in order, in one transaction: appends what
+    /// continues a log (and any pending entries that then follow), holds what
+    /// comes after a gap, stores fork proofs for conflicts. Not durable until
+    /// [`Store::flush`].
+    ///
+    /// `max_pending` caps the entries held per signer.
+    pub fn apply(
+        &self,
+        batch: &[VerifiedVerdict],
+        max_pending: u64,
+    ) -> Result<Vec<Applied>, StoreError> {
+        // Pending counts per signer, read before the transaction (the
+        // store has a single writer, so they stay true).
+        let mut pending_counts: HashMap<[u8; 32], u64> = HashMap::new();
+        for v in batch {
+            let s = *v.signer().as_bytes();
+            pending_counts.entry(s).or_insert_with(|| {
+                self.pending
+                    .scan_prefix(s)
+                    .take(max_pending as usize + 1)
+                    .count() as u64
+            });
+        }
+        let trees = (
+            &self.meta,
+            &self.envelopes,
+            &self.log,
+            &self.by_artifact,
+            &self.by_name,
+            &self.heads,
+            &self.pending,
+            &self.forks,
+            &self.fork_counts,
+        );
+        let result = trees.transaction(|t| {
+            let tx = Tx {
+                meta: &t.0,
+                envelopes: &t.1,
+                log: &t.2,
+                by_artifact: &t.3,
+                by_name: &t.4,
+                heads: &t.5,
+                pending: &t.6,
+                forks: &t.7,
+                fork_counts: &t.8,
+            };
+            let mut counts = pending_counts.clone();
+            let mut appended = 0u64;
+            let mut pending_delta = 0i64;
+            let mut out = Vec::with_capacity(batch.len());
+            for v in batch {
+                out.push(tx.apply_one(
+                    v,
+                    max_pending,
+                    &mut counts,
+                    &mut appended,
+                    &mut pending_delta,
+                )?);
+            }
+            let n = keys::u64_value(tx.meta.get(keys::META_VERDICTS)?.as_deref()) + appended;
+            tx.meta.insert(keys::META_VERDICTS, &n.to_be_bytes())?;
+            let p =
+                keys::u64_value(tx.meta.get(keys::META_PENDING)?.as_deref()) as i64 + pending_delta;
+            tx.meta
+                .insert(keys::META_PENDING, &(p.max(0) as u64).to_be_bytes())?;
+            Ok(out)
+        });
+        result.map_err(|e| match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
+        })
+    }
+}
+
+/// The trees inside one transaction.
+struct Tx<'a> {
+    meta: &'a TransactionalTree,
+    envelopes: &'a TransactionalTree,
+    log: &'a TransactionalTree,
+    by_artifact: &'a TransactionalTree,
+    by_name: &'a TransactionalTree,
+    heads: &'a TransactionalTree,
+    pending: &'a TransactionalTree,
+    forks: &'a TransactionalTree,
+    fork_counts: &'a TransactionalTree,
+}
+
+/// A verdict to write: what [`VerifiedVerdict`] has, also rebuilt from a
+/// pending entry that was verified when it arrived.
+struct Entry<'a> {
+    id: Digest,
+    verdict: &'a Verdict,
+    envelope: &'a [u8],
+}
+
+impl Tx<'_> {
+    fn apply_one(
+        &self,
+        v: &VerifiedVerdict,
+        max_pending: u64,
+        pending_counts: &mut HashMap<[u8; 32], u64>,
+        appended: &mut u64,
+        pending_delta: &mut i64,
+    ) -> TxResult<Applied> {
+        let vd = v.verdict();
+        let signer = vd.signer.as_bytes();
+        let head = match self.heads.get(signer)? {
+            Some(h) => {
+                Some(keys::parse_head(&h).ok_or_else(|| abort_damaged(keys::HEADS, "bad head"))?)
+            }
+            None => None,
+        };
+        let next = head.map_or(0, |(seq, _)| seq + 1);
+
+        if vd.seq < next {
+            // At or below the head: the same entry, or a fork.
+            let stored = self
+                .log
+                .get(keys::signer_seq(signer, vd.seq))?
+                .ok_or_else(|| abort_damaged(keys::LOG, "log shorter than its head"))?;
+            if stored.as_ref() == v.id().as_bytes() {
+                return Ok(Applied::Duplicate);
+            }
+            let existing_bytes = self
+                .envelopes
+                .get(&stored)?
+                .ok_or_else(|| abort_damaged(keys::ENVELOPES, "logged verdict missing"))?;
+            return self.fork(v, &existing_bytes);
+        }
+        if vd.seq > next {
+            // A gap: hold it, unless it conflicts with the log (same prev)
+            // or with what is held (same seq).
+            if let Some(other) = self.same_prev(v)? {
+                return self.fork(v, &other);
+            }
+            let key = keys::signer_seq(signer, vd.seq);
+            if let Some(held) = self.pending.get(key)? {
+                if held.as_ref() == v.envelope() {
+                    return Ok(Applied::Pending { missing_from: next });
+                }
+                return self.fork(v, &held);
+            }
+            let count = pending_counts.entry(*signer).or_insert(0);
+            if *count >= max_pending {
+                return Ok(Applied::Rejected {
+                    code: "quota.pending",
+                    reason: format!(
+                        "{max_pending} entries of this signer are already held waiting for seq {next}"
+                    ),
+                });
+            }
+            *count += 1;
+            *pending_delta += 1;
+            self.pending.insert(&key[..], v.envelope())?;
+            return Ok(Applied::Pending { missing_from: next });
+        }
+        // The next entry.
+        let expected_prev = head.map_or([0u8; 32], |(_, id)| id);
+        if vd.prev.as_bytes() != &expected_prev {
+            // Another stored entry with the same prev is a fork (§6).
+            if let Some(other) = self.same_prev(v)? {
+                return self.fork(v, &other);
+            }
+            return Ok(Applied::Rejected {
+                code: "chain.prev_mismatch",
+                reason: format!(
+                    "seq {} names prev {}, but this node's entry at seq {} is {}",
+                    vd.seq,
+                    vd.prev,
+                    vd.seq.wrapping_sub(1),
+                    Digest(expected_prev)
+                ),
+            });
+        }
+        self.append(&Entry {
+            id: v.id(),
+            verdict: vd,
+            envelope: v.envelope(),
+        })?;
+        *appended += 1;
+        // Entries held for this gap may now follow.
+        let mut head_id = v.id();
+        let mut seq = vd.seq;
+        loop {
+            let key = keys::signer_seq(signer, seq + 1);
+            let Some(held) = self.pending.get(key)? else {
+                break;
+            };
+            self.pending.remove(&key[..])?;
+            *pending_delta -= 1;
+            if let Some(c) = pending_counts.get_mut(signer) {
+                *c = c.saturating_sub(1);
+            }
+            let env = Envelope::decode(&held)
+                .map_err(|e| abort_damaged(keys::PENDING, &e.to_string()))?;
+            let verdict = decode_verdict(env.payload())
+                .map_err(|e| abort_damaged(keys::PENDING, &e.to_string()))?;
+            if verdict.prev != head_id {
+                // It was held for a predecessor that never came: drop it.
+                tracing::warn!(signer = %vd.signer, seq = seq + 1, "dropping held entry whose prev does not match the log");
+                break;
+            }
+            let id = env.id();
+            self.append(&Entry {
+                id,
+                verdict: &verdict,
+                envelope: &held,
+            })?;
+            *appended += 1;
+            head_id = id;
+            seq += 1;
+        }
+        Ok(Applied::Accepted)
+    }
+
+    fn append(&self, e: &Entry<'_>) -> TxResult<()> {
+        let v = e.verdict;
+        let signer = v.signer.as_bytes();
+        let id = e.id.as_bytes();
+        self.envelopes.insert(id, e.envelope)?;
+        self.log.insert(&keys::signer_seq(signer, v.seq)[..], id)?;
+        self.by_artifact.insert(
+            &keys::artifact_signer_seq(v.subject.sha256.as_bytes(), signer, v.seq)[..],
+            id,
+        )?;
+        self.by_name.insert(
+            keys::by_name(
+                &v.subject.distribution,
+                &v.subject.name,
+                &v.subject.version,
+                id,
+            ),
+            &[],
+        )?;
+        self.heads
+            .insert(signer, &keys::head_value(v.seq, id)[..])?;
+        Ok(())
+    }
+
+    /// The stored log entry of `v`'s signer that names the same `prev` as
+    /// `v` (and so conflicts with it), if there is one: the entry after the
+    /// one `v.prev` names, when that one is this signer's and not its head.
+    fn same_prev(&self, v: &VerifiedVerdict) -> TxResult<Option<sled::IVec>> {
+        let vd = v.verdict();
+        if vd.seq == 0 {
+            return Ok(None);
+        }
+        let Some(prev_bytes) = self.envelopes.get(vd.prev.as_bytes())? else {
+            return Ok(None);
+        };
+        let Ok(prev) = Envelope::decode(&prev_bytes)
+            .map_err(|_| ())
+            .and_then(|e| decode_verdict(e.payload()).map_err(|_| ()))
+        else {
+            return Ok(None);
+        };
+        if prev.signer != vd.signer {
+            return Ok(None);
+        }
+        let Some(after) = self
+            .log
+            .get(keys::signer_seq(vd.signer.as_bytes(), prev.seq + 1))?
+        else {
+            return Ok(None);
+        };
+        if after.as_ref() == v.id().as_bytes() {
+            return Ok(None);
+        }
+        Ok(self.envelopes.get(&after)?)
+    }
+
+    /// Records that `v` conflicts with the stored or held envelope `other`.
+    /// One proof per signer is kept: the one with the lowest proof id; the
+    /// others are counted. A stored envelope that no longer verifies (which
+    /// the one signature rule rules out, but media can rot) refuses this
+    /// one verdict and never aborts the group commit.
+    fn fork(&self, v: &VerifiedVerdict, other: &[u8]) -> TxResult<Applied> {
+        let refuse = |detail: String| {
+            tracing::error!(verdict = %v.id(), %detail, "cannot build a fork proof");
+            Ok(Applied::Rejected {
+                code: "store.unverifiable",
+                reason: format!("conflicts with a stored entry that cannot be checked: {detail}"),
+            })
+        };
+        let other = match open(other) {
+            Ok(o) => o,
+            Err(e) => return refuse(e.to_string()),
+        };
+        let proof = match ForkProof::new(v, &other) {
+            Ok(p) => p,
+            Err(e) => return refuse(e.to_string()),
+        };
+        let bytes = proof.encode();
+        let proof_id = Digest::of(&bytes);
+        let stored = forks::offer(self.forks, self.fork_counts, v.signer(), &bytes)?;
+        Ok(Applied::Fork {
+            proof: proof_id,
+            existing: other.id(),
+            bytes,
+            stored,
+        })
+    }
+}
