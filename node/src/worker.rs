@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use vouch_attest::{
-    Digest, Evidence, FORMAT_VERSION, FailReason, Hasher, Inputs, Outcome, SecretKey, Subject,
-    Verdict, sign,
+    Digest, Evidence, FORMAT_VERSION, FailReason, Hasher, Inputs, Outcome, PublicKey, SecretKey,
+    Subject, Verdict, sign,
 };
 
 use crate::backend::{BackendConfig, BuildStatus, run_command};
@@ -96,6 +96,33 @@ pub struct Draft {
     /// The evidence.
     pub evidence: Evidence,
 }
+
+impl Draft {
+    /// Why this draft cannot become a valid verdict (a field over its
+    /// limit, a path in a file name...), if it cannot.
+    pub fn invalid(&self, signer: PublicKey) -> Option<String> {
+        let v = Verdict {
+            version: FORMAT_VERSION,
+            signer,
+            seq: 0,
+            prev: Digest::ZERO,
+            issued_at: 0,
+            subject: self.subject.clone(),
+            inputs: self.inputs.clone(),
+            outcome: self.outcome,
+            evidence: self.evidence.clone(),
+        };
+        v.check().err()
+    }
+}
+
+/// The worker completing an attempt does not hold its job (the lease ran
+/// out, or another completion of the same attempt claimed it first).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "this worker does not hold the job (its lease ran out, or the attempt was already completed)"
+)]
+pub struct NotHeld;
 
 impl Signer {
     /// A signer over the node's key.
@@ -290,7 +317,7 @@ pub async fn process(
     )
     .await;
     heartbeat.abort();
-    record_attempt(ctx, &job, attempt).await
+    record_attempt(ctx, worker, &job, attempt).await
 }
 
 /// The backend configured for a job's distribution (demo when none is).
@@ -485,10 +512,24 @@ pub async fn attempt(
 /// the queue. The attempt must name exactly the job's artifacts.
 pub async fn record_attempt(
     ctx: &WorkerContext,
+    worker: &str,
     job: &Job,
     attempt: Attempt,
 ) -> anyhow::Result<String> {
     let key = job.key();
+    // Exactly one completion of an attempt may sign: claim it first
+    // (compare-and-set Running → Recording, durable).
+    let (store, k, w, lease) = (
+        ctx.store.clone(),
+        key.clone(),
+        worker.to_string(),
+        ctx.config.lease_secs,
+    );
+    let claimed =
+        tokio::task::spawn_blocking(move || store.claim_job(&k, &w, unix_now(), lease)).await??;
+    if claimed.is_none() {
+        return Err(NotHeld.into());
+    }
     anyhow::ensure!(
         attempt.results.len() == job.subjects.len(),
         "the attempt has {} results for {} artifacts",
@@ -540,6 +581,22 @@ pub async fn record_attempt(
             },
         });
     }
+    // A subject that cannot become a valid verdict (a field over its limit)
+    // ends the job as FAIL with the reason, instead of being retried forever.
+    if let Some(why) = drafts.iter().find_map(|d| d.invalid(ctx.signer.public())) {
+        let (store, k, w, retry) = (
+            ctx.store.clone(),
+            key.clone(),
+            worker.to_string(),
+            ctx.config.retry,
+        );
+        let outcome = format!("FAIL (unsignable: {why})");
+        let o = outcome.clone();
+        tokio::task::spawn_blocking(move || store.complete_job(&k, &w, &o, unix_now(), &retry))
+            .await??;
+        tracing::warn!(job = %key, %why, "job cannot become a valid verdict");
+        return Ok(outcome);
+    }
     ctx.signer.sign_and_store(drafts).await?;
     ctx.metrics
         .builds
@@ -554,8 +611,9 @@ pub async fn record_attempt(
         .inc();
     let store = ctx.store.clone();
     let retry = ctx.config.retry;
-    let (k, s) = (key.clone(), summary.to_string());
-    tokio::task::spawn_blocking(move || store.complete_job(&k, &s, unix_now(), &retry)).await??;
+    let (k, s, w) = (key.clone(), summary.to_string(), worker.to_string());
+    tokio::task::spawn_blocking(move || store.complete_job(&k, &w, &s, unix_now(), &retry))
+        .await??;
     ctx.activity.build(&key, summary, &backend_name);
     tracing::info!(job = %key, outcome = %summary, backend = %backend_name, "rebuilt");
     Ok(summary.to_string())

@@ -16,7 +16,10 @@ use vouch_node::metrics::Metrics;
 use vouch_node::store::Store;
 use vouch_node::store::jobs::{JobState, Priority, RetryPolicy};
 use vouch_node::sync::{Job, JobSubject};
-use vouch_node::worker::{BackendFor, RebuildConfig, Signer, WorkerContext, process};
+use vouch_node::worker::{
+    Attempt, BackendFor, NotHeld, RebuildConfig, Signer, SubjectResult, WorkerContext, process,
+    record_attempt,
+};
 
 fn job(source: &str, files: &[(&str, &[u8])], mirror: &str) -> Job {
     Job {
@@ -77,7 +80,7 @@ fn priorities_retries_and_backoff() {
 
     // FAIL: retried after back-off, up to the FAIL limit.
     let r = store
-        .complete_job(&a.key(), "FAIL", 1000, &retry)
+        .complete_job(&a.key(), "w", "FAIL", 1000, &retry)
         .unwrap()
         .unwrap();
     assert_eq!((r.state, r.next_at, r.fails), (JobState::Queued, 1100, 1));
@@ -87,26 +90,26 @@ fn priorities_retries_and_backoff() {
     );
     store.lease_job("w", 1100, 60).unwrap().unwrap();
     let r = store
-        .complete_job(&a.key(), "FAIL", 1100, &retry)
+        .complete_job(&a.key(), "w", "FAIL", 1100, &retry)
         .unwrap()
         .unwrap();
     assert_eq!((r.next_at, r.fails), (1300, 2), "doubled");
     store.lease_job("w", 1300, 60).unwrap().unwrap();
     let r = store
-        .complete_job(&a.key(), "FAIL", 1300, &retry)
+        .complete_job(&a.key(), "w", "FAIL", 1300, &retry)
         .unwrap()
         .unwrap();
     assert_eq!(r.state, JobState::Done, "out of FAIL retries");
 
     // BAD has its own limit.
     let r = store
-        .complete_job(&b.key(), "BAD", 1000, &retry)
+        .complete_job(&b.key(), "w", "BAD", 1000, &retry)
         .unwrap()
         .unwrap();
     assert_eq!((r.state, r.bads, r.fails), (JobState::Queued, 1, 0));
     store.lease_job("w", 1100, 60).unwrap().unwrap();
     let r = store
-        .complete_job(&b.key(), "BAD", 1100, &retry)
+        .complete_job(&b.key(), "w", "BAD", 1100, &retry)
         .unwrap()
         .unwrap();
     assert_eq!(r.state, JobState::Done);
@@ -384,4 +387,85 @@ async fn timeouts_and_fetch_failures_are_signed_as_fail() {
         .unwrap();
     let log = String::from_utf8(zstd::stream::decode_all(&log[..]).unwrap()).unwrap();
     assert!(log.contains("but the index says"), "{log}");
+}
+
+/// Issue 8.6: two completions of one attempt race; exactly one is recorded
+/// and signed, the other is refused, and a worker that no longer holds the
+/// job cannot complete it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_completions_sign_exactly_one_verdict() {
+    let e = env(BackendConfig::Demo, Vec::new(), 60);
+    let j = job("good", &[("good", b"good bytes")], &e.mirror);
+    e.ctx
+        .store
+        .enqueue_sync(&[], std::slice::from_ref(&j), 0)
+        .unwrap();
+    let rec = e.ctx.store.lease_job("w1", 0, 3600).unwrap().unwrap();
+    let attempt = || Attempt {
+        results: vec![SubjectResult {
+            filename: j.subjects[0].filename.clone(),
+            outcome: Outcome::Good,
+            diffoscope: None,
+        }],
+        log: String::new(),
+        backend: "demo".into(),
+        backend_version: "1".into(),
+    };
+    let (a, b) = tokio::join!(
+        record_attempt(&e.ctx, "w1", &rec.job, attempt()),
+        record_attempt(&e.ctx, "w1", &rec.job, attempt()),
+    );
+    let refused = [&a, &b]
+        .iter()
+        .filter(|r| r.as_ref().is_err_and(|e| e.is::<NotHeld>()))
+        .count();
+    assert_eq!(
+        (a.is_ok() as u8 + b.is_ok() as u8, refused),
+        (1, 1),
+        "{a:?} {b:?}"
+    );
+    let head = e.ctx.store.head(&e.ctx.signer.public()).unwrap().unwrap();
+    assert_eq!(head.count, 1, "exactly one verdict");
+    // Another worker, or the same one again, cannot complete it now.
+    assert!(
+        record_attempt(&e.ctx, "w2", &rec.job, attempt())
+            .await
+            .unwrap_err()
+            .is::<NotHeld>()
+    );
+    assert!(e.ctx.store.heartbeat_job(&j.key(), "w1", 10, 60).unwrap() == false);
+    assert_eq!(
+        e.ctx
+            .store
+            .head(&e.ctx.signer.public())
+            .unwrap()
+            .unwrap()
+            .count,
+        1
+    );
+}
+
+/// Issue 8.6: a job whose subject cannot become a valid verdict (a version
+/// over 255 bytes) ends as FAIL with the reason instead of being retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsignable_subject_ends_as_fail() {
+    let e = env(BackendConfig::Demo, Vec::new(), 60);
+    let mut j = job("good", &[("good", b"good bytes")], &e.mirror);
+    j.subjects[0].version = "1".repeat(300);
+    e.ctx
+        .store
+        .enqueue_sync(&[], std::slice::from_ref(&j), 0)
+        .unwrap();
+    let rec = e.ctx.store.lease_job("local-0", 0, 3600).unwrap().unwrap();
+    let out = process(&e.ctx, "local-0", rec).await.unwrap();
+    assert!(out.starts_with("FAIL (unsignable"), "{out}");
+    let r = e.ctx.store.job(&j.key()).unwrap().unwrap();
+    assert_eq!(r.state, JobState::Done);
+    assert!(
+        e.ctx
+            .store
+            .lease_job("local-0", 10_000, 60)
+            .unwrap()
+            .is_none()
+    );
 }

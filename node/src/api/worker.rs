@@ -13,8 +13,7 @@ use vouch_attest::PublicKey;
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::remote::{Completion, Lease};
-use crate::store::jobs::JobState;
-use crate::worker::{record_attempt, unix_now};
+use crate::worker::{NotHeld, record_attempt, unix_now};
 
 fn authenticate(
     s: &AppState,
@@ -119,15 +118,16 @@ pub async fn complete(
         .await
         .map_err(ApiError::internal)??
         .ok_or_else(|| ApiError::not_found(format!("no job {}", c.key)))?;
-    if record.state != JobState::Running
-        || record.worker.as_deref() != Some(worker_name(&key).as_str())
-    {
-        return Err(ApiError::conflict(
-            "this worker does not hold the job (its lease ran out?)",
-        ));
-    }
-    let summary = record_attempt(&ctx, &record.job, c.attempt)
+    // record_attempt claims the attempt (compare-and-set in the store)
+    // before it signs anything: of two completions, one wins.
+    let summary = record_attempt(&ctx, &worker_name(&key), &record.job, c.attempt)
         .await
-        .map_err(|e| ApiError::bad_request("bad_attempt", format!("{e:#}")))?;
+        .map_err(|e| {
+            if e.is::<NotHeld>() {
+                ApiError::conflict(e.to_string())
+            } else {
+                ApiError::bad_request("bad_attempt", format!("{e:#}"))
+            }
+        })?;
     Ok(Json(json!({ "outcome": summary })).into_response())
 }

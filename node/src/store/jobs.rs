@@ -31,6 +31,9 @@ pub enum JobState {
     Queued,
     /// Held by a worker until `lease_until`.
     Running,
+    /// Its attempt is being signed and recorded (claimed by one completion;
+    /// any other completion of the same attempt is refused).
+    Recording,
     /// Finished: reproduced, or out of retries.
     Done,
 }
@@ -211,7 +214,7 @@ impl Store {
     }
 
     /// Extends a lease (a worker's heartbeat). False when the worker no
-    /// longer holds the job.
+    /// longer holds the job. Compare-and-set in one transaction.
     pub fn heartbeat_job(
         &self,
         key: &str,
@@ -219,23 +222,64 @@ impl Store {
         now: u64,
         lease: u64,
     ) -> Result<bool, StoreError> {
-        let Some(v) = self.jobs.get(key.as_bytes())? else {
-            return Ok(false);
-        };
-        let mut r = decode(&v)?;
-        if r.state != JobState::Running || r.worker.as_deref() != Some(worker) {
-            return Ok(false);
+        self.jobs
+            .transaction(|jobs| {
+                let Some(v) = jobs.get(key.as_bytes())? else {
+                    return Ok(false);
+                };
+                let mut r = decode(&v).map_err(abort)?;
+                if r.state != JobState::Running || r.worker.as_deref() != Some(worker) {
+                    return Ok(false);
+                }
+                r.lease_until = now + lease;
+                jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
+                Ok(true)
+            })
+            .map_err(tx_error)
+    }
+
+    /// Claims the right to record the attempt `worker` ran: compare-and-set
+    /// from Running (held by `worker`) to Recording, in one transaction and
+    /// durable before it returns. Exactly one claim of an attempt succeeds;
+    /// only its holder signs verdicts. `None` when `worker` does not hold
+    /// the job (its lease ran out, or another completion claimed it).
+    pub fn claim_job(
+        &self,
+        key: &str,
+        worker: &str,
+        now: u64,
+        lease: u64,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let claimed = self
+            .jobs
+            .transaction(|jobs| {
+                let Some(v) = jobs.get(key.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut r = decode(&v).map_err(abort)?;
+                if r.state != JobState::Running || r.worker.as_deref() != Some(worker) {
+                    return Ok(None);
+                }
+                r.state = JobState::Recording;
+                r.lease_until = now + lease;
+                jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
+                Ok(Some(r))
+            })
+            .map_err(tx_error)?;
+        if claimed.is_some() {
+            self.flush()?;
         }
-        r.lease_until = now + lease;
-        self.jobs.insert(key.as_bytes(), encode(&r)?)?;
-        Ok(true)
+        Ok(claimed)
     }
 
     /// Records the outcome of a finished attempt: GOOD ends the job; FAIL
-    /// and BAD are retried with their own limits and back-off.
+    /// and BAD are retried with their own limits and back-off. Only while
+    /// `worker` holds the job (Running or Recording), compare-and-set in one
+    /// transaction; `None` when it does not, and nothing changes.
     pub fn complete_job(
         &self,
         key: &str,
+        worker: &str,
         outcome: &str,
         now: u64,
         retry: &RetryPolicy,
@@ -246,6 +290,11 @@ impl Store {
                     return Ok(None);
                 };
                 let mut r = decode(&v).map_err(abort)?;
+                if !matches!(r.state, JobState::Running | JobState::Recording)
+                    || r.worker.as_deref() != Some(worker)
+                {
+                    return Ok(None);
+                }
                 r.last = Some(outcome.to_string());
                 r.worker = None;
                 r.lease_until = 0;
@@ -312,12 +361,13 @@ impl Store {
         for item in self.jobs.iter() {
             let (k, v) = item?;
             let r = decode(&v)?;
-            if r.state != JobState::Running || r.lease_until > now {
+            if !matches!(r.state, JobState::Running | JobState::Recording) || r.lease_until > now {
                 continue;
             }
             let key = String::from_utf8_lossy(&k).into_owned();
             if let Some(outcome) = finished(&r) {
-                self.complete_job(&key, &outcome, now, retry)?;
+                let worker = r.worker.clone().unwrap_or_default();
+                self.complete_job(&key, &worker, &outcome, now, retry)?;
                 continue;
             }
             let mut r = r;
@@ -354,7 +404,7 @@ impl Store {
             let (_, v) = item?;
             match decode(&v)?.state {
                 JobState::Queued => c.queued += 1,
-                JobState::Running => c.running += 1,
+                JobState::Running | JobState::Recording => c.running += 1,
                 JobState::Done => c.done += 1,
             }
         }
@@ -367,7 +417,7 @@ impl Store {
         for item in self.jobs.iter() {
             let (_, v) = item?;
             let r = decode(&v)?;
-            if r.state == JobState::Running {
+            if matches!(r.state, JobState::Running | JobState::Recording) {
                 out.push(r);
             }
         }
