@@ -163,6 +163,11 @@ impl Daemon {
             let http = reqwest::Client::builder()
                 .user_agent(concat!("vouchd/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(Duration::from_secs(30))
+                // A mirror that stalls (no bytes for a minute) fails the
+                // fetch instead of pinning a job while heartbeats keep its
+                // lease alive; nothing takes longer than an hour.
+                .read_timeout(Duration::from_secs(60))
+                .timeout(Duration::from_secs(3600))
                 .build()?;
             let ctx = crate::worker::WorkerContext {
                 activity: Arc::new(crate::worker::Activity::default()),

@@ -281,6 +281,8 @@ fn sync_command(config_path: &Option<PathBuf>, data: &DataDir, a: SyncArgs) -> R
         .context("starting the async runtime")?;
     let client = reqwest::Client::builder()
         .user_agent(concat!("vouchd/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .read_timeout(std::time::Duration::from_secs(60))
         .timeout(std::time::Duration::from_secs(300))
         .build()?;
     let result = runtime

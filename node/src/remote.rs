@@ -193,6 +193,9 @@ pub async fn run(url: &str, key: SecretKey, config: RebuildConfig, once: bool) -
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .user_agent(concat!("vouchd-worker/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .read_timeout(std::time::Duration::from_secs(60))
+        .timeout(std::time::Duration::from_secs(3600))
         .build()?;
     let client = std::sync::Arc::new(Client {
         http: http.clone(),

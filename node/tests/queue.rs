@@ -433,7 +433,7 @@ async fn two_concurrent_completions_sign_exactly_one_verdict() {
             .unwrap_err()
             .is::<NotHeld>()
     );
-    assert!(e.ctx.store.heartbeat_job(&j.key(), "w1", 10, 60).unwrap() == false);
+    assert!(!e.ctx.store.heartbeat_job(&j.key(), "w1", 10, 60).unwrap());
     assert_eq!(
         e.ctx
             .store

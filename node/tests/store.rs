@@ -283,7 +283,7 @@ fn a_flood_of_signers_cannot_hide_a_named_signer() {
         })
         .collect();
     store.apply(&flood, 100).unwrap();
-    store.apply(&[bad.clone()], 100).unwrap();
+    store.apply(std::slice::from_ref(&bad), 100).unwrap();
     assert_eq!(
         store.latest(&sha, &trusted.public_key()).unwrap(),
         Some(bad.envelope().to_vec())

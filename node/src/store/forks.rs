@@ -10,6 +10,10 @@ use vouch_attest::{Digest, ForkProof, PublicKey};
 
 use super::{Store, StoreError, TxResult, keys};
 
+/// A page of kept fork proofs: (signer, proof) pairs, and whether more
+/// follow.
+pub type ForksPage = (Vec<(PublicKey, Vec<u8>)>, bool);
+
 /// Inside a transaction: offers `proof` (encoded) against `signer`. Returns
 /// whether it is now the proof kept for that signer.
 pub(crate) fn offer(
@@ -64,7 +68,7 @@ impl Store {
         after: Option<&PublicKey>,
         limit: usize,
         max_bytes: usize,
-    ) -> Result<(Vec<(PublicKey, Vec<u8>)>, bool), StoreError> {
+    ) -> Result<ForksPage, StoreError> {
         let start = match after {
             Some(s) => Bound::Excluded(s.as_bytes().to_vec()),
             None => Bound::Unbounded,

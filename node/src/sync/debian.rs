@@ -34,6 +34,57 @@ pub fn stanzas(text: &str) -> impl Iterator<Item = (usize, Result<Paragraph, Str
         })
 }
 
+/// A package or source name as Debian policy §5.6.1 allows: at least two
+/// characters of `a-z0-9+-.`, starting with a letter or digit, at most 255
+/// bytes. Names reach file system paths and job keys, so nothing else passes.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = (2..=255).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "package name `{}` is not a Debian package name (policy §5.6.1)",
+            name.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+/// A version as Debian policy §5.6.12 allows: `[epoch:]upstream[-revision]`,
+/// the epoch digits, the upstream part starting with a digit, only
+/// `A-Za-z0-9.+~-` (and the epoch's `:`), at most 255 bytes.
+pub fn check_version(version: &str) -> Result<(), String> {
+    let bad = || {
+        Err(format!(
+            "version `{}` is not a Debian version (policy §5.6.12)",
+            version.chars().take(80).collect::<String>()
+        ))
+    };
+    if version.is_empty() || version.len() > 255 {
+        return bad();
+    }
+    let rest = match version.split_once(':') {
+        Some((epoch, rest)) => {
+            if epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_digit()) {
+                return bad();
+            }
+            rest
+        }
+        None => version,
+    };
+    let ok = rest.bytes().next().is_some_and(|b| b.is_ascii_digit())
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.~".contains(&b));
+    if ok { Ok(()) } else { bad() }
+}
+
 /// `name` or `name (version)` from a `Source:` field.
 pub fn parse_source_field(field: &str) -> (String, Option<String>) {
     let field = field.trim();
@@ -86,7 +137,10 @@ fn parse_sources(text: &str, refused: &mut Vec<Refused>) -> HashMap<(String, Str
             });
             continue;
         };
-        if let Err(e) = relative_path(dir) {
+        if let Err(e) = relative_path(dir)
+            .and_then(|()| check_name(name))
+            .and_then(|()| check_version(version))
+        {
             refused.push(Refused {
                 entry: format!("Sources {name} {version}"),
                 reason: e,
@@ -185,7 +239,9 @@ pub fn parse(
             continue;
         };
         let entry = format!("Packages {name} {version}");
-        let checked = relative_path(path)
+        let checked = check_name(name)
+            .and_then(|()| check_version(version))
+            .and_then(|()| relative_path(path))
             .and_then(|()| {
                 let base = path.rsplit('/').next().unwrap_or(path);
                 bare_file_name(base).map(|()| base.to_string())
@@ -213,6 +269,12 @@ pub fn parse(
             }
             None => (name.to_string(), version.to_string()),
         };
+        // Source and its version become a job key and, in the debian
+        // backend, path components: refuse anything policy does not allow.
+        if let Err(reason) = check_name(&source).and_then(|()| check_version(&source_version)) {
+            result.refused.push(Refused { entry, reason });
+            continue;
+        }
         let src = sources.get(&(source.clone(), source_version.clone()));
         let job = jobs
             .entry((source.clone(), source_version.clone()))
@@ -243,6 +305,49 @@ pub fn parse(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 8.7: a Source or Version that would leave the work directory
+    /// or make two jobs share a key is refused, entry by entry.
+    #[test]
+    fn hostile_names_and_versions_are_refused() {
+        for (source, version) in [
+            ("../../etc", "1.0-1"),
+            ("hello/evil", "1.0-1"),
+            ("hello", "1.0/../../x"),
+            ("hello", "../1"),
+            ("Hello", "1.0"),
+            ("h", "1.0"),
+            ("hello", "a1.0"),
+            ("hello", "x:1.0"),
+        ] {
+            let packages = format!(
+                "Package: hello\nVersion: 2.10-3\nSource: {source} ({version})\nFilename: pool/main/h/hello/hello_2.10-3_amd64.deb\nSHA256: {}\n",
+                "ab".repeat(32)
+            );
+            let r = parse(
+                &packages,
+                "",
+                "bookworm",
+                "main",
+                "amd64",
+                "http://m",
+                &Filter::all(),
+            );
+            assert!(r.jobs.is_empty(), "{source} {version}: {:?}", r.jobs);
+            assert_eq!(r.refused.len(), 1, "{source} {version}");
+        }
+        for v in [
+            "2.10-3",
+            "1:2.10-3+deb12u1",
+            "0~rc1",
+            "1.2.3+dfsg-1~bpo12+1",
+        ] {
+            assert!(check_version(v).is_ok(), "{v}");
+        }
+        for n in ["hello", "g++-12", "libc6.1", "0ad"] {
+            assert!(check_name(n).is_ok(), "{n}");
+        }
+    }
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(format!(
