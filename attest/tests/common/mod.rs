@@ -205,19 +205,7 @@ pub fn payload_fields(v: &Verdict) -> Vec<(String, Item)> {
 /// An envelope around `payload`, signed by `key` over the PAE, with the
 /// given keyid.
 pub fn envelope_with(payload: &[u8], key: &SecretKey, keyid: &str) -> Vec<u8> {
-    let sig = key.sign(&pae(PAYLOAD_TYPE, payload));
-    Item::Map(vec![
-        ("payloadType".into(), text(PAYLOAD_TYPE)),
-        ("payload".into(), Item::Bytes(payload.to_vec())),
-        (
-            "signatures".into(),
-            Item::Array(vec![Item::Map(vec![
-                ("keyid".into(), text(keyid)),
-                ("sig".into(), Item::Bytes(sig.to_vec())),
-            ])]),
-        ),
-    ])
-    .encode()
+    envelope_raw(payload, keyid, &key.sign(&pae(PAYLOAD_TYPE, payload)))
 }
 
 /// An envelope around `payload` properly signed by `key`.
