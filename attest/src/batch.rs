@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::ed25519::{self, Item, Key};
-use crate::envelope::{Envelope, PAYLOAD_TYPE, VerifiedVerdict, verify_with};
+use crate::envelope::{Envelope, PAYLOAD_TYPE, VerifiedVerdict, pae_prefix, verify_with};
 use crate::error::{Error, SignatureError};
 use crate::verdict::Verdict;
 
@@ -36,11 +36,7 @@ pub fn verify_batch(envelopes: &[&[u8]]) -> Vec<Result<VerifiedVerdict, Error>> 
             });
         match prepared {
             Ok((envelope, verdict, sig, key)) => {
-                let prefix = format!(
-                    "DSSEv1 {} {PAYLOAD_TYPE} {} ",
-                    PAYLOAD_TYPE.len(),
-                    envelope.payload().len()
-                );
+                let prefix = pae_prefix(PAYLOAD_TYPE, envelope.payload().len());
                 pending.push(Prepared {
                     index,
                     envelope,

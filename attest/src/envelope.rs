@@ -21,7 +21,7 @@ pub const MAX_PAYLOAD: usize = 16 * 1024;
 pub const MAX_ENVELOPE: usize = MAX_PAYLOAD + 1024;
 
 /// The part of the PAE before the payload.
-fn pae_prefix(payload_type: &str, payload_len: usize) -> String {
+pub(crate) fn pae_prefix(payload_type: &str, payload_len: usize) -> String {
     format!(
         "DSSEv1 {} {payload_type} {payload_len} ",
         payload_type.len()

@@ -86,6 +86,7 @@ pub struct Signer {
 }
 
 /// A verdict before it gets its place in the log.
+#[derive(Debug, Clone)]
 pub struct Draft {
     /// The artifact.
     pub subject: Subject,
@@ -98,21 +99,28 @@ pub struct Draft {
 }
 
 impl Draft {
+    /// The verdict this draft becomes at `seq` of `signer`'s log.
+    fn into_verdict(self, signer: PublicKey, seq: u64, prev: Digest, issued_at: u64) -> Verdict {
+        Verdict {
+            version: FORMAT_VERSION,
+            signer,
+            seq,
+            prev,
+            issued_at,
+            subject: self.subject,
+            inputs: self.inputs,
+            outcome: self.outcome,
+            evidence: self.evidence,
+        }
+    }
+
     /// Why this draft cannot become a valid verdict (a field over its
     /// limit, a path in a file name...), if it cannot.
     pub fn invalid(&self, signer: PublicKey) -> Option<String> {
-        let v = Verdict {
-            version: FORMAT_VERSION,
-            signer,
-            seq: 0,
-            prev: Digest::ZERO,
-            issued_at: 0,
-            subject: self.subject.clone(),
-            inputs: self.inputs.clone(),
-            outcome: self.outcome,
-            evidence: self.evidence.clone(),
-        };
-        v.check().err()
+        self.clone()
+            .into_verdict(signer, 0, Digest::ZERO, 0)
+            .check()
+            .err()
     }
 }
 
@@ -154,17 +162,7 @@ impl Signer {
         let mut envelopes = Vec::new();
         let mut ids = Vec::new();
         for d in drafts {
-            let v = Verdict {
-                version: FORMAT_VERSION,
-                signer: self.key.public_key(),
-                seq,
-                prev,
-                issued_at: now,
-                subject: d.subject,
-                inputs: d.inputs,
-                outcome: d.outcome,
-                evidence: d.evidence,
-            };
+            let v = d.into_verdict(self.key.public_key(), seq, prev, now);
             let signed = sign(&v, &self.key)?;
             prev = signed.id();
             seq += 1;

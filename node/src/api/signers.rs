@@ -10,7 +10,7 @@ use vouch_attest::join_envelopes;
 
 use crate::api::error::ApiError;
 use crate::api::state::{AppState, wants_cbor};
-use crate::api::verdicts::{MAX_LOOKUP_SIGNERS, blocking, fork_item, parse_signer};
+use crate::api::verdicts::{blocking, fork_item, parse_signer, parse_signers};
 
 /// Most log entries in one page.
 pub const MAX_LOG_PAGE: usize = 1000;
@@ -77,15 +77,7 @@ pub async fn forks(
     let store = s.store.clone();
     let (proofs, next) = match q.signers.as_deref() {
         Some(list) => {
-            let mut signers = std::collections::BTreeSet::new();
-            for k in list.split(',').filter(|k| !k.is_empty()) {
-                signers.insert(parse_signer(k)?);
-                if signers.len() > MAX_LOOKUP_SIGNERS {
-                    return Err(ApiError::too_large(format!(
-                        "more than {MAX_LOOKUP_SIGNERS} signers in one request"
-                    )));
-                }
-            }
+            let signers = parse_signers(list.split(',').filter(|k| !k.is_empty()))?;
             blocking(move || {
                 let mut out = Vec::new();
                 for k in &signers {

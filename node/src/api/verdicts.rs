@@ -86,14 +86,7 @@ pub async fn get(
             match q.signers.as_deref() {
                 Some(list) => {
                     let signers = parse_signers(list.split(',').filter(|k| !k.is_empty()))?;
-                    blocking(move || {
-                        let mut out = Vec::new();
-                        for k in &signers {
-                            out.extend(store.latest(&sha, k)?);
-                        }
-                        Ok((out, false))
-                    })
-                    .await?
+                    blocking(move || Ok((store.latest_of(&sha, &signers)?, false))).await?
                 }
                 None => {
                     blocking(move || store.latest_by_artifact(&sha, after.as_ref(), limit)).await?
@@ -185,11 +178,7 @@ pub async fn lookup(
         let mut truncated = false;
         for sha in shas {
             match &signers {
-                Some(signers) => {
-                    for k in signers {
-                        out.extend(store.latest(&sha, k)?);
-                    }
-                }
+                Some(signers) => out.extend(store.latest_of(&sha, signers)?),
                 None => {
                     let (found, more) = store.latest_by_artifact(&sha, None, per)?;
                     truncated |= more;
@@ -210,13 +199,15 @@ pub async fn lookup(
 
 /// Signer keys (hex or text form), deduplicated, at most
 /// [`MAX_LOOKUP_SIGNERS`].
-fn parse_signers<'a>(keys: impl Iterator<Item = &'a str>) -> Result<Vec<PublicKey>, ApiError> {
+pub(crate) fn parse_signers<'a>(
+    keys: impl Iterator<Item = &'a str>,
+) -> Result<Vec<PublicKey>, ApiError> {
     let mut out = BTreeSet::new();
     for k in keys {
         out.insert(parse_signer(k)?);
         if out.len() > MAX_LOOKUP_SIGNERS {
             return Err(ApiError::too_large(format!(
-                "more than {MAX_LOOKUP_SIGNERS} signers in one lookup"
+                "more than {MAX_LOOKUP_SIGNERS} signers in one request"
             )));
         }
     }

@@ -64,7 +64,6 @@ pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
         forks.insert(signer, proof.as_slice())?;
         counts.insert(signer, &count.to_be_bytes())?;
     }
-    by_artifact.flush()?;
     for old in [
         keys::BY_ARTIFACT_V1,
         keys::FORKS_V1,

@@ -26,6 +26,20 @@ impl Store {
         }
     }
 
+    /// The latest verdict of each of `signers` about the artifact `sha256`
+    /// (signers with none are left out).
+    pub fn latest_of(
+        &self,
+        sha256: &Digest,
+        signers: &[PublicKey],
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        for k in signers {
+            out.extend(self.latest(sha256, k)?);
+        }
+        Ok(out)
+    }
+
     /// The latest verdict of each signer about the artifact `sha256`, in
     /// signer order after `after`, for at most `max_signers` signers. The
     /// second value says whether more signers follow. Each signer costs one
