@@ -71,6 +71,13 @@ impl Envelope {
         &self.wire.payload.0
     }
 
+    /// Decodes the payload as a verdict without checking the signature: for
+    /// bytes that were verified before (a store's own entries). Anything
+    /// received must go through [`Envelope::verify`].
+    pub fn unverified_verdict(&self) -> Result<Verdict, DecodeError> {
+        decode_verdict(self.payload())
+    }
+
     /// The verdict id: SHA-256 of the payload bytes.
     pub fn id(&self) -> Digest {
         Digest::of(self.payload())

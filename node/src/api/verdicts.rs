@@ -11,9 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vouch_attest::{
-    Digest, Envelope, ForkProof, PublicKey, decode_verdict, join_envelopes, split_envelopes,
-};
+use vouch_attest::{Digest, Envelope, ForkProof, PublicKey, join_envelopes, split_envelopes};
 
 use crate::api::error::ApiError;
 use crate::api::state::{AppState, wants_cbor};
@@ -257,10 +255,7 @@ async fn respond(
         let mut signers = BTreeMap::new();
         for e in &envelopes {
             items.push(item(e));
-            if let Some(v) = Envelope::decode(e)
-                .ok()
-                .and_then(|env| decode_verdict(env.payload()).ok())
-            {
+            if let Ok(v) = Envelope::decode(e).and_then(|env| env.unverified_verdict()) {
                 signers.insert(*v.signer.as_bytes(), v.signer);
             }
         }
@@ -279,7 +274,7 @@ async fn respond(
 /// One stored envelope as JSON.
 pub fn item(envelope: &[u8]) -> Value {
     let env = Envelope::decode(envelope).ok();
-    let verdict = env.as_ref().and_then(|e| decode_verdict(e.payload()).ok());
+    let verdict = env.as_ref().and_then(|e| e.unverified_verdict().ok());
     json!({
         "id": env.as_ref().map(|e| e.id().to_hex()),
         "verdict": verdict,

@@ -17,7 +17,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns, noise, ping, tcp, yamux};
 use serde_bytes::ByteBuf;
 use tokio::sync::{Notify, mpsc};
-use vouch_attest::{Envelope, ForkProof, PublicKey, decode_verdict};
+use vouch_attest::{Envelope, ForkProof, PublicKey};
 
 use crate::admission::Bucket;
 use crate::ingest::{Ingest, Outbound, Status};
@@ -755,8 +755,11 @@ impl Actor {
                     .collect();
                 let last_seq = envelopes
                     .last()
-                    .and_then(|e| Envelope::decode(e).ok())
-                    .and_then(|e| decode_verdict(e.payload()).ok())
+                    .and_then(|e| {
+                        Envelope::decode(e)
+                            .and_then(|e| e.unverified_verdict())
+                            .ok()
+                    })
                     .map(|v| v.seq);
                 let Some(f) = self.fetching.get_mut(&signer) else {
                     // A targeted gap fetch: hand it to ingest and forget it.

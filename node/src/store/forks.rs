@@ -8,7 +8,7 @@ use sled::Transactional as _;
 use sled::transaction::TransactionalTree;
 use vouch_attest::{Digest, ForkProof, PublicKey};
 
-use super::{Store, StoreError, TxResult, keys};
+use super::{Store, StoreError, TxResult, keys, tx_error};
 
 /// A page of kept fork proofs: (signer, proof) pairs, and whether more
 /// follow.
@@ -44,10 +44,7 @@ impl Store {
         let bytes = proof.encode();
         (&self.forks, &self.fork_counts)
             .transaction(|(f, c)| offer(f, c, signer, &bytes))
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Abort(e) => e,
-                sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
-            })
+            .map_err(tx_error)
     }
 
     /// The fork proof kept against `signer`, and how many distinct proofs

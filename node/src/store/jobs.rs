@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional as _;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, tx_error};
 use crate::sync::Job;
 
 /// Why a job is queued, in priority order.
@@ -457,12 +457,5 @@ impl RetryPolicy {
         self.backoff_secs
             .saturating_mul(1u64 << n.saturating_sub(1).min(20))
             .min(self.max_backoff_secs)
-    }
-}
-
-fn tx_error(e: sled::transaction::TransactionError<StoreError>) -> StoreError {
-    match e {
-        sled::transaction::TransactionError::Abort(e) => e,
-        sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
     }
 }

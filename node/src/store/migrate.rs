@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use vouch_attest::{Digest, Envelope, ForkProof, decode_verdict};
+use vouch_attest::{Digest, Envelope, ForkProof};
 
 use super::{StoreError, keys};
 
@@ -34,9 +34,8 @@ pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
             )
         })?;
         let v = Envelope::decode(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|e| decode_verdict(e.payload()).map_err(|e| e.to_string()))
-            .map_err(|e| damaged(keys::ENVELOPES, e))?;
+            .and_then(|e| e.unverified_verdict())
+            .map_err(|e| damaged(keys::ENVELOPES, e.to_string()))?;
         by_artifact.insert(
             keys::artifact_signer_seq(v.subject.sha256.as_bytes(), v.signer.as_bytes(), v.seq),
             &id,

@@ -265,6 +265,15 @@ pub(crate) fn parse_signer_head(k: &[u8], v: &[u8]) -> Result<SignerHead, StoreE
     })
 }
 
+/// A failed sled transaction as a store error: what the transaction
+/// aborted with, or the storage failure.
+pub(crate) fn tx_error(e: sled::transaction::TransactionError<StoreError>) -> StoreError {
+    match e {
+        sled::transaction::TransactionError::Abort(e) => e,
+        sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
+    }
+}
+
 pub(crate) fn abort_damaged(
     tree: &'static str,
     detail: &str,

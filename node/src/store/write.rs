@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use sled::Transactional as _;
 use sled::transaction::TransactionalTree;
-use vouch_attest::{Digest, Envelope, ForkProof, Verdict, VerifiedVerdict, decode_verdict, open};
+use vouch_attest::{Digest, Envelope, ForkProof, Verdict, VerifiedVerdict, open};
 
-use super::{Applied, Store, StoreError, TxResult, abort_damaged, forks, keys};
+use super::{Applied, Store, StoreError, TxResult, abort_damaged, forks, keys, tx_error};
 
 impl Store {
     /// Applies verified verdicts in order, in one transaction: appends what
@@ -78,10 +78,7 @@ impl Store {
                 .insert(keys::META_PENDING, &(p.max(0) as u64).to_be_bytes())?;
             Ok(out)
         });
-        result.map_err(|e| match e {
-            sled::transaction::TransactionError::Abort(e) => e,
-            sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
-        })
+        result.map_err(tx_error)
     }
 }
 
@@ -206,7 +203,8 @@ impl Tx<'_> {
             }
             let env = Envelope::decode(&held)
                 .map_err(|e| abort_damaged(keys::PENDING, &e.to_string()))?;
-            let verdict = decode_verdict(env.payload())
+            let verdict = env
+                .unverified_verdict()
                 .map_err(|e| abort_damaged(keys::PENDING, &e.to_string()))?;
             if verdict.prev != head_id {
                 // It was held for a predecessor that never came: drop it.
@@ -261,10 +259,7 @@ impl Tx<'_> {
         let Some(prev_bytes) = self.envelopes.get(vd.prev.as_bytes())? else {
             return Ok(None);
         };
-        let Ok(prev) = Envelope::decode(&prev_bytes)
-            .map_err(|_| ())
-            .and_then(|e| decode_verdict(e.payload()).map_err(|_| ()))
-        else {
+        let Ok(prev) = Envelope::decode(&prev_bytes).and_then(|e| e.unverified_verdict()) else {
             return Ok(None);
         };
         if prev.signer != vd.signer {
