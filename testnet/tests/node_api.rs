@@ -86,6 +86,19 @@ fn vouch(args: &[&str], dir: &Path) -> (i32, String, String) {
     )
 }
 
+/// `vouch verify --sha256 HEX --policy policy.toml --node ... --json` in
+/// `dir`: its exit code and its JSON answer.
+fn verify_json(dir: &Path, sha256: &str, nodes: &[&NodeProcess]) -> (i32, Value) {
+    let mut args = vec!["verify", "--sha256", sha256, "--policy", "policy.toml"];
+    for n in nodes {
+        args.extend(["--node", n.url()]);
+    }
+    args.push("--json");
+    let (code, out, err) = vouch(&args, dir);
+    let d = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    (code, d)
+}
+
 fn write_policy(dir: &Path, names: &[&str], threshold: usize) {
     let mut p = format!("threshold = {threshold}\nveto_on_bad = true\n");
     for n in names {
@@ -556,30 +569,15 @@ fn a_fork_split_across_nodes_counts_in_either_order() {
     let hex = sha.to_hex();
     let mut answers = Vec::new();
     for (first, second) in [(&n1, &n2), (&n2, &n1)] {
-        let (code, out, err) = vouch(
-            &[
-                "verify",
-                "--sha256",
-                &hex,
-                "--policy",
-                "policy.toml",
-                "--node",
-                first.url(),
-                "--node",
-                second.url(),
-                "--json",
-            ],
-            dir,
-        );
-        let d: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-        assert_eq!(d["status"], "VERIFIED", "{out}");
+        let (code, d) = verify_json(dir, &hex, &[first, second]);
+        assert_eq!(d["status"], "VERIFIED", "{d}");
         assert_eq!(code, 0);
         assert!(
             d["signers"][0].to_string().contains("forked"),
             "{}",
             d["signers"][0]
         );
-        assert_eq!(d["found_forks"].as_array().unwrap().len(), 1, "{out}");
+        assert_eq!(d["found_forks"].as_array().unwrap().len(), 1, "{d}");
         answers.push((
             d["status"].clone(),
             d["signers"].clone(),
@@ -627,21 +625,8 @@ fn a_flood_of_free_signers_does_not_hide_a_trusted_bad() {
     );
     assert_eq!(post(&node, &[&good, &bad]).1["accepted"], 2);
     write_policy(dir, &["A", "B"], 1);
-    let (code, out, err) = vouch(
-        &[
-            "verify",
-            "--sha256",
-            &sha.to_hex(),
-            "--policy",
-            "policy.toml",
-            "--node",
-            node.url(),
-            "--json",
-        ],
-        dir,
-    );
-    let d: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-    assert_eq!(d["status"], "REJECTED", "{out}");
+    let (code, d) = verify_json(dir, &sha.to_hex(), &[&node]);
+    assert_eq!(d["status"], "REJECTED", "{d}");
     assert_eq!(code, 1);
     // The all-signers listing is cut by signer and says so.
     let all = get_json(

@@ -222,20 +222,8 @@ impl Store {
         now: u64,
         lease: u64,
     ) -> Result<bool, StoreError> {
-        self.jobs
-            .transaction(|jobs| {
-                let Some(v) = jobs.get(key.as_bytes())? else {
-                    return Ok(false);
-                };
-                let mut r = decode(&v).map_err(abort)?;
-                if r.state != JobState::Running || r.worker.as_deref() != Some(worker) {
-                    return Ok(false);
-                }
-                r.lease_until = now + lease;
-                jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
-                Ok(true)
-            })
-            .map_err(tx_error)
+        let held = self.update_held(key, worker, |r| r.lease_until = now + lease)?;
+        Ok(held.is_some())
     }
 
     /// Claims the right to record the attempt `worker` ran: compare-and-set
@@ -250,8 +238,26 @@ impl Store {
         now: u64,
         lease: u64,
     ) -> Result<Option<JobRecord>, StoreError> {
-        let claimed = self
-            .jobs
+        let claimed = self.update_held(key, worker, |r| {
+            r.state = JobState::Recording;
+            r.lease_until = now + lease;
+        })?;
+        if claimed.is_some() {
+            self.flush()?;
+        }
+        Ok(claimed)
+    }
+
+    /// In one transaction: when `worker` holds the running job `key`,
+    /// changes its record with `change` and returns it; otherwise changes
+    /// nothing and returns `None`.
+    fn update_held(
+        &self,
+        key: &str,
+        worker: &str,
+        change: impl Fn(&mut JobRecord),
+    ) -> Result<Option<JobRecord>, StoreError> {
+        self.jobs
             .transaction(|jobs| {
                 let Some(v) = jobs.get(key.as_bytes())? else {
                     return Ok(None);
@@ -260,16 +266,11 @@ impl Store {
                 if r.state != JobState::Running || r.worker.as_deref() != Some(worker) {
                     return Ok(None);
                 }
-                r.state = JobState::Recording;
-                r.lease_until = now + lease;
+                change(&mut r);
                 jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
                 Ok(Some(r))
             })
-            .map_err(tx_error)?;
-        if claimed.is_some() {
-            self.flush()?;
-        }
-        Ok(claimed)
+            .map_err(tx_error)
     }
 
     /// Records the outcome of a finished attempt: GOOD ends the job; FAIL
