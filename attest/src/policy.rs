@@ -168,6 +168,11 @@ pub struct Decision {
     pub untrusted_verdicts: usize,
     /// Why the status is what it is, for people.
     pub reasons: Vec<String>,
+    /// Forks of configured signers that the verdicts themselves prove (two
+    /// conflicting verdicts, §6) and that were not among the proofs given:
+    /// worth passing on. Sorted by proof id.
+    #[serde(skip)]
+    pub found_forks: Vec<CheckedFork>,
 }
 
 #[derive(Deserialize)]
@@ -391,8 +396,12 @@ impl Policy {
         // (two conflicting verdicts of one signer, §6); per signer the
         // lowest proof id is reported, so the answer does not depend on
         // the order of either list.
-        let found =
-            crate::fork::find_forks(verdicts.iter().filter(|v| trusted.contains(v.signer())));
+        let given: BTreeSet<Digest> = forks.iter().map(|f| f.id).collect();
+        let found: Vec<CheckedFork> =
+            crate::fork::find_forks(verdicts.iter().filter(|v| trusted.contains(v.signer())))
+                .into_iter()
+                .filter(|f| !given.contains(&f.id))
+                .collect();
         let mut forked: BTreeMap<PublicKey, Digest> = BTreeMap::new();
         for f in forks.iter().chain(&found) {
             forked
@@ -491,6 +500,7 @@ impl Policy {
             signers: reports,
             untrusted_verdicts,
             reasons,
+            found_forks: found,
         }
     }
 

@@ -107,13 +107,7 @@ pub(crate) fn run(a: &VerifyArgs) -> Result<Exit> {
     // Forks that the collected verdicts prove by themselves (two conflicting
     // verdicts of one signer, perhaps from two nodes that each hold one
     // side): reported with the proof, so it can be passed on.
-    let known: std::collections::BTreeSet<Digest> = forks.iter().map(|f| f.id).collect();
-    let trusted: std::collections::BTreeSet<_> = policy.signers().iter().map(|s| s.key).collect();
-    let found: Vec<CheckedFork> =
-        vouch_attest::find_forks(verdicts.iter().filter(|v| trusted.contains(v.signer())))
-            .into_iter()
-            .filter(|f| !known.contains(&f.id))
-            .collect();
+    let found = &decision.found_forks;
     if a.json {
         let mut value = serde_json::to_value(&decision)?;
         value["dropped"] = json!(dropped);
@@ -134,7 +128,7 @@ pub(crate) fn run(a: &VerifyArgs) -> Result<Exit> {
         output::json(&value)?;
     } else {
         let mut text = render(&decision, &dropped);
-        for f in &found {
+        for f in found {
             text += &format!(
                 "- the collected verdicts prove that {} forked its log: fork proof {} (its bytes are in --json output)\n",
                 f.signer, f.id
