@@ -318,6 +318,20 @@ pub async fn process(
     record_attempt(ctx, worker, &job, attempt).await
 }
 
+/// Records `outcome` for the attempt `worker` holds on job `key`.
+async fn complete(
+    ctx: &WorkerContext,
+    key: &str,
+    worker: &str,
+    outcome: &str,
+) -> anyhow::Result<()> {
+    let (store, retry) = (ctx.store.clone(), ctx.config.retry);
+    let (k, w, o) = (key.to_string(), worker.to_string(), outcome.to_string());
+    tokio::task::spawn_blocking(move || store.complete_job(&k, &w, &o, unix_now(), &retry))
+        .await??;
+    Ok(())
+}
+
 /// The backend configured for a job's distribution (demo when none is).
 pub fn backend_for(config: &RebuildConfig, job: &Job) -> BackendConfig {
     config
@@ -515,19 +529,6 @@ pub async fn record_attempt(
     attempt: Attempt,
 ) -> anyhow::Result<String> {
     let key = job.key();
-    // Exactly one completion of an attempt may sign: claim it first
-    // (compare-and-set Running → Recording, durable).
-    let (store, k, w, lease) = (
-        ctx.store.clone(),
-        key.clone(),
-        worker.to_string(),
-        ctx.config.lease_secs,
-    );
-    let claimed =
-        tokio::task::spawn_blocking(move || store.claim_job(&k, &w, unix_now(), lease)).await??;
-    if claimed.is_none() {
-        return Err(NotHeld.into());
-    }
     anyhow::ensure!(
         attempt.results.len() == job.subjects.len(),
         "the attempt has {} results for {} artifacts",
@@ -579,19 +580,25 @@ pub async fn record_attempt(
             },
         });
     }
+    // The attempt is well-formed. Exactly one completion of it may sign:
+    // claim it first (compare-and-set Running → Recording, durable); a
+    // malformed one above left the job to its worker.
+    let (store, k, w, lease) = (
+        ctx.store.clone(),
+        key.clone(),
+        worker.to_string(),
+        ctx.config.lease_secs,
+    );
+    let claimed =
+        tokio::task::spawn_blocking(move || store.claim_job(&k, &w, unix_now(), lease)).await??;
+    if claimed.is_none() {
+        return Err(NotHeld.into());
+    }
     // A subject that cannot become a valid verdict (a field over its limit)
     // ends the job as FAIL with the reason, instead of being retried forever.
     if let Some(why) = drafts.iter().find_map(|d| d.invalid(ctx.signer.public())) {
-        let (store, k, w, retry) = (
-            ctx.store.clone(),
-            key.clone(),
-            worker.to_string(),
-            ctx.config.retry,
-        );
         let outcome = format!("FAIL (unsignable: {why})");
-        let o = outcome.clone();
-        tokio::task::spawn_blocking(move || store.complete_job(&k, &w, &o, unix_now(), &retry))
-            .await??;
+        complete(ctx, &key, worker, &outcome).await?;
         tracing::warn!(job = %key, %why, "job cannot become a valid verdict");
         return Ok(outcome);
     }
@@ -607,11 +614,7 @@ pub async fn record_attempt(
             },
         })
         .inc();
-    let store = ctx.store.clone();
-    let retry = ctx.config.retry;
-    let (k, s, w) = (key.clone(), summary.to_string(), worker.to_string());
-    tokio::task::spawn_blocking(move || store.complete_job(&k, &w, &s, unix_now(), &retry))
-        .await??;
+    complete(ctx, &key, worker, summary).await?;
     ctx.activity.build(&key, summary, &backend_name);
     tracing::info!(job = %key, outcome = %summary, backend = %backend_name, "rebuilt");
     Ok(summary.to_string())
