@@ -149,6 +149,8 @@ fn unlimited() -> AdmissionConfig {
     AdmissionConfig {
         unknown_signer_max_verdicts: u64::MAX,
         unknown_signer_per_minute: u32::MAX,
+        unknown_total_max_verdicts: u64::MAX,
+        unknown_total_per_minute: u32::MAX,
         ..AdmissionConfig::default()
     }
 }

@@ -77,6 +77,17 @@ pub struct P2pSettings {
     pub sync_peers: usize,
     /// Connections this node opens itself, at most.
     pub max_peers: usize,
+    /// Inbound connections of peers outside the keyring, in total.
+    pub max_inbound: usize,
+    /// Inbound connections from one IP address (handshakes and established
+    /// connections of unknown peers counted apart).
+    pub max_inbound_per_ip: usize,
+    /// Inbound connections of unknown peers from one subnet (/24, /48).
+    pub max_inbound_per_subnet: usize,
+    /// Inbound handshakes in progress, in total.
+    pub max_pending_inbound: u32,
+    /// Connections to one peer id.
+    pub max_connections_per_peer: u32,
     /// Sync requests a peer may send per minute.
     pub peer_requests_per_minute: u32,
     /// Gossip messages a peer may send per second.
@@ -97,6 +108,11 @@ impl Default for P2pSettings {
             sync_interval_secs: 30,
             sync_peers: 3,
             max_peers: 50,
+            max_inbound: 128,
+            max_inbound_per_ip: 4,
+            max_inbound_per_subnet: 16,
+            max_pending_inbound: 32,
+            max_connections_per_peer: 2,
             peer_requests_per_minute: 600,
             peer_messages_per_second: 2000,
         }
@@ -179,10 +195,16 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 #accept = "any"
 # Extra known signers, exempt from the quotas: ["ed25519:...", ...]
 #trusted = []
+# Identities are free: every quota on signers that are not known holds per
+# signer and for all of them together. Verdicts held pending count.
 # Most verdicts stored per signer that is not known.
 #unknown_signer_max_verdicts = 100000
+# Most verdicts stored for all signers that are not known, together.
+#unknown_total_max_verdicts = 2000000
 # Most verdicts per minute accepted per signer that is not known.
-#unknown_signer_per_minute = 60000
+#unknown_signer_per_minute = 6000
+# Most verdicts per minute accepted from all signers that are not known.
+#unknown_total_per_minute = 60000
 
 [p2p]
 # Run the libp2p swarm (gossip, sync, discovery). --no-p2p turns it off.
@@ -201,6 +223,16 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 #sync_peers = 3
 # Connections this node opens itself, at most.
 #max_peers = 50
+# Inbound connections of peers outside the keyring: in total, from one IP
+# address, from one subnet (/24 for IPv4, /48 for IPv6). Keyring peers are
+# exempt once their handshake shows who they are.
+#max_inbound = 128
+#max_inbound_per_ip = 4
+#max_inbound_per_subnet = 16
+# Inbound handshakes in progress, in total (also at most max_inbound_per_ip
+# from one address); connections to one peer id.
+#max_pending_inbound = 32
+#max_connections_per_peer = 2
 # Per-peer limits: sync requests per minute, gossip messages per second.
 #peer_requests_per_minute = 600
 #peer_messages_per_second = 2000

@@ -17,7 +17,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use vouch_attest::{VerifiedVerdict, verify_batch};
 
-use crate::admission::Admission;
+use crate::admission::{Admission, LedgerError, Refusal};
 use crate::metrics::{Metrics, ReasonLabel, ResultLabel};
 use crate::store::{Applied, Store};
 
@@ -115,7 +115,6 @@ struct Job {
 pub struct Ingest {
     tx: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
-    store: Store,
     admission: Arc<Admission>,
     outbound: Option<mpsc::Sender<Outbound>>,
 }
@@ -137,15 +136,15 @@ impl Ingest {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let m = metrics.clone();
         let writer_store = store.clone();
+        let writer_admission = admission.clone();
         let handle = std::thread::Builder::new()
             .name("vouch-writer".into())
-            .spawn(move || writer(writer_store, config, rx, &m))
+            .spawn(move || writer(writer_store, config, rx, &m, &writer_admission))
             .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"));
         (
             Ingest {
                 tx,
                 metrics,
-                store,
                 admission,
                 outbound,
             },
@@ -171,27 +170,11 @@ impl Ingest {
         let mut reports: Vec<Option<Report>> = Vec::with_capacity(verified.len());
         let mut good = Vec::new();
         let mut good_index = Vec::new();
-        let mut stored_counts = std::collections::HashMap::new();
         for (index, result) in verified.into_iter().enumerate() {
             match result {
                 Ok(v) => {
                     let signer = *v.signer();
-                    let stored = match stored_counts.get(&signer) {
-                        Some(n) => *n,
-                        None => {
-                            let n = if self.admission.is_known(&signer) {
-                                0
-                            } else {
-                                self.store
-                                    .head(&signer)
-                                    .map_err(|e| IngestError::Store(e.to_string()))?
-                                    .map_or(0, |h| h.count)
-                            };
-                            stored_counts.insert(signer, n);
-                            n
-                        }
-                    };
-                    if let Err(refusal) = self.admission.admit(&signer, stored) {
+                    if let Err(refusal) = self.admission.admit(&signer) {
                         self.metrics
                             .dropped
                             .get_or_create(&ReasonLabel {
@@ -211,7 +194,6 @@ impl Ingest {
                         }));
                         continue;
                     }
-                    *stored_counts.entry(signer).or_insert(0) += 1;
                     good_index.push(index);
                     good.push(v);
                     reports.push(None);
@@ -340,7 +322,13 @@ fn report(index: usize, id: String, a: Applied) -> Report {
     r
 }
 
-fn writer(store: Store, config: IngestConfig, mut rx: mpsc::Receiver<Job>, metrics: &Metrics) {
+fn writer(
+    store: Store,
+    config: IngestConfig,
+    mut rx: mpsc::Receiver<Job>,
+    metrics: &Metrics,
+    admission: &Admission,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut total = first.verified.len();
         let mut jobs = vec![first];
@@ -362,9 +350,14 @@ fn writer(store: Store, config: IngestConfig, mut rx: mpsc::Receiver<Job>, metri
             all.extend(job.verified);
             replies.push(job.reply);
         }
-        let result = store
-            .apply(&all, config.max_pending_per_signer)
-            .and_then(|r| store.flush().map(|()| r));
+        let result = apply_within_quota(
+            &store,
+            admission,
+            all,
+            config.max_pending_per_signer,
+            metrics,
+        )
+        .and_then(|r| store.flush().map(|()| r));
         metrics.group_size.observe(total as f64);
         metrics.group_seconds.observe(start.elapsed().as_secs_f64());
         match result {
@@ -382,4 +375,49 @@ fn writer(store: Store, config: IngestConfig, mut rx: mpsc::Receiver<Job>, metri
             }
         }
     }
+}
+
+/// Applies `all` in one transaction, less what the storage quotas refuse:
+/// the single writer charges every verdict in order, so the quotas hold
+/// exactly, however many sources submit at once.
+fn apply_within_quota(
+    store: &Store,
+    admission: &Admission,
+    all: Vec<VerifiedVerdict>,
+    max_pending: u64,
+    metrics: &Metrics,
+) -> Result<Vec<Applied>, crate::store::StoreError> {
+    let mut ledger = admission.ledger(store)?;
+    let mut refused: Vec<Option<Refusal>> = Vec::with_capacity(all.len());
+    let mut admitted = Vec::with_capacity(all.len());
+    for v in all {
+        match ledger.charge(&v) {
+            Ok(()) => {
+                refused.push(None);
+                admitted.push(v);
+            }
+            Err(LedgerError::Refused(r)) => {
+                metrics
+                    .dropped
+                    .get_or_create(&ReasonLabel { reason: r.code() })
+                    .inc();
+                refused.push(Some(r));
+            }
+            Err(LedgerError::Store(e)) => return Err(e),
+        }
+    }
+    let mut applied = store.apply(&admitted, max_pending)?.into_iter();
+    Ok(refused
+        .into_iter()
+        .map(|r| match r {
+            Some(r) => Applied::Rejected {
+                code: r.code(),
+                reason: r.reason().to_string(),
+            },
+            None => applied.next().unwrap_or(Applied::Rejected {
+                code: "internal",
+                reason: "the store answered fewer results than it was given".into(),
+            }),
+        })
+        .collect())
 }

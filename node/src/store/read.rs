@@ -134,6 +134,27 @@ impl Store {
         }
     }
 
+    /// Whether the envelope with id `id` is stored (appended to a log).
+    pub fn contains(&self, id: &Digest) -> Result<bool, StoreError> {
+        Ok(self.envelopes.contains_key(id.as_bytes())?)
+    }
+
+    /// Entries `signer` holds in the store, appended and pending, counted
+    /// up to `cap` (a quota check needs no more).
+    pub fn held_by(&self, signer: &PublicKey, cap: u64) -> Result<u64, StoreError> {
+        let appended = self.head(signer)?.map_or(0, |h| h.count);
+        if appended >= cap {
+            return Ok(appended);
+        }
+        let room = usize::try_from(cap - appended).unwrap_or(usize::MAX);
+        let mut pending = 0u64;
+        for item in self.pending.scan_prefix(signer.as_bytes()).take(room) {
+            item?;
+            pending += 1;
+        }
+        Ok(appended + pending)
+    }
+
     /// Envelopes of `signer`'s log from `from`, at most `limit`.
     pub fn log_range(
         &self,
