@@ -18,6 +18,8 @@ use crate::config::Config;
 use crate::datadir::DataDir;
 use crate::ingest::{Ingest, IngestConfig};
 use crate::metrics::Metrics;
+use crate::p2p::behaviour::ConnectionCaps;
+use crate::p2p::limits::AddressCaps;
 use crate::p2p::{Network, NetworkConfig, NetworkTask, peer_id_of};
 use crate::store::Store;
 
@@ -86,6 +88,7 @@ impl Daemon {
                 }
             }
         }
+        let known_peers = known.iter().filter_map(peer_id_of).collect();
         let admission = Arc::new(Admission::new(config.admission.clone(), known));
 
         let (outbound_tx, outbound_rx) = mpsc::channel(4096);
@@ -119,6 +122,18 @@ impl Daemon {
                 sync_interval: Duration::from_secs(config.p2p.sync_interval_secs.max(1)),
                 sync_peers: config.p2p.sync_peers.max(1),
                 max_peers: config.p2p.max_peers.max(1),
+                caps: ConnectionCaps {
+                    pending_inbound: config.p2p.max_pending_inbound.max(1),
+                    pending_outbound: u32::try_from(config.p2p.max_peers.max(1))
+                        .unwrap_or(u32::MAX),
+                    per_peer: config.p2p.max_connections_per_peer.max(1),
+                    address: AddressCaps {
+                        per_ip: config.p2p.max_inbound_per_ip.max(1),
+                        per_subnet: config.p2p.max_inbound_per_subnet.max(1),
+                        total: config.p2p.max_inbound,
+                    },
+                },
+                known: known_peers,
                 peer_requests_per_minute: config.p2p.peer_requests_per_minute,
                 peer_messages_per_second: config.p2p.peer_messages_per_second,
                 addr_file: Some(data.p2p_addr()),

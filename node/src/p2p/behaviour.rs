@@ -1,13 +1,18 @@
 //! The libp2p behaviour: one field per concern.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, gossipsub, identify, kad, mdns, ping, request_response};
+use libp2p::{
+    PeerId, StreamProtocol, connection_limits, gossipsub, identify, kad, mdns, ping,
+    request_response,
+};
 
 use crate::p2p::gossip;
+use crate::p2p::limits::{AddressCaps, AddressLimits};
 use crate::p2p::sync::{self, SyncRequest, SyncResponse};
 
 /// Kademlia protocol name of the vouch DHT.
@@ -15,9 +20,26 @@ pub const KAD_PROTOCOL: &str = "/vouch/kad/1.0.0";
 /// Identify protocol version.
 pub const IDENTIFY_PROTOCOL: &str = "/vouch/id/1.0.0";
 
+/// Connection caps (see `spec/p2p.md`, "Limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionCaps {
+    /// Handshakes in progress, inbound, in total.
+    pub pending_inbound: u32,
+    /// Dials in progress, in total.
+    pub pending_outbound: u32,
+    /// Connections to one peer id.
+    pub per_peer: u32,
+    /// Inbound connections of unknown peers: per IP, per subnet, in total.
+    pub address: AddressCaps,
+}
+
 /// Everything the node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Totals and per-peer caps (first: refuses before anything is set up).
+    pub connection_limits: connection_limits::Behaviour,
+    /// Caps by address and subnet, with known peers exempt.
+    pub address_limits: AddressLimits,
     /// Verdict and fork-proof gossip.
     pub gossipsub: gossipsub::Behaviour,
     /// Peer discovery.
@@ -34,7 +56,13 @@ pub struct Behaviour {
 
 impl Behaviour {
     /// Builds the behaviour for `key`.
-    pub fn new(key: &Keypair, mdns_on: bool, heartbeat: Duration) -> Result<Behaviour, String> {
+    pub fn new(
+        key: &Keypair,
+        mdns_on: bool,
+        heartbeat: Duration,
+        caps: ConnectionCaps,
+        known: HashSet<PeerId>,
+    ) -> Result<Behaviour, String> {
         let peer_id = key.public().to_peer_id();
         let mut gossipsub = gossipsub::Behaviour::new(
             gossipsub::MessageAuthenticity::Signed(key.clone()),
@@ -79,7 +107,15 @@ impl Behaviour {
         } else {
             None
         };
+        let connection_limits = connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_pending_incoming(Some(caps.pending_inbound))
+                .with_max_pending_outgoing(Some(caps.pending_outbound))
+                .with_max_established_per_peer(Some(caps.per_peer)),
+        );
         Ok(Behaviour {
+            connection_limits,
+            address_limits: AddressLimits::new(caps.address, known),
             gossipsub,
             kad,
             identify,

@@ -8,6 +8,7 @@
 mod actor;
 pub mod behaviour;
 pub mod gossip;
+pub mod limits;
 pub mod sync;
 
 use std::path::PathBuf;
@@ -40,6 +41,10 @@ pub struct NetworkConfig {
     pub sync_peers: usize,
     /// Connections opened by this node, at most.
     pub max_peers: usize,
+    /// Connection caps.
+    pub caps: behaviour::ConnectionCaps,
+    /// Peers whose identity is a known signer: exempt from address caps.
+    pub known: std::collections::HashSet<PeerId>,
     /// Sync requests per peer per minute.
     pub peer_requests_per_minute: u32,
     /// Gossip messages per peer per second.

@@ -92,10 +92,17 @@ impl SyncResponse {
 }
 
 /// Answers a request from the store.
-pub fn serve(store: &Store, request: SyncRequest) -> SyncResponse {
+pub fn serve(
+    store: &Store,
+    known: &std::collections::HashSet<PublicKey>,
+    request: SyncRequest,
+) -> SyncResponse {
     match request {
+        // Known signers first: however many signers the store holds, an
+        // answer cut at MAX_HEADS still carries the ones that matter.
         SyncRequest::Heads => match store.heads() {
-            Ok(heads) => SyncResponse::Heads(
+            Ok(mut heads) => SyncResponse::Heads({
+                heads.sort_by_key(|h| !known.contains(&h.signer));
                 heads
                     .into_iter()
                     .take(MAX_HEADS)
@@ -104,8 +111,8 @@ pub fn serve(store: &Store, request: SyncRequest) -> SyncResponse {
                         seq: h.seq,
                         id: ByteBuf::from(h.id.as_bytes().to_vec()),
                     })
-                    .collect(),
-            ),
+                    .collect()
+            }),
             Err(e) => SyncResponse::error("internal", e.to_string()),
         },
         SyncRequest::Range {
