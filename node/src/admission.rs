@@ -51,8 +51,8 @@ impl Default for AdmissionConfig {
             trusted: Vec::new(),
             unknown_signer_max_verdicts: 100_000,
             unknown_total_max_verdicts: 2_000_000,
-            unknown_signer_per_minute: 6_000,
-            unknown_total_per_minute: 60_000,
+            unknown_signer_per_minute: 60_000,
+            unknown_total_per_minute: 300_000,
         }
     }
 }

@@ -44,6 +44,11 @@ pub struct HttpConfig {
     pub max_per_artifact: usize,
     /// Most verdicts in one answer.
     pub max_results: usize,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Seconds a request may take, from its headers to the end of the
+    /// answer (reading the body included); then it is answered 408.
+    pub request_timeout_secs: u64,
 }
 
 /// `[ingest]`
@@ -144,6 +149,8 @@ impl Default for HttpConfig {
             max_lookup: 10_000,
             max_per_artifact: 1_000,
             max_results: 200_000,
+            max_connections: 512,
+            request_timeout_secs: 60,
         }
     }
 }
@@ -182,6 +189,11 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 #max_per_artifact = 1000
 # Most verdicts in one answer; larger answers say "truncated": true.
 #max_results = 200000
+# Connections served at once; more wait to be accepted. Request headers must
+# arrive within 30 s.
+#max_connections = 512
+# Seconds a request may take, body included, before it is answered 408.
+#request_timeout_secs = 60
 
 [ingest]
 # Most verdicts written and flushed together in one group commit.
@@ -202,9 +214,9 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 # Most verdicts stored for all signers that are not known, together.
 #unknown_total_max_verdicts = 2000000
 # Most verdicts per minute accepted per signer that is not known.
-#unknown_signer_per_minute = 6000
+#unknown_signer_per_minute = 60000
 # Most verdicts per minute accepted from all signers that are not known.
-#unknown_total_per_minute = 60000
+#unknown_total_per_minute = 300000
 
 [p2p]
 # Run the libp2p swarm (gossip, sync, discovery). --no-p2p turns it off.

@@ -36,7 +36,7 @@ pub struct Daemon {
     network_task: Option<NetworkTask>,
     background: Vec<tokio::task::JoinHandle<()>>,
     stop: oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
     data: DataDir,
 }
@@ -216,12 +216,20 @@ impl Daemon {
         std::fs::write(data.http_addr(), format!("{http_addr}\n"))
             .with_context(|| format!("writing {}", data.http_addr().display()))?;
         let (stop, stopped) = oneshot::channel::<()>();
+        let max_connections = config.http.max_connections;
+        let request_timeout = Duration::from_secs(config.http.request_timeout_secs.max(1));
         let server = tokio::spawn(async move {
-            axum::serve(listener, api::app(state))
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            api::serve::serve(
+                listener,
+                api::app(state),
+                max_connections,
+                request_timeout,
+                stopped,
+            )
+            .await;
         });
         tracing::info!(
             %http_addr,
@@ -248,7 +256,7 @@ impl Daemon {
     /// flushes.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(());
-        self.server.await.context("HTTP server task")??;
+        self.server.await.context("HTTP server task")?;
         for t in &self.background {
             t.abort();
         }

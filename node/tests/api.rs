@@ -105,5 +105,124 @@ async fn in_process_ingest_groups_concurrent_submissions() {
         t.await.unwrap();
     }
     assert_eq!(daemon.store.check_consistency().unwrap(), 400);
+    // The signers come in pages that join up.
+    let client = reqwest::Client::new();
+    let mut seen = Vec::new();
+    let mut url = format!("http://{}/api/vouch/v1/signers?limit=3", daemon.http_addr);
+    loop {
+        let page: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+        let signers = page["signers"].as_array().unwrap();
+        assert!(signers.len() <= 3);
+        seen.extend(
+            signers
+                .iter()
+                .map(|s| s["signer"].as_str().unwrap().to_string()),
+        );
+        match page["next"].as_str() {
+            Some(next) => {
+                url = format!(
+                    "http://{}/api/vouch/v1/signers?limit=3&after={}",
+                    daemon.http_addr,
+                    next.replace('+', "%2B")
+                        .replace('/', "%2F")
+                        .replace('=', "%3D")
+                )
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 8);
+    seen.dedup();
+    assert_eq!(seen.len(), 8);
+    daemon.shutdown().await.unwrap();
+}
+
+async fn start_limited(dir: &std::path::Path) -> Daemon {
+    let mut config = Config::default();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.http.max_connections = 2;
+    config.http.request_timeout_secs = 1;
+    config.p2p.enabled = false;
+    Daemon::start(DataDir::new(dir.join("d")), config)
+        .await
+        .unwrap()
+}
+
+/// Reads what the server sends until it closes the connection.
+async fn read_to_close(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut out),
+    )
+    .await
+    .expect("the server never closed a stalled connection");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::AsyncWriteExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start_limited(dir.path()).await;
+    // Headers that never end: the connection is closed.
+    let mut slow = tokio::net::TcpStream::connect(daemon.http_addr)
+        .await
+        .unwrap();
+    slow.write_all(b"GET /api/vouch/v1/status HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    read_to_close(&mut slow).await;
+    // A body that never ends: answered 408.
+    let mut slow = tokio::net::TcpStream::connect(daemon.http_addr)
+        .await
+        .unwrap();
+    slow.write_all(
+        b"POST /api/vouch/v1/verdicts HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\n\
+          Authorization: Bearer x\r\nContent-Length: 100000\r\n\r\n0123456789",
+    )
+    .await
+    .unwrap();
+    let answer = read_to_close(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"timeout\""), "{answer}");
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_for_a_free_one() {
+    use tokio::io::AsyncWriteExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.http.max_connections = 2;
+    config.p2p.enabled = false;
+    let daemon = Daemon::start(DataDir::new(dir.path().join("d")), config)
+        .await
+        .unwrap();
+    // Two connections hold both slots (they send nothing).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(
+            tokio::net::TcpStream::connect(daemon.http_addr)
+                .await
+                .unwrap(),
+        );
+    }
+    let url = format!("http://{}/api/vouch/v1/status", daemon.http_addr);
+    let third = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "a third connection was served");
+    // One slot frees: the third is served.
+    let mut first = held.remove(0);
+    first.shutdown().await.unwrap();
+    drop(first);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), third)
+        .await
+        .expect("the waiting connection was never served")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
     daemon.shutdown().await.unwrap();
 }

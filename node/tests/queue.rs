@@ -125,6 +125,56 @@ fn priorities_retries_and_backoff() {
     let gone = store.job(&a.key()).unwrap().unwrap();
     assert!(!gone.published);
     assert!(store.job(&b.key()).unwrap().unwrap().published);
+    store.check_tally().unwrap();
+}
+
+#[test]
+fn queue_counts_are_kept_not_walked() {
+    let store = Store::temporary().unwrap();
+    let retry = RetryPolicy::default();
+    let jobs: Vec<Job> = (0..6)
+        .map(|i| job(&format!("p{i}"), &[("f", b"f")], "file:///m"))
+        .collect();
+    store.enqueue_sync(&[], &jobs, 0).unwrap();
+    let counts = |s: &Store| {
+        let c = s.queue_counts().unwrap();
+        (c.queued, c.running, c.done)
+    };
+    assert_eq!(counts(&store), (6, 0, 0));
+    for _ in 0..4 {
+        store.lease_job("w", 0, 60).unwrap().unwrap();
+    }
+    assert_eq!(counts(&store), (2, 4, 0));
+    let held: Vec<String> = store
+        .running_jobs()
+        .unwrap()
+        .iter()
+        .map(|r| r.job.key())
+        .collect();
+    assert_eq!(held.len(), 4);
+    store.claim_job(&held[0], "w", 0, 60).unwrap().unwrap();
+    store
+        .complete_job(&held[0], "w", "GOOD", 0, &retry)
+        .unwrap()
+        .unwrap();
+    store
+        .complete_job(&held[1], "w", "FAIL", 0, &retry)
+        .unwrap()
+        .unwrap();
+    // A completion by a worker that does not hold the job changes nothing.
+    assert!(
+        store
+            .complete_job(&held[2], "other", "GOOD", 0, &retry)
+            .unwrap()
+            .is_none()
+    );
+    store.requeue_job(&held[0], 0).unwrap();
+    assert_eq!(counts(&store), (4, 2, 0));
+    // The reaper takes back what ran out of lease.
+    store.reap_jobs(1000, &retry, &|_| None).unwrap();
+    assert_eq!(counts(&store), (6, 0, 0));
+    store.check_tally().unwrap();
+    assert!(store.running_jobs().unwrap().is_empty());
 }
 
 #[test]

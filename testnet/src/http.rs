@@ -45,18 +45,29 @@ pub fn get_json(url: &str, path: &str) -> Result<Value> {
     })
 }
 
-/// The node's signer heads: signer text -> (seq, id).
+/// The node's signer heads: signer text -> (seq, id), every page.
 pub fn heads(url: &str) -> Result<std::collections::BTreeMap<String, (u64, String)>> {
-    let v = get_json(url, "/api/vouch/v1/signers")?;
-    Ok(v["signers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            Some((
-                s["signer"].as_str()?.to_string(),
-                (s["seq"].as_u64()?, s["id"].as_str()?.to_string()),
-            ))
-        })
-        .collect())
+    let mut out = std::collections::BTreeMap::new();
+    let mut path = "/api/vouch/v1/signers".to_string();
+    loop {
+        let v = get_json(url, &path)?;
+        for s in v["signers"].as_array().into_iter().flatten() {
+            if let (Some(k), Some(seq), Some(id)) =
+                (s["signer"].as_str(), s["seq"].as_u64(), s["id"].as_str())
+            {
+                out.insert(k.to_string(), (seq, id.to_string()));
+            }
+        }
+        match v["next"].as_str() {
+            Some(next) => {
+                path = format!(
+                    "/api/vouch/v1/signers?after={}",
+                    next.replace('+', "%2B")
+                        .replace('/', "%2F")
+                        .replace('=', "%3D")
+                );
+            }
+            None => return Ok(out),
+        }
+    }
 }

@@ -15,3 +15,4 @@ pub mod net;
 pub mod node;
 pub mod rogue;
 pub mod serve;
+pub mod sybil;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use vouch_testnet::{demo, keys, rogue};
+use vouch_testnet::{demo, keys, rogue, sybil};
 
 /// A local vouch federation for demos and scenario tests.
 #[derive(Debug, Parser)]
@@ -71,6 +71,26 @@ enum Command {
         count: usize,
         /// Seconds to stay connected afterwards.
         #[arg(long, default_value_t = 5)]
+        linger: u64,
+    },
+    /// A Sybil flood for abuse tests: PEERS fresh peer ids dial TARGET and
+    /// each gossips VERDICTS validly signed verdicts of each of SIGNERS
+    /// fresh keys. Prints a JSON report when done.
+    Sybil {
+        /// The node's multiaddr with /p2p/<peer id>.
+        #[arg(long, value_name = "MULTIADDR")]
+        target: String,
+        /// Fresh peer ids.
+        #[arg(long, default_value_t = 20)]
+        peers: usize,
+        /// Fresh signer keys per peer.
+        #[arg(long, default_value_t = 10)]
+        signers: usize,
+        /// Verdicts per signer.
+        #[arg(long, default_value_t = 10)]
+        verdicts: u64,
+        /// Seconds to stay connected afterwards.
+        #[arg(long, default_value_t = 2)]
         linger: u64,
     },
 }
@@ -185,6 +205,29 @@ fn run(cli: Cli) -> Result<()> {
                 .parse()
                 .with_context(|| format!("`{bootstrap}` is not a multiaddr"))?;
             runtime()?.block_on(rogue::run(addr, count, Duration::from_secs(linger)))
+        }
+        Command::Sybil {
+            target,
+            peers,
+            signers,
+            verdicts,
+            linger,
+        } => {
+            let addr = target
+                .parse()
+                .with_context(|| format!("`{target}` is not a multiaddr"))?;
+            let r = runtime()?.block_on(sybil::run(
+                addr,
+                peers,
+                signers,
+                verdicts,
+                Duration::from_secs(linger),
+            ))?;
+            println!(
+                "{}",
+                json!({ "connected": r.connected, "subscribed": r.subscribed, "published": r.published })
+            );
+            Ok(())
         }
     }
 }

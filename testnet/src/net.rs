@@ -74,20 +74,17 @@ impl Testnet {
 
     fn spawn_node(&self, i: usize, bootstrap: Option<&str>) -> Result<NodeProcess> {
         let data = self.dir.join(format!("node-{}", i + 1));
-        if self.options.keyring_keys || self.options.config.is_some() {
-            std::fs::create_dir_all(&data)?;
-            let mut perms = std::fs::metadata(&data)?.permissions();
-            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
-            std::fs::set_permissions(&data, perms)?;
-        }
+        std::fs::create_dir_all(&data)?;
+        let mut perms = std::fs::metadata(&data)?.permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
+        std::fs::set_permissions(&data, perms)?;
         if self.options.keyring_keys && !data.join("node.key").exists() {
             let key = crate::keys::node_key(i + 1);
             vouch_attest::write_secret_key(&data.join("node.key"), &key)?;
             vouch_attest::write_public_key(&data.join("node.key.pub"), &key.public_key())?;
         }
-        if let Some(config) = &self.options.config {
-            std::fs::write(data.join("vouchd.toml"), config)?;
-        }
+        let config = loopback_caps(self.options.config.as_deref().unwrap_or(""));
+        std::fs::write(data.join("vouchd.toml"), config)?;
         let interval = self.options.sync_interval.to_string();
         let mut args: Vec<&str> = vec!["--sync-interval", &interval];
         if let Some(b) = bootstrap {
@@ -162,5 +159,22 @@ impl Testnet {
             n.stop()?;
         }
         Ok(())
+    }
+}
+
+/// Every testnet node connects from 127.0.0.1, where a real node would see
+/// one address per operator: unless the config sets its own, the address
+/// caps are lifted (the total cap stays).
+fn loopback_caps(config: &str) -> String {
+    if config.contains("max_inbound_per_ip") {
+        return config.to_string();
+    }
+    let caps = "max_inbound_per_ip = 1000\nmax_inbound_per_subnet = 1000\n";
+    match config.find("[p2p]\n") {
+        Some(at) => {
+            let at = at + "[p2p]\n".len();
+            format!("{}{caps}{}", &config[..at], &config[at..])
+        }
+        None => format!("{config}\n[p2p]\n{caps}"),
     }
 }

@@ -637,3 +637,120 @@ fn submit(ns: &Namespaces, ns_name: &str, node: &NodeProcess, vs: &[VerifiedVerd
     );
     assert_eq!(v[0]["accepted"].as_u64(), Some(vs.len() as u64), "{v}");
 }
+
+#[test]
+fn a_sybil_flood_stays_within_the_limits_while_honest_verdicts_arrive() {
+    let _serial = serial();
+    let t = tempfile::tempdir().unwrap();
+    let honest = key("honest under flood");
+    let trusted = [
+        vouch_testnet::keys::node_key(1).public_key(),
+        vouch_testnet::keys::node_key(2).public_key(),
+        honest.public_key(),
+    ]
+    .map(|k| format!("\"{k}\""))
+    .join(", ");
+    let config = format!(
+        "[admission]\n\
+         trusted = [{trusted}]\n\
+         unknown_signer_max_verdicts = 20\n\
+         unknown_total_max_verdicts = 400\n\
+         [p2p]\n\
+         max_inbound = 8\n\
+         max_inbound_per_ip = 3\n\
+         max_inbound_per_subnet = 3\n"
+    );
+    let mut net = Testnet::start(
+        t.path(),
+        2,
+        Options {
+            keyring_keys: true,
+            config: Some(config),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    net.wait_connected(1, Duration::from_secs(60)).unwrap();
+    let victim = net.nodes[0].p2p_addrs().unwrap()[0].clone();
+    // 24 fresh peer ids from one address, each gossiping 200 valid verdicts
+    // of 20 fresh signers: 4,800 verdicts by 480 signers, every signer
+    // within its own quota of 20.
+    let flood = Command::new(sibling_binary("vouch-testnet").unwrap())
+        .args([
+            "sybil",
+            "--target",
+            &victim,
+            "--peers",
+            "24",
+            "--signers",
+            "20",
+            "--verdicts",
+            "10",
+            "--linger",
+            "5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    // Meanwhile an honest signer's verdicts reach node 2 and travel on.
+    std::thread::sleep(Duration::from_secs(2));
+    post(&net.nodes[1], &chain(&honest, 50));
+    let start = Instant::now();
+    while !has(&net.nodes[0], &honest.public_key(), 49) {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the honest verdicts did not arrive under the flood: {:?}",
+            head_seq(&net.nodes[0], &honest.public_key())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = flood.wait_with_output().unwrap();
+    assert!(out.status.success(), "the flood failed");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("flood: {report}");
+    // One address gets three connections, whatever its peer ids.
+    let subscribed = report["subscribed"].as_u64().unwrap();
+    assert!(
+        (1..=3).contains(&subscribed),
+        "{subscribed} flooding peers got through"
+    );
+    // The store holds the honest log and at most the shared quota of the
+    // strangers, pending entries included.
+    let status = get_json(net.nodes[0].url(), "/api/vouch/v1/status").unwrap();
+    let held = status["store"]["verdicts"].as_u64().unwrap()
+        + status["store"]["pending"].as_u64().unwrap();
+    assert!(
+        held <= 400 + 50,
+        "the victim holds {held} verdicts: {}",
+        status["store"]
+    );
+    let metrics = reqwest_text(&format!("{}/metrics", net.nodes[0].url()));
+    for reason in ["p2p.connection_limit", "quota.unknown_storage"] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.contains(&format!("reason=\"{reason}\"")) && !l.ends_with(" 0")),
+            "no {reason} drops counted:\n{metrics}"
+        );
+    }
+    let bytes = dir_size(net.nodes[0].data_dir());
+    eprintln!(
+        "victim holds {held} verdicts in {:.1} MiB after the flood",
+        bytes as f64 / 1048576.0
+    );
+    net.stop().unwrap();
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() {
+            dir_size(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}

@@ -58,6 +58,17 @@ impl ApiError {
             detail: detail.into(),
         }
     }
+    /// 408: the request took longer than the server allows.
+    pub fn timeout(limit: std::time::Duration) -> ApiError {
+        ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            error: "timeout",
+            detail: format!(
+                "the request took longer than {} s (sending it or answering it)",
+                limit.as_secs()
+            ),
+        }
+    }
     /// 413.
     pub fn too_large(detail: impl Into<String>) -> ApiError {
         ApiError {

@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod error;
+pub mod serve;
 pub mod signers;
 pub mod state;
 pub mod status;
@@ -14,7 +15,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 
 pub use state::AppState;
@@ -60,7 +61,11 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
         _ => "other".to_string(),
     };
     let start = Instant::now();
-    let response = next.run(req).await;
+    let limit = std::time::Duration::from_secs(s.limits.request_timeout_secs.max(1));
+    let response = match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::timeout(limit).into_response(),
+    };
     s.metrics
         .http
         .get_or_create(&RouteLabel {

@@ -15,15 +15,40 @@ use crate::api::verdicts::{blocking, fork_item, parse_signer, parse_signers};
 /// Most log entries in one page.
 pub const MAX_LOG_PAGE: usize = 1000;
 
-/// `GET /api/vouch/v1/signers`
-pub async fn list(State(s): State<AppState>) -> Result<Response, ApiError> {
+/// Most signers in one page of `/signers`.
+pub const MAX_SIGNERS_PAGE: usize = 10_000;
+
+/// Query of the signers listing.
+#[derive(Debug, Deserialize)]
+pub struct SignersQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/vouch/v1/signers[?after=K][&limit=N]`: heads in signer-key
+/// order, at most `limit` (default and maximum 10,000); `next` names the
+/// signer to continue after when more follow.
+pub async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<SignersQuery>,
+) -> Result<Response, ApiError> {
+    let after = q.after.as_deref().map(parse_signer).transpose()?;
+    let limit = q
+        .limit
+        .unwrap_or(MAX_SIGNERS_PAGE)
+        .clamp(1, MAX_SIGNERS_PAGE);
     let store = s.store.clone();
-    let heads = blocking(move || store.heads()).await?;
+    let (heads, more) = blocking(move || store.heads_page(after.as_ref(), limit)).await?;
     let items: Vec<_> = heads
         .iter()
         .map(|h| json!({ "signer": h.signer.to_text(), "seq": h.seq, "id": h.id.to_hex(), "count": h.count }))
         .collect();
-    Ok(Json(json!({ "signers": items })).into_response())
+    let next = if more {
+        heads.last().map(|h| h.signer.to_text())
+    } else {
+        None
+    };
+    Ok(Json(json!({ "signers": items, "next": next })).into_response())
 }
 
 /// Query of the log endpoint.

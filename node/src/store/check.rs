@@ -2,6 +2,7 @@
 
 use vouch_attest::{ForkProof, open};
 
+use super::jobs::JobState;
 use super::{Store, StoreError, keys};
 
 impl Store {
@@ -119,6 +120,41 @@ impl Store {
                 format!("count says {counted}, {n} stored"),
             ));
         }
+        self.check_tally()?;
         Ok(n)
+    }
+
+    /// Checks the in-memory counts against a walk of the trees.
+    pub fn check_tally(&self) -> Result<(), StoreError> {
+        let counts = self.counts()?;
+        let walked = [
+            ("signers", counts.signers, self.heads.len() as u64),
+            ("fork proofs", counts.forks, self.forks.len() as u64),
+            ("blobs", counts.blobs, self.blobs.len() as u64),
+        ];
+        let mut queue = super::jobs::QueueCounts::default();
+        for item in self.jobs.iter() {
+            let (_, v) = item?;
+            match super::jobs::decode(&v)?.state {
+                JobState::Queued => queue.queued += 1,
+                JobState::Running | JobState::Recording => queue.running += 1,
+                JobState::Done => queue.done += 1,
+            }
+        }
+        let kept = self.queue_counts()?;
+        let jobs = [
+            ("queued jobs", kept.queued, queue.queued),
+            ("running jobs", kept.running, queue.running),
+            ("finished jobs", kept.done, queue.done),
+        ];
+        for (what, kept, walked) in walked.into_iter().chain(jobs) {
+            if kept != walked {
+                return Err(StoreError::Damaged {
+                    tree: keys::META,
+                    detail: format!("{what}: counted {kept}, {walked} stored"),
+                });
+            }
+        }
+        Ok(())
     }
 }

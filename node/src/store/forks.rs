@@ -14,26 +14,35 @@ use super::{Store, StoreError, TxResult, keys, tx_error};
 /// follow.
 pub type ForksPage = (Vec<(PublicKey, Vec<u8>)>, bool);
 
-/// Inside a transaction: offers `proof` (encoded) against `signer`. Returns
-/// whether it is now the proof kept for that signer.
+/// What offering a proof did.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Offered {
+    /// It is now the proof kept for its signer.
+    pub(crate) kept: bool,
+    /// It is the first proof against its signer.
+    pub(crate) first: bool,
+}
+
+/// Inside a transaction: offers `proof` (encoded) against `signer`.
 pub(crate) fn offer(
     forks: &TransactionalTree,
     counts: &TransactionalTree,
     signer: &PublicKey,
     proof: &[u8],
-) -> TxResult<bool> {
+) -> TxResult<Offered> {
     let key = signer.as_bytes();
     let kept = forks.get(key)?;
     if kept.as_deref() == Some(proof) {
-        return Ok(false);
+        return Ok(Offered::default());
     }
+    let first = kept.is_none();
     let n = keys::u64_value(counts.get(key)?.as_deref()) + 1;
     counts.insert(&key[..], &n.to_be_bytes())?;
     let lower = kept.is_none_or(|k| Digest::of(proof) < Digest::of(&k));
     if lower {
         forks.insert(&key[..], proof)?;
     }
-    Ok(lower)
+    Ok(Offered { kept: lower, first })
 }
 
 impl Store {
@@ -42,9 +51,13 @@ impl Store {
     /// whether it was kept (and so is worth passing on).
     pub fn put_fork(&self, proof: &ForkProof, signer: &PublicKey) -> Result<bool, StoreError> {
         let bytes = proof.encode();
-        (&self.forks, &self.fork_counts)
+        let offered = (&self.forks, &self.fork_counts)
             .transaction(|(f, c)| offer(f, c, signer, &bytes))
-            .map_err(tx_error)
+            .map_err(tx_error)?;
+        if offered.first {
+            super::tally::Tally::add(&self.tally.forks, 1);
+        }
+        Ok(offered.kept)
     }
 
     /// The fork proof kept against `signer`, and how many distinct proofs

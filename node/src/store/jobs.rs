@@ -91,7 +91,7 @@ fn encode(r: &JobRecord) -> Result<Vec<u8>, StoreError> {
     })
 }
 
-fn decode(v: &[u8]) -> Result<JobRecord, StoreError> {
+pub(crate) fn decode(v: &[u8]) -> Result<JobRecord, StoreError> {
     serde_json::from_slice(v).map_err(|e| StoreError::Damaged {
         tree: "jobs",
         detail: e.to_string(),
@@ -147,6 +147,7 @@ impl Store {
                             Ok(())
                         })
                         .map_err(tx_error)?;
+                    self.tally.job_moved(&key, None, JobState::Queued);
                     new += 1;
                 }
             }
@@ -206,6 +207,11 @@ impl Store {
                 })
                 .map_err(tx_error)?;
             if let Some(r) = leased {
+                self.tally.job_moved(
+                    &String::from_utf8_lossy(&key),
+                    Some(JobState::Queued),
+                    r.state,
+                );
                 self.flush()?;
                 return Ok(Some(r));
             }
@@ -323,26 +329,34 @@ impl Store {
                 Ok(Some(r))
             })
             .map_err(tx_error)?;
+        if let Some(r) = &done {
+            self.tally.job_moved(key, Some(JobState::Running), r.state);
+        }
         self.flush()?;
         Ok(done)
     }
 
     /// Requeues a job by hand (priority manual).
     pub fn requeue_job(&self, key: &str, now: u64) -> Result<bool, StoreError> {
-        let Some(v) = self.jobs.get(key.as_bytes())? else {
-            return Ok(false);
-        };
-        let mut r = decode(&v)?;
-        r.state = JobState::Queued;
-        r.priority = Priority::Manual;
-        r.next_at = now;
-        (&self.jobs, &self.queue)
+        let before = (&self.jobs, &self.queue)
             .transaction(|(jobs, queue)| {
+                let Some(v) = jobs.get(key.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut r = decode(&v).map_err(abort)?;
+                let before = r.state;
+                r.state = JobState::Queued;
+                r.priority = Priority::Manual;
+                r.next_at = now;
                 jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
                 queue.insert(queue_key(r.priority, r.next_at, key), &[])?;
-                Ok(())
+                Ok(Some(before))
             })
             .map_err(tx_error)?;
+        let Some(before) = before else {
+            return Ok(false);
+        };
+        self.tally.job_moved(key, Some(before), JobState::Queued);
         self.flush()?;
         Ok(true)
     }
@@ -382,6 +396,8 @@ impl Store {
                     Ok(())
                 })
                 .map_err(tx_error)?;
+            self.tally
+                .job_moved(&key, Some(JobState::Running), JobState::Queued);
             requeued.push(key);
         }
         if !requeued.is_empty() {
@@ -400,25 +416,17 @@ impl Store {
 
     /// Counts by state.
     pub fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
-        let mut c = QueueCounts::default();
-        for item in self.jobs.iter() {
-            let (_, v) = item?;
-            match decode(&v)?.state {
-                JobState::Queued => c.queued += 1,
-                JobState::Running | JobState::Recording => c.running += 1,
-                JobState::Done => c.done += 1,
-            }
-        }
-        Ok(c)
+        Ok(self.tally.queue())
     }
 
-    /// Running jobs (for status).
+    /// Running jobs (for status): read by key from the in-memory set of
+    /// held jobs, never by walking every job.
     pub fn running_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
         let mut out = Vec::new();
-        for item in self.jobs.iter() {
-            let (_, v) = item?;
-            let r = decode(&v)?;
-            if matches!(r.state, JobState::Running | JobState::Recording) {
+        for key in self.tally.running() {
+            if let Some(r) = self.job(&key)?
+                && matches!(r.state, JobState::Running | JobState::Recording)
+            {
                 out.push(r);
             }
         }

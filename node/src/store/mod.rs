@@ -14,9 +14,12 @@ pub mod jobs;
 mod keys;
 mod migrate;
 mod read;
+mod tally;
 mod write;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use sled::transaction::ConflictableTransactionError;
 use thiserror::Error;
@@ -134,6 +137,7 @@ pub struct Store {
     blobs: sled::Tree,
     jobs: sled::Tree,
     queue: sled::Tree,
+    tally: Arc<tally::Tally>,
 }
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -186,7 +190,7 @@ impl Store {
                 db.flush()?;
             }
         }
-        Ok(Store {
+        let store = Store {
             envelopes: db.open_tree(keys::ENVELOPES)?,
             log: db.open_tree(keys::LOG)?,
             by_artifact: db.open_tree(keys::BY_ARTIFACT)?,
@@ -200,7 +204,24 @@ impl Store {
             queue: db.open_tree(keys::QUEUE)?,
             meta,
             db,
-        })
+            tally: Arc::default(),
+        };
+        store.count_all()?;
+        Ok(store)
+    }
+
+    /// Fills the in-memory counts from the trees (once, at open).
+    fn count_all(&self) -> Result<(), StoreError> {
+        let t = &self.tally;
+        t.signers.store(self.heads.len() as u64, Ordering::Relaxed);
+        t.forks.store(self.forks.len() as u64, Ordering::Relaxed);
+        t.blobs.store(self.blobs.len() as u64, Ordering::Relaxed);
+        for item in self.jobs.iter() {
+            let (k, v) = item?;
+            let state = jobs::decode(&v)?.state;
+            t.job_moved(&String::from_utf8_lossy(&k), None, state);
+        }
+        Ok(())
     }
 
     /// Makes every write so far durable.
@@ -222,7 +243,9 @@ impl Store {
         if !self.blobs.contains_key(id.as_bytes())? {
             let compressed =
                 zstd::bulk::compress(content, 3).map_err(|e| StoreError::Blob(e.to_string()))?;
-            self.blobs.insert(id.as_bytes(), compressed)?;
+            if self.blobs.insert(id.as_bytes(), compressed)?.is_none() {
+                tally::Tally::add(&self.tally.blobs, 1);
+            }
         }
         Ok(id)
     }
@@ -237,9 +260,9 @@ impl Store {
         Ok(Counts {
             verdicts: keys::u64_value(self.meta.get(keys::META_VERDICTS)?.as_deref()),
             pending: keys::u64_value(self.meta.get(keys::META_PENDING)?.as_deref()),
-            signers: self.heads.len() as u64,
-            forks: self.forks.len() as u64,
-            blobs: self.blobs.len() as u64,
+            signers: self.tally.signers.load(Ordering::Relaxed),
+            forks: self.tally.forks.load(Ordering::Relaxed),
+            blobs: self.tally.blobs.load(Ordering::Relaxed),
         })
     }
 

@@ -126,6 +126,31 @@ impl Store {
             .collect()
     }
 
+    /// Heads in signer order after `after`, at most `limit`; the second
+    /// value says whether more follow.
+    pub fn heads_page(
+        &self,
+        after: Option<&PublicKey>,
+        limit: usize,
+    ) -> Result<(Vec<SignerHead>, bool), StoreError> {
+        let start = match after {
+            Some(s) => std::ops::Bound::Excluded(s.as_bytes().to_vec()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for item in self
+            .heads
+            .range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded))
+        {
+            let (k, v) = item?;
+            if out.len() >= limit {
+                return Ok((out, true));
+            }
+            out.push(parse_signer_head(&k, &v)?);
+        }
+        Ok((out, false))
+    }
+
     /// One signer's head.
     pub fn head(&self, signer: &PublicKey) -> Result<Option<SignerHead>, StoreError> {
         match self.heads.get(signer.as_bytes())? {

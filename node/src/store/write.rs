@@ -2,12 +2,14 @@
 //! continues a log, holds what follows a gap, and turns conflicts into fork
 //! proofs.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use sled::Transactional as _;
 use sled::transaction::TransactionalTree;
 use vouch_attest::{Digest, Envelope, ForkProof, Verdict, VerifiedVerdict, open};
 
+use super::tally::Tally;
 use super::{Applied, Store, StoreError, TxResult, abort_damaged, forks, keys, tx_error};
 
 impl Store {
@@ -56,6 +58,8 @@ impl Store {
                 pending: &t.6,
                 forks: &t.7,
                 fork_counts: &t.8,
+                new_signers: Cell::new(0),
+                new_forks: Cell::new(0),
             };
             let mut counts = pending_counts.clone();
             let mut appended = 0u64;
@@ -76,9 +80,12 @@ impl Store {
                 keys::u64_value(tx.meta.get(keys::META_PENDING)?.as_deref()) as i64 + pending_delta;
             tx.meta
                 .insert(keys::META_PENDING, &(p.max(0) as u64).to_be_bytes())?;
-            Ok(out)
+            Ok((out, tx.new_signers.get(), tx.new_forks.get()))
         });
-        result.map_err(tx_error)
+        let (out, signers, forks) = result.map_err(tx_error)?;
+        Tally::add(&self.tally.signers, signers);
+        Tally::add(&self.tally.forks, forks);
+        Ok(out)
     }
 }
 
@@ -93,6 +100,10 @@ struct Tx<'a> {
     pending: &'a TransactionalTree,
     forks: &'a TransactionalTree,
     fork_counts: &'a TransactionalTree,
+    /// Heads and fork proofs this attempt created (for the in-memory
+    /// counts, applied once the transaction commits).
+    new_signers: Cell<u64>,
+    new_forks: Cell<u64>,
 }
 
 /// A verdict to write: what [`VerifiedVerdict`] has, also rebuilt from a
@@ -243,8 +254,13 @@ impl Tx<'_> {
             ),
             &[],
         )?;
-        self.heads
-            .insert(signer, &keys::head_value(v.seq, id)[..])?;
+        if self
+            .heads
+            .insert(signer, &keys::head_value(v.seq, id)[..])?
+            .is_none()
+        {
+            self.new_signers.set(self.new_signers.get() + 1);
+        }
         Ok(())
     }
 
@@ -300,12 +316,15 @@ impl Tx<'_> {
         };
         let bytes = proof.encode();
         let proof_id = Digest::of(&bytes);
-        let stored = forks::offer(self.forks, self.fork_counts, v.signer(), &bytes)?;
+        let offered = forks::offer(self.forks, self.fork_counts, v.signer(), &bytes)?;
+        if offered.first {
+            self.new_forks.set(self.new_forks.get() + 1);
+        }
         Ok(Applied::Fork {
             proof: proof_id,
             existing: other.id(),
             bytes,
-            stored,
+            stored: offered.kept,
         })
     }
 }

@@ -5,10 +5,14 @@ use std::io::Read;
 
 use super::SyncError;
 
-/// Largest compressed index file fetched.
-pub const MAX_DOWNLOAD: u64 = 256 << 20;
-/// Largest decompressed index.
-pub const MAX_DECOMPRESSED: u64 = 1 << 30;
+/// Largest index file fetched (compressed, or plain when a mirror serves it
+/// plain).
+pub const MAX_DOWNLOAD: u64 = 192 << 20;
+/// Largest decompressed Debian index (`Packages`, `Sources`). The biggest
+/// real ones are about 51 MB (bookworm main: `Sources` 50.7 MB, amd64
+/// `Packages` 50.1 MB); this leaves a margin of almost 4. When the index is
+/// listed in a verified `InRelease`, the size listed there is the cap.
+pub const MAX_DECOMPRESSED: u64 = 192 << 20;
 /// Largest decompressed repository database (Arch `.db`).
 pub const MAX_DB: u64 = 96 << 20;
 

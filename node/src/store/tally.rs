@@ -1,0 +1,80 @@
+//! Counts kept in memory so that `/status` and `/metrics` cost the same
+//! with ten jobs or ten million: sled's `len()` walks a whole tree. They are
+//! counted once when the store opens and moved by every write after its
+//! transaction commits.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::jobs::{JobState, QueueCounts};
+
+/// The counters.
+#[derive(Default)]
+pub(crate) struct Tally {
+    pub(crate) signers: AtomicU64,
+    pub(crate) forks: AtomicU64,
+    pub(crate) blobs: AtomicU64,
+    queued: AtomicU64,
+    done: AtomicU64,
+    /// Keys of jobs held by workers (Running or Recording): few, and what
+    /// `/status` lists.
+    running: Mutex<BTreeSet<String>>,
+}
+
+impl Tally {
+    /// Adds `n` to `counter`.
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// A job `key` moved from `from` (None: new) to `to`.
+    pub(crate) fn job_moved(&self, key: &str, from: Option<JobState>, to: JobState) {
+        if from == Some(to) {
+            return;
+        }
+        match from {
+            Some(JobState::Queued) => dec(&self.queued),
+            Some(JobState::Done) => dec(&self.done),
+            Some(JobState::Running | JobState::Recording)
+                if !matches!(to, JobState::Running | JobState::Recording) =>
+            {
+                self.running_keys().remove(key);
+            }
+            Some(JobState::Running | JobState::Recording) | None => {}
+        }
+        match to {
+            JobState::Queued => Tally::add(&self.queued, 1),
+            JobState::Done => Tally::add(&self.done, 1),
+            JobState::Running | JobState::Recording => {
+                self.running_keys().insert(key.to_string());
+            }
+        }
+    }
+
+    /// Counts of the queue.
+    pub(crate) fn queue(&self) -> QueueCounts {
+        QueueCounts {
+            queued: self.queued.load(Ordering::Relaxed),
+            running: self.running_keys().len() as u64,
+            done: self.done.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The keys of the jobs held now.
+    pub(crate) fn running(&self) -> Vec<String> {
+        self.running_keys().iter().cloned().collect()
+    }
+
+    fn running_keys(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn dec(counter: &AtomicU64) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        Some(n.saturating_sub(1))
+    });
+}
