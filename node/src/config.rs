@@ -269,6 +269,10 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 #   releases = ["bookworm"]
 #   components = ["main"]
 #   architectures = ["amd64"]
+#   # InRelease is verified against this keyring (the default), then every
+#   # index against InRelease. allow_unsigned = true skips it (apt's
+#   # trusted=yes). Arch profiles verify <repo>.db.sig when given a keyring.
+#   keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 [rebuild]
 # In-process workers; 0: this node does not rebuild (it still stores,

@@ -141,6 +141,14 @@ struct SyncArgs {
     /// One-off: never package names matching this glob, repeatable.
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
+    /// One-off: the OpenPGP keyring that signs the repository (Debian
+    /// default: /usr/share/keyrings/debian-archive-keyring.gpg; Arch: none,
+    /// given one each database is checked against its .db.sig).
+    #[arg(long = "repo-keyring", value_name = "PATH")]
+    repo_keyring: Option<PathBuf>,
+    /// One-off, Debian: read the archive without verifying InRelease.
+    #[arg(long)]
+    allow_unsigned: bool,
 }
 
 fn main() -> ExitCode {
@@ -264,6 +272,8 @@ fn sync_command(config_path: &Option<PathBuf>, data: &DataDir, a: SyncArgs) -> R
             exclude: a.exclude.clone(),
             maintainer: None,
             interval_secs: 0,
+            keyring: a.repo_keyring.clone(),
+            allow_unsigned: a.allow_unsigned,
         },
         (None, None) => {
             anyhow::bail!("give --profile NAME, or --distribution and --mirror for a one-off look")

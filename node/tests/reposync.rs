@@ -6,13 +6,22 @@ use std::path::Path;
 use std::process::Command;
 
 use vouch_node::sync::profile::Filter;
-use vouch_node::sync::{arch, debian, fetch};
+use vouch_node::sync::{arch, debian, fetch, release};
 
 fn fixture(rel: &str) -> String {
     std::fs::read_to_string(format!("{}/../testdata/{rel}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 /// The real pacman entry, renamed into another (split) package of a base.
+/// The test-only archive key (its secret is public, in testdata/keys).
+fn test_secret_key() -> String {
+    fixture("keys/test-archive.sec.asc")
+}
+
+fn test_keyring() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/keys/test-archive.pub.asc")
+}
+
 fn desc(name: &str, base: &str, sha_byte: u8) -> String {
     let real = fixture("arch/repo-db_pacman-5.2.2-1.desc");
     let real = real.replacen("%NAME%\npacman\n", &format!("%NAME%\n{name}\n"), 1);
@@ -142,11 +151,13 @@ fn write_mirror(root: &Path) {
     ]);
     let arch_dir = root.join("core/os/x86_64");
     std::fs::create_dir_all(&arch_dir).unwrap();
+    let core_db = zstd::bulk::compress(&tar, 3).unwrap();
     std::fs::write(
-        arch_dir.join("core.db"),
-        zstd::bulk::compress(&tar, 3).unwrap(),
+        arch_dir.join("core.db.sig"),
+        release::sign_detached(&core_db, &test_secret_key()).unwrap(),
     )
     .unwrap();
+    std::fs::write(arch_dir.join("core.db"), core_db).unwrap();
     // Debian: Packages.xz and Sources.xz.
     let bin = root.join("dists/bookworm/main/binary-amd64");
     let src = root.join("dists/bookworm/main/source");
@@ -170,6 +181,12 @@ fn write_mirror(root: &Path) {
         xz(fixture("debian/Sources_hello.stanza")),
     )
     .unwrap();
+    std::fs::write(
+        bin.join("Packages"),
+        fixture("debian/Packages_hello.stanza"),
+    )
+    .unwrap();
+    release::write_inrelease(&root.join("dists/bookworm"), "bookworm", &test_secret_key()).unwrap();
     // A decompression bomb as another repository.
     let bomb_dir = root.join("bomb/os/x86_64");
     std::fs::create_dir_all(&bomb_dir).unwrap();
@@ -234,6 +251,7 @@ fn vouchd_sync_dry_run_one_off() {
             "--architecture",
             "amd64",
         ])
+        .args(["--repo-keyring", test_keyring().to_str().unwrap()])
         .output()
         .unwrap();
     assert!(
@@ -294,6 +312,8 @@ async fn an_unchanged_index_is_not_parsed_again() {
         exclude: vec![],
         maintainer: None,
         interval_secs: 60,
+        keyring: Some(test_keyring()),
+        allow_unsigned: false,
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
@@ -311,4 +331,153 @@ async fn an_unchanged_index_is_not_parsed_again() {
         .unwrap();
     assert!(second.jobs.is_empty() && second.scopes.is_empty());
     assert_eq!(second.unchanged.len(), 1);
+}
+
+fn profile(
+    distribution: vouch_node::sync::Distribution,
+    root: &Path,
+    keyring: Option<std::path::PathBuf>,
+) -> vouch_node::sync::SyncProfile {
+    let arch = distribution == vouch_node::sync::Distribution::Archlinux;
+    vouch_node::sync::SyncProfile {
+        name: "p".into(),
+        distribution,
+        mirror: if arch {
+            format!("file://{}/$repo/os/$arch", root.display())
+        } else {
+            format!("file://{}", root.display())
+        },
+        repos: vec!["core".into()],
+        releases: vec!["bookworm".into()],
+        components: vec!["main".into()],
+        architectures: vec![if arch { "x86_64" } else { "amd64" }.into()],
+        include: vec![],
+        exclude: vec![],
+        maintainer: None,
+        interval_secs: 60,
+        keyring,
+        allow_unsigned: false,
+    }
+}
+
+/// Runs a profile: its jobs and the reasons of what it refused.
+async fn sync(p: &vouch_node::sync::SyncProfile) -> (usize, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let r = vouch_node::sync::run_profile(&reqwest::Client::new(), p)
+        .await
+        .unwrap();
+    let refused: Vec<String> = r
+        .refused
+        .iter()
+        .map(|x| format!("{}: {}", x.entry, x.reason))
+        .collect();
+    (r.jobs.len(), refused.join("\n"))
+}
+
+#[tokio::test]
+async fn a_debian_index_that_does_not_verify_queues_nothing() {
+    use vouch_node::sync::Distribution::Debian;
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("mirror");
+    write_mirror(&root);
+    let dists = root.join("dists/bookworm");
+    assert_eq!(
+        sync(&profile(Debian, &root, Some(test_keyring()))).await.0,
+        1
+    );
+
+    // Signed, but not by a key of the profile's keyring (Debian's own).
+    let debian_keys =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/debian/debian-archive-keyring.gpg");
+    let (jobs, why) = sync(&profile(Debian, &root, Some(debian_keys))).await;
+    assert_eq!(jobs, 0, "{why}");
+    assert!(
+        why.contains("InRelease") && why.contains("no good signature"),
+        "{why}"
+    );
+
+    // A Packages.xz changed after signing.
+    let packages = dists.join("main/binary-amd64/Packages.xz");
+    let good = std::fs::read(&packages).unwrap();
+    let mut bad = good.clone();
+    bad.push(0);
+    std::fs::write(&packages, &bad).unwrap();
+    let (jobs, why) = sync(&profile(Debian, &root, Some(test_keyring()))).await;
+    assert_eq!(jobs, 0, "{why}");
+    assert!(
+        why.contains("Packages.xz") && why.contains("InRelease lists"),
+        "{why}"
+    );
+    std::fs::write(&packages, &good).unwrap();
+
+    // A Sources.xz changed after signing: no job goes without verified
+    // source files.
+    let sources = dists.join("main/source/Sources.xz");
+    let good_sources = std::fs::read(&sources).unwrap();
+    std::fs::write(&sources, b"not xz").unwrap();
+    let (jobs, why) = sync(&profile(Debian, &root, Some(test_keyring()))).await;
+    assert_eq!(jobs, 0, "{why}");
+    assert!(
+        why.contains("Sources.xz") && why.contains("nothing of bookworm/main"),
+        "{why}"
+    );
+    std::fs::write(&sources, &good_sources).unwrap();
+
+    // Another release's signed InRelease served for bookworm.
+    release::write_inrelease(&dists, "trixie", &test_secret_key()).unwrap();
+    let (jobs, why) = sync(&profile(Debian, &root, Some(test_keyring()))).await;
+    assert_eq!(jobs, 0, "{why}");
+    assert!(why.contains("not for bookworm"), "{why}");
+
+    // No InRelease at all.
+    std::fs::remove_file(dists.join("InRelease")).unwrap();
+    let (jobs, why) = sync(&profile(Debian, &root, Some(test_keyring()))).await;
+    assert_eq!(jobs, 0, "{why}");
+    assert!(why.contains("InRelease"), "{why}");
+
+    // A keyring that cannot be read is an error of the profile.
+    let (jobs, why) = sync(&profile(Debian, &root, Some(root.join("no-such-keyring")))).await;
+    assert_eq!(jobs, 0, "{why}");
+    assert!(
+        why.contains("keyring") && why.contains("no-such-keyring"),
+        "{why}"
+    );
+
+    // An unsigned archive is read only when the profile says so.
+    let mut unsigned = profile(Debian, &root, None);
+    unsigned.allow_unsigned = true;
+    assert_eq!(sync(&unsigned).await.0, 1);
+}
+
+#[tokio::test]
+async fn an_arch_database_is_checked_against_its_signature_when_a_keyring_is_named() {
+    use vouch_node::sync::Distribution::Archlinux;
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("mirror");
+    write_mirror(&root);
+    let dir = root.join("core/os/x86_64");
+    assert_eq!(
+        sync(&profile(Archlinux, &root, Some(test_keyring())))
+            .await
+            .0,
+        1
+    );
+    // Official mirrors are unsigned: without a keyring, no .sig is needed.
+    std::fs::remove_file(dir.join("core.db.sig")).unwrap();
+    assert_eq!(sync(&profile(Archlinux, &root, None)).await.0, 1);
+    let (jobs, why) = sync(&profile(Archlinux, &root, Some(test_keyring()))).await;
+    assert_eq!(jobs, 0, "{why}");
+    assert!(
+        why.contains("core.db") && why.contains("no signature"),
+        "{why}"
+    );
+    // A signature of other bytes.
+    std::fs::write(
+        dir.join("core.db.sig"),
+        release::sign_detached(b"another database", &test_secret_key()).unwrap(),
+    )
+    .unwrap();
+    let (jobs, why) = sync(&profile(Archlinux, &root, Some(test_keyring()))).await;
+    assert_eq!(jobs, 0, "{why}");
+    assert!(why.contains("no good signature"), "{why}");
 }

@@ -97,6 +97,12 @@ fn main() {
     );
     drop(parsed);
 
+    // The mirror is signed with the test-only key, so the sync verifies
+    // InRelease and both indexes as it would against the archive.
+    let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/keys");
+    let secret = std::fs::read_to_string(testdata.join("test-archive.sec.asc")).expect("key");
+    vouch_node::sync::release::write_inrelease(&mirror.join("dists/bookworm"), "bookworm", &secret)
+        .expect("InRelease");
     let server = FileServer::start(mirror.clone()).expect("server");
     let profile = SyncProfile {
         name: "bookworm-main".into(),
@@ -110,6 +116,8 @@ fn main() {
         exclude: vec![],
         maintainer: None,
         interval_secs: 3600,
+        keyring: Some(testdata.join("test-archive.pub.asc")),
+        allow_unsigned: false,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -215,13 +215,21 @@ fn two_nodes_rebuild_the_real_hello_and_agree_it_is_bad() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(bin.join("Packages.xz"), xz(&packages)).unwrap();
     std::fs::write(src.join("Sources.xz"), xz(&sources)).unwrap();
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/keys");
+    vouch_node::sync::release::write_inrelease(
+        &mirror.join("dists/bookworm"),
+        "bookworm",
+        &std::fs::read_to_string(keys.join("test-archive.sec.asc")).unwrap(),
+    )
+    .unwrap();
     let server = FileServer::start(mirror.clone()).unwrap();
 
     let config = format!(
         "[[sync]]\nname = \"bookworm\"\ndistribution = \"debian\"\nmirror = \"{}\"\nreleases = [\"bookworm\"]\n\
-         components = [\"main\"]\narchitectures = [\"amd64\"]\n\n[rebuild]\nworkers = 1\ntimeout_secs = 1800\n\n\
+         components = [\"main\"]\narchitectures = [\"amd64\"]\nkeyring = \"{}\"\n\n[rebuild]\nworkers = 1\ntimeout_secs = 1800\n\n\
          [[rebuild.backends]]\ndistribution = \"debian\"\nbackend = {{ kind = \"debian\" }}\n",
-        server.url
+        server.url,
+        keys.join("test-archive.pub.asc").display()
     );
     let mut net = Testnet::start(
         &t.path().join("net"),

@@ -10,7 +10,9 @@
 pub mod arch;
 pub mod debian;
 pub mod fetch;
+mod index;
 pub mod profile;
+pub mod release;
 
 use serde::{Deserialize, Serialize};
 use vouch_attest::Digest;
@@ -139,6 +141,15 @@ pub enum SyncError {
         /// Why.
         reason: String,
     },
+    /// The index is not signed as the profile requires, or does not match
+    /// what its signed metadata lists.
+    #[error("{what}: not verified: {reason}")]
+    Signature {
+        /// What.
+        what: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Reads every index a profile names and turns it into jobs. An index that
@@ -183,146 +194,13 @@ pub async fn run_profile_with(
     let mut all = SyncResult::default();
     match profile.distribution {
         Distribution::Archlinux => {
-            for repo in &profile.repos {
-                for arch in &profile.architectures {
-                    let base = arch::repo_url(&profile.mirror, repo, arch);
-                    let url = format!("{base}/{repo}.db");
-                    let bytes = match fetch::get(client, &url, fetch::MAX_DOWNLOAD).await {
-                        Ok(b) => b,
-                        Err(e) => {
-                            merge(&mut all, &url, Err(e));
-                            continue;
-                        }
-                    };
-                    let (same, digest) =
-                        memo.map_or((false, Digest::ZERO), |m| m.same(&url, &bytes));
-                    if same {
-                        all.unchanged.push(url);
-                        continue;
-                    }
-                    let r = fetch::decompress(&url, &bytes, fetch::MAX_DB)
-                        .map(|tar| arch::parse_db(&tar, repo, arch, &base, &filter));
-                    if r.is_ok() {
-                        all.scopes.push(format!("archlinux/-/{repo}/{arch}/"));
-                        if let Some(m) = memo {
-                            m.remember(&url, digest);
-                        }
-                    }
-                    merge(&mut all, &url, r);
-                }
-            }
+            index::archlinux(client, profile, &filter, memo, &mut all).await;
         }
         Distribution::Debian => {
-            let root = profile.mirror.trim_end_matches('/');
-            for release in &profile.releases {
-                for component in &profile.components {
-                    let sources_url =
-                        format!("{root}/dists/{release}/{component}/source/Sources.xz");
-                    let sources_bytes = fetch::get(client, &sources_url, fetch::MAX_DOWNLOAD).await;
-                    let sources_digest = sources_bytes.as_ref().ok().map(|b| Digest::of(b));
-                    let mut sources_text: Option<String> = None;
-                    for arch in &profile.architectures {
-                        let url =
-                            format!("{root}/dists/{release}/{component}/binary-{arch}/Packages.xz");
-                        let mut bytes = match fetch::get(client, &url, fetch::MAX_DOWNLOAD).await {
-                            Ok(b) => b,
-                            Err(e) => {
-                                merge(&mut all, &url, Err(e));
-                                continue;
-                            }
-                        };
-                        // Unchanged only if the Sources beside it are too.
-                        let key = format!(
-                            "{url}|{}",
-                            sources_digest.map(|d| d.to_hex()).unwrap_or_default()
-                        );
-                        let (same, digest) =
-                            memo.map_or((false, Digest::ZERO), |m| m.same(&key, &bytes));
-                        if same {
-                            all.unchanged.push(url);
-                            continue;
-                        }
-                        // Decompress Packages, and Sources the first time, on two
-                        // threads at once: xz dominates the cost of a sync.
-                        let packages_job = {
-                            let (url, bytes) = (url.clone(), std::mem::take(&mut bytes));
-                            tokio::task::spawn_blocking(move || decompress_text(&url, &bytes))
-                        };
-                        if sources_text.is_none() {
-                            let text = match &sources_bytes {
-                                Ok(b) => {
-                                    let (u, b) = (sources_url.clone(), b.clone());
-                                    tokio::task::spawn_blocking(move || decompress_text(&u, &b))
-                                        .await
-                                        .unwrap_or_else(|e| {
-                                            Err(SyncError::Format {
-                                                what: sources_url.clone(),
-                                                reason: e.to_string(),
-                                            })
-                                        })
-                                }
-                                Err(e) => Err(SyncError::Fetch {
-                                    url: sources_url.clone(),
-                                    reason: e.to_string(),
-                                }),
-                            };
-                            sources_text = Some(text.unwrap_or_else(|e| {
-                                all.refused.push(Refused {
-                                    entry: sources_url.clone(),
-                                    reason: format!("{e}; jobs get no source files"),
-                                });
-                                String::new()
-                            }));
-                        }
-                        let sources = sources_text.as_deref().unwrap_or("");
-                        let r = packages_job
-                            .await
-                            .unwrap_or_else(|e| {
-                                Err(SyncError::Format {
-                                    what: url.clone(),
-                                    reason: e.to_string(),
-                                })
-                            })
-                            .map(|text| {
-                                debian::parse(
-                                    &text, sources, release, component, arch, root, &filter,
-                                )
-                            });
-                        if r.is_ok() {
-                            all.scopes
-                                .push(format!("debian/{release}/{component}/{arch}/"));
-                            if let Some(m) = memo {
-                                m.remember(&key, digest);
-                            }
-                        }
-                        merge(&mut all, &url, r);
-                    }
-                }
-            }
+            index::debian(client, profile, &filter, memo, &mut all).await;
         }
     }
     Ok(all)
-}
-
-fn decompress_text(url: &str, bytes: &[u8]) -> Result<String, SyncError> {
-    let t = fetch::decompress(url, bytes, fetch::MAX_DECOMPRESSED)?;
-    String::from_utf8(t).map_err(|_| SyncError::Format {
-        what: url.to_string(),
-        reason: "not UTF-8".into(),
-    })
-}
-
-fn merge(all: &mut SyncResult, url: &str, r: Result<SyncResult, SyncError>) {
-    match r {
-        Ok(mut one) => {
-            all.jobs.append(&mut one.jobs);
-            all.refused.append(&mut one.refused);
-        }
-        Err(e) => all.refused.push(Refused {
-            entry: url.to_string(),
-            reason: e.to_string(),
-        }),
-    }
 }
 
 /// A bare file name: no directories, not `.`/`..`, no control characters.

@@ -1,5 +1,7 @@
 //! Sync profiles: which repositories a node watches.
 
+use std::path::PathBuf;
+
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +61,22 @@ pub struct SyncProfile {
     /// Seconds between syncs.
     #[serde(default = "default_interval")]
     pub interval_secs: u64,
+    /// OpenPGP keys that sign the repository's metadata: a keyring file
+    /// (binary or armored) or a directory of them. Debian: `InRelease` is
+    /// verified against it, default [`DEBIAN_KEYRING`]. Arch: when set,
+    /// each database is verified against its `.db.sig`.
+    #[serde(default)]
+    pub keyring: Option<PathBuf>,
+    /// Debian: read an archive without verifying its `InRelease` (apt's
+    /// `trusted=yes`). Anyone between the node and the mirror then chooses
+    /// what it rebuilds.
+    #[serde(default)]
+    pub allow_unsigned: bool,
 }
+
+/// The keyring a Debian profile uses when it names none: the one Debian's
+/// `debian-archive-keyring` package installs.
+pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 fn default_interval() -> u64 {
     3600
@@ -115,6 +132,19 @@ impl Filter {
 }
 
 impl SyncProfile {
+    /// The keyring to verify signatures with, if any.
+    pub fn keyring_path(&self) -> Option<PathBuf> {
+        match self.distribution {
+            Distribution::Debian if self.allow_unsigned => None,
+            Distribution::Debian => Some(
+                self.keyring
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEBIAN_KEYRING)),
+            ),
+            Distribution::Archlinux => self.keyring.clone(),
+        }
+    }
+
     /// Checks the profile's shape.
     pub fn check(&self) -> Result<(), String> {
         Filter::new(self)?;
