@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use vouch_attest::{Digest, Outcome, sign};
+use vouch_attest::{Digest, Outcome, PublicKey, sign};
 use vouch_node::admission::{Admission, AdmissionConfig};
 use vouch_node::ingest::{Ingest, IngestConfig, Status};
 use vouch_node::metrics::Metrics;
@@ -31,24 +31,30 @@ fn envelopes(tag: &str, first: u64, n: u64) -> Vec<Vec<u8>> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_fresh_signers_stays_within_the_total_quota() {
+/// A temporary store with an ingest pipeline under `config`.
+fn pipeline(config: AdmissionConfig, known: &[PublicKey]) -> (Store, Ingest) {
     let store = Store::temporary().unwrap();
-    let honest = common::key("honest");
-    let admission = Arc::new(Admission::new(
-        AdmissionConfig {
-            unknown_signer_max_verdicts: 20,
-            unknown_total_max_verdicts: 300,
-            ..AdmissionConfig::default()
-        },
-        [honest.public_key()].into(),
-    ));
+    let admission = Arc::new(Admission::new(config, known.iter().copied().collect()));
     let (ingest, _writer) = Ingest::start(
         store.clone(),
         IngestConfig::default(),
         Arc::new(Metrics::new()),
         admission,
         None,
+    );
+    (store, ingest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_fresh_signers_stays_within_the_total_quota() {
+    let honest = common::key("honest");
+    let (store, ingest) = pipeline(
+        AdmissionConfig {
+            unknown_signer_max_verdicts: 20,
+            unknown_total_max_verdicts: 300,
+            ..AdmissionConfig::default()
+        },
+        &[honest.public_key()],
     );
     // 200 fresh signers, 10 verdicts each, half of them after a gap (held
     // pending), submitted from 8 tasks at once: 2,000 entries offered, each
@@ -104,20 +110,12 @@ async fn a_flood_of_fresh_signers_stays_within_the_total_quota() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_entries_count_against_a_signers_quota() {
-    let store = Store::temporary().unwrap();
-    let admission = Arc::new(Admission::new(
+    let (store, ingest) = pipeline(
         AdmissionConfig {
             unknown_signer_max_verdicts: 10,
             ..AdmissionConfig::default()
         },
-        Default::default(),
-    ));
-    let (ingest, _writer) = Ingest::start(
-        store.clone(),
-        IngestConfig::default(),
-        Arc::new(Metrics::new()),
-        admission,
-        None,
+        &[],
     );
     // Seqs 1..=30 with seq 0 missing: all would be held pending.
     let reports = ingest

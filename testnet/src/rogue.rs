@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, noise, tcp, yamux};
+use libp2p::{Multiaddr, Swarm, noise, tcp, yamux};
 use vouch_attest::{
     Digest, Evidence, FORMAT_VERSION, Inputs, Outcome, SecretKey, Subject, Verdict, sign,
 };
@@ -53,11 +53,14 @@ pub fn invalid_envelopes(count: usize) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// Joins through `bootstrap`, waits until a peer subscribes to the verdict
-/// topic, publishes `count` invalid envelopes, stays `linger` and exits.
-/// Prints its peer id first.
-pub async fn run(bootstrap: Multiaddr, count: usize, linger: Duration) -> Result<()> {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+/// The behaviour of [`gossip_swarm`].
+pub type GossipOnly =
+    gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::AllowAllSubscriptionFilter>;
+
+/// A swarm with a fresh identity that speaks only gossipsub, as the
+/// flooding and rogue peers of the fault tests do.
+pub fn gossip_swarm() -> Result<Swarm<GossipOnly>> {
+    Ok(libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
             tcp::Config::default(),
@@ -66,10 +69,7 @@ pub async fn run(bootstrap: Multiaddr, count: usize, linger: Duration) -> Result
         )
         .context("TCP")?
         .with_behaviour(|key| {
-            gossipsub::Behaviour::<
-                gossipsub::IdentityTransform,
-                gossipsub::AllowAllSubscriptionFilter,
-            >::new(
+            GossipOnly::new(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gossipsub::ConfigBuilder::default()
                     .max_transmit_size(64 * 1024)
@@ -80,7 +80,14 @@ pub async fn run(bootstrap: Multiaddr, count: usize, linger: Duration) -> Result
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+        .build())
+}
+
+/// Joins through `bootstrap`, waits until a peer subscribes to the verdict
+/// topic, publishes `count` invalid envelopes, stays `linger` and exits.
+/// Prints its peer id first.
+pub async fn run(bootstrap: Multiaddr, count: usize, linger: Duration) -> Result<()> {
+    let mut swarm = gossip_swarm()?;
     println!("{}", swarm.local_peer_id());
     let topic = IdentTopic::new("vouch/verdicts/1");
     swarm.behaviour_mut().subscribe(&topic)?;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
+use libp2p::Multiaddr;
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, noise, tcp, yamux};
 use vouch_attest::SecretKey;
 
 use crate::fixtures;
@@ -58,30 +58,7 @@ async fn one_peer(
     verdicts: u64,
     linger: Duration,
 ) -> Result<Report> {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .context("TCP")?
-        .with_behaviour(|key| {
-            gossipsub::Behaviour::<
-                gossipsub::IdentityTransform,
-                gossipsub::AllowAllSubscriptionFilter,
-            >::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                gossipsub::ConfigBuilder::default()
-                    .max_transmit_size(64 * 1024)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
-            .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = crate::rogue::gossip_swarm()?;
     let topic = IdentTopic::new("vouch/verdicts/1");
     swarm.behaviour_mut().subscribe(&topic)?;
     swarm.dial(target)?;
