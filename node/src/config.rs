@@ -294,7 +294,10 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 #   [[rebuild.backends]]
 #   distribution = "archlinux"
 #   backend = { kind = "archlinux-repro", command = "repro" }
-#   (or { kind = "demo" }, or { kind = "exec", command = ["my-recipe"] })
+#   (or { kind = "demo" }, or { kind = "exec", command = ["my-recipe"] },
+#   or { kind = "debian", isolation = "namespace",
+#        mirrors = ["http://deb.debian.org/debian"], build_user = "vouch-build" }:
+#   the recorded environment of each .buildinfo, see README "Isolation")
 # Without one, a distribution uses the demo backend.
 #backends = []
 

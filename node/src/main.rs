@@ -274,6 +274,7 @@ fn sync_command(config_path: &Option<PathBuf>, data: &DataDir, a: SyncArgs) -> R
             interval_secs: 0,
             keyring: a.repo_keyring.clone(),
             allow_unsigned: a.allow_unsigned,
+            buildinfo: None,
         },
         (None, None) => {
             anyhow::bail!("give --profile NAME, or --distribution and --mirror for a one-off look")

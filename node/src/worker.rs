@@ -354,6 +354,9 @@ pub struct Attempt {
     pub backend: String,
     /// The backend's version.
     pub backend_version: String,
+    /// The `.buildinfo` the build followed, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buildinfo_sha256: Option<Digest>,
 }
 
 /// The result for one artifact.
@@ -403,6 +406,7 @@ pub async fn attempt(
         log: b64(&log),
         backend: backend.name(),
         backend_version: backend.version(),
+        buildinfo_sha256: None,
     };
     if let Err(e) = std::fs::create_dir_all(&input) {
         log.extend_from_slice(format!("cannot create the work directory: {e}\n").as_bytes());
@@ -468,6 +472,21 @@ pub async fn attempt(
             }
         }
     }
+    // The recorded build environment (Debian), when the profile says where.
+    let mut buildinfo_sha256 = None;
+    if let Some(url) = &job.buildinfo_url {
+        let dest = input.join("buildinfo");
+        match download(http, url, &dest, crate::backend::buildinfo::MAX_BUILDINFO).await {
+            Ok(sha) => {
+                log.extend_from_slice(format!("fetched {url} (sha256 {sha})\n").as_bytes());
+                buildinfo_sha256 = Some(sha);
+            }
+            Err(e) => {
+                log.extend_from_slice(format!("cannot fetch {url}: {e}\n").as_bytes());
+                return fail_all(FailReason::Fetch, log);
+            }
+        }
+    }
     let run = backend
         .build(
             job,
@@ -483,6 +502,7 @@ pub async fn attempt(
         BuildStatus::Failed => return fail_all(FailReason::Build, log),
         BuildStatus::Timeout => return fail_all(FailReason::Timeout, log),
         BuildStatus::BackendError => return fail_all(FailReason::Backend, log),
+        BuildStatus::Unavailable => return fail_all(FailReason::Fetch, log),
     }
     let mut results = Vec::new();
     for s in &job.subjects {
@@ -516,6 +536,7 @@ pub async fn attempt(
         log: b64(&log),
         backend: backend.name(),
         backend_version: backend.version(),
+        buildinfo_sha256,
     }
 }
 
@@ -572,7 +593,7 @@ pub async fn record_attempt(
         }
         drafts.push(Draft {
             subject: subject(job, s),
-            inputs: inputs(job, s, &attempt.backend, &attempt.backend_version),
+            inputs: inputs(job, s, &attempt),
             outcome: r.outcome,
             evidence: Evidence {
                 build_log,
@@ -662,13 +683,13 @@ fn subject(job: &Job, s: &crate::sync::JobSubject) -> Subject {
     }
 }
 
-fn inputs(job: &Job, s: &crate::sync::JobSubject, backend: &str, backend_version: &str) -> Inputs {
+fn inputs(job: &Job, s: &crate::sync::JobSubject, attempt: &Attempt) -> Inputs {
     let url = format!("{}/{}", job.mirror.trim_end_matches('/'), s.path);
     Inputs {
-        buildinfo_sha256: job.source_files.first().map(|f| f.sha256),
+        buildinfo_sha256: attempt.buildinfo_sha256,
         source_url: (url.len() <= vouch_attest::MAX_URL).then_some(url),
-        backend: backend.to_string(),
-        backend_version: backend_version.to_string(),
+        backend: attempt.backend.clone(),
+        backend_version: attempt.backend_version.clone(),
     }
 }
 

@@ -42,6 +42,7 @@ fn job(source: &str, files: &[(&str, &[u8])], mirror: &str) -> Job {
             .collect(),
         source_dir: None,
         source_files: Vec::new(),
+        buildinfo_url: None,
     }
 }
 
@@ -460,6 +461,7 @@ async fn two_concurrent_completions_sign_exactly_one_verdict() {
         log: String::new(),
         backend: "demo".into(),
         backend_version: "1".into(),
+        buildinfo_sha256: None,
     };
     let (a, b) = tokio::join!(
         record_attempt(&e.ctx, "w1", &rec.job, attempt()),

@@ -314,6 +314,7 @@ async fn an_unchanged_index_is_not_parsed_again() {
         interval_secs: 60,
         keyring: Some(test_keyring()),
         allow_unsigned: false,
+        buildinfo: None,
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
@@ -357,6 +358,7 @@ fn profile(
         interval_secs: 60,
         keyring,
         allow_unsigned: false,
+        buildinfo: None,
     }
 }
 

@@ -118,6 +118,7 @@ fn main() {
         interval_secs: 3600,
         keyring: Some(testdata.join("test-archive.pub.asc")),
         allow_unsigned: false,
+        buildinfo: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

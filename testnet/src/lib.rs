@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod debrepo;
 pub mod demo;
 pub mod fixtures;
 pub mod http;

@@ -3,7 +3,8 @@
 //! timeout that kills the whole process group, a cap on the captured log,
 //! and a working directory that is removed afterwards.
 
-mod debian;
+pub mod buildinfo;
+pub mod debian;
 mod process;
 
 use std::path::{Path, PathBuf};
@@ -32,10 +33,9 @@ pub enum BackendConfig {
         #[serde(default = "unknown")]
         version: String,
     },
-    /// A real Debian rebuild on this machine: `dpkg-source -x`, `apt-get
-    /// satisfy` of the build dependencies, `dpkg-buildpackage -b -uc -us`
-    /// under `SOURCE_DATE_EPOCH` from the changelog. Needs root for apt.
-    Debian,
+    /// A Debian rebuild in the environment the `.buildinfo` records,
+    /// isolated from the node (see [`debian`]).
+    Debian(debian::DebianBackend),
     /// Any command: `COMMAND INPUT_DIR OUTPUT_DIR`, with `VOUCH_INPUT_DIR`,
     /// `VOUCH_OUTPUT_DIR`, `VOUCH_JOB` (the job as JSON) and `VOUCH_PKGFILE`
     /// (the first published artifact) in its environment.
@@ -83,6 +83,9 @@ pub enum BuildStatus {
     Timeout,
     /// The backend could not be started.
     BackendError,
+    /// What the build needs could not be had: the recorded environment
+    /// (a package version no configured mirror has), the `.buildinfo`.
+    Unavailable,
 }
 
 impl BackendConfig {
@@ -91,7 +94,7 @@ impl BackendConfig {
         match self {
             BackendConfig::Demo => "demo".into(),
             BackendConfig::ArchlinuxRepro { .. } => "archlinux-repro".into(),
-            BackendConfig::Debian => "debian".into(),
+            BackendConfig::Debian(_) => "debian".into(),
             BackendConfig::Exec { name, .. } => name.clone(),
         }
     }
@@ -100,7 +103,7 @@ impl BackendConfig {
     pub fn version(&self) -> String {
         match self {
             BackendConfig::Demo => concat!("demo-", env!("CARGO_PKG_VERSION")).into(),
-            BackendConfig::Debian => debian::version(),
+            BackendConfig::Debian(b) => debian::version(b),
             BackendConfig::ArchlinuxRepro { version, .. } | BackendConfig::Exec { version, .. } => {
                 version.clone()
             }
@@ -133,7 +136,7 @@ impl BackendConfig {
             .unwrap_or_else(|| input.clone());
         match self {
             BackendConfig::Demo => demo(job, &input, &output, node_key),
-            BackendConfig::Debian => debian::build(job, workdir, timeout, max_log).await,
+            BackendConfig::Debian(b) => debian::build(b, job, workdir, timeout, max_log).await,
             BackendConfig::ArchlinuxRepro { command, .. } => {
                 let args = vec![
                     command.clone(),

@@ -178,6 +178,7 @@ pub fn parse_db(
                 subjects: Vec::new(),
                 source_dir: None,
                 source_files: Vec::new(),
+                buildinfo_url: None,
             });
         job.subjects.push(JobSubject {
             path: desc.filename.clone(),

@@ -289,6 +289,7 @@ pub fn parse(
                 subjects: Vec::new(),
                 source_dir: src.map(|s| s.directory.clone()),
                 source_files: src.map(|s| s.files.clone()).unwrap_or_default(),
+                buildinfo_url: None,
             });
         job.subjects.push(JobSubject {
             name: name.to_string(),

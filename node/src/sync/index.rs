@@ -283,7 +283,14 @@ pub(super) async fn debian(
                             reason: e.to_string(),
                         })
                     })
-                    .map(|text| debian::parse(&text, sources, name, component, arch, root, filter));
+                    .map(|text| {
+                        let mut r =
+                            debian::parse(&text, sources, name, component, arch, root, filter);
+                        for job in &mut r.jobs {
+                            job.buildinfo_url = profile.buildinfo_url(job);
+                        }
+                        r
+                    });
                 if r.is_ok() {
                     all.scopes
                         .push(format!("debian/{name}/{component}/{arch}/"));

@@ -73,6 +73,10 @@ pub struct Job {
     /// Debian: the source package's files (`.dsc` first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_files: Vec<SourceFile>,
+    /// Debian: where the `.buildinfo` of this build is published (from the
+    /// profile's `buildinfo` template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buildinfo_url: Option<String>,
 }
 
 impl Job {

@@ -67,6 +67,14 @@ pub struct SyncProfile {
     /// each database is verified against its `.db.sig`.
     #[serde(default)]
     pub keyring: Option<PathBuf>,
+    /// Debian: where each build's `.buildinfo` is published, a URL template
+    /// with `{mirror}` (the archive root), `{dir}` (the source package's
+    /// directory in the pool), `{source}`, `{version}` (without epoch) and
+    /// `{arch}`; e.g. `{mirror}/{dir}/{source}_{version}_{arch}.buildinfo`
+    /// for files beside the packages. Without it a Debian job cannot be
+    /// rebuilt in its recorded environment and ends as FAIL (`fetch`).
+    #[serde(default)]
+    pub buildinfo: Option<String>,
     /// Debian: read an archive without verifying its `InRelease` (apt's
     /// `trusted=yes`). Anyone between the node and the mirror then chooses
     /// what it rebuilds.
@@ -132,6 +140,23 @@ impl Filter {
 }
 
 impl SyncProfile {
+    /// The `.buildinfo` URL of `job` under this profile's template.
+    pub fn buildinfo_url(&self, job: &super::Job) -> Option<String> {
+        let template = self.buildinfo.as_deref()?;
+        let version = job
+            .version
+            .split_once(':')
+            .map_or(job.version.as_str(), |(_, v)| v);
+        Some(
+            template
+                .replace("{mirror}", self.mirror.trim_end_matches('/'))
+                .replace("{dir}", job.source_dir.as_deref().unwrap_or(""))
+                .replace("{source}", &job.source)
+                .replace("{version}", version)
+                .replace("{arch}", &job.architecture),
+        )
+    }
+
     /// The keyring to verify signatures with, if any.
     pub fn keyring_path(&self) -> Option<PathBuf> {
         match self.distribution {

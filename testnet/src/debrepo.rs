@@ -1,0 +1,159 @@
+//! A Debian repository made for the rebuild tests: the test source
+//! packages of `testdata/debian/src`, built the way a distribution builds
+//! them (a fresh `mmdebstrap` chroot of the current bookworm archive, which
+//! writes the `.buildinfo`), published as a signed apt repository with the
+//! `.buildinfo`s beside the packages.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `testdata/` of the repository.
+pub fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(rel)
+}
+
+pub fn sh(dir: &Path, script: &str) {
+    let out = Command::new("sh")
+        .args(["-ec", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether the tools are here; otherwise says what is missing (an error
+/// under CI, which installs them).
+pub fn tools_present() -> bool {
+    let missing: Vec<&str> = [
+        "mmdebstrap",
+        "newuidmap",
+        "dpkg-source",
+        "dpkg-scanpackages",
+    ]
+    .into_iter()
+    .filter(|t| {
+        !Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+    .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must not skip: missing {missing:?}"
+    );
+    eprintln!(
+        "SKIPPED: isolated Debian rebuilds need {missing:?} (apt-get install mmdebstrap uidmap dpkg-dev)"
+    );
+    false
+}
+
+/// A variant of the test package: its name, and lines added to the end of
+/// its `build` target.
+pub struct Variant {
+    /// Source and binary package name.
+    pub name: &'static str,
+    /// Recipe lines added to the `build` target.
+    pub build_extra: String,
+}
+
+/// Writes the source package of `v` into `dir` and builds it with
+/// `dpkg-source -b`.
+pub fn source_package(dir: &Path, v: &Variant) {
+    let tree = dir.join(format!("{}-1.0", v.name));
+    sh(
+        dir,
+        &format!(
+            "cp -r {} {}",
+            testdata("debian/src/vouch-repro-test").display(),
+            tree.display()
+        ),
+    );
+    for f in ["debian/control", "debian/changelog", "debian/rules"] {
+        let p = tree.join(f);
+        let mut text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("vouch-repro-test", v.name);
+        if f == "debian/rules" {
+            text = text.replace(
+                "\tgcc -O2 -ffile-prefix-map=$(CURDIR)=. -o hello hello.c\n",
+                &format!(
+                    "\tgcc -O2 -ffile-prefix-map=$(CURDIR)=. -o hello hello.c\n{}",
+                    v.build_extra
+                ),
+            );
+        }
+        std::fs::write(&p, text).unwrap();
+    }
+    sh(dir, &format!("dpkg-source -b {}-1.0 >/dev/null", v.name));
+}
+
+/// Builds every source package in `src` as the distribution would: one
+/// fresh chroot of the current bookworm archive, `dpkg-buildpackage` in
+/// it; the `.deb`s and `.buildinfo`s land in `out`.
+pub fn distribution_build(src: &Path, out: &Path, names: &[&str]) {
+    let mut script = String::from("set -e\n");
+    for n in names {
+        script += &format!(
+            "dpkg-source -x /src/{n}_1.0.dsc /build/{n}-1.0\n(cd /build/{n}-1.0 && dpkg-buildpackage -b -uc -us)\n"
+        );
+    }
+    std::fs::write(src.join("build-all.sh"), script).unwrap();
+    sh(
+        src,
+        &format!(
+            "mmdebstrap --quiet --mode=unshare --variant=apt --include=build-essential,gcc,libc6-dev \
+             --customize-hook='mkdir -p \"$1/src\" \"$1/build\"' \
+             --customize-hook='sync-in {src} /src' \
+             --customize-hook='chroot \"$1\" sh /src/build-all.sh' \
+             --customize-hook='sync-out /build {out}' \
+             bookworm /dev/null http://deb.debian.org/debian",
+            src = src.display(),
+            out = out.display()
+        ),
+    );
+}
+
+/// An apt repository (to be signed) of the built packages, with the `.buildinfo`s
+/// beside them.
+pub fn publish(src: &Path, built: &Path, mirror: &Path, names: &[&str]) {
+    for n in names {
+        let pool = mirror.join(format!("pool/main/v/{n}"));
+        std::fs::create_dir_all(&pool).unwrap();
+        for f in [format!("{n}_1.0.dsc"), format!("{n}_1.0.tar.xz")] {
+            std::fs::copy(src.join(&f), pool.join(&f)).unwrap();
+        }
+        for f in [
+            format!("{n}_1.0_amd64.deb"),
+            format!("{n}_1.0_amd64.buildinfo"),
+        ] {
+            std::fs::copy(built.join(&f), pool.join(&f)).unwrap();
+        }
+    }
+    let dists = mirror.join("dists/bookworm");
+    std::fs::create_dir_all(dists.join("main/binary-amd64")).unwrap();
+    std::fs::create_dir_all(dists.join("main/source")).unwrap();
+    sh(
+        mirror,
+        "dpkg-scanpackages -m pool > dists/bookworm/main/binary-amd64/Packages 2>/dev/null\n\
+         xz -k dists/bookworm/main/binary-amd64/Packages\n\
+         dpkg-scansources pool > dists/bookworm/main/source/Sources 2>/dev/null\n\
+         xz -k dists/bookworm/main/source/Sources",
+    );
+}
+
+/// The test-only archive key that signs the repository's `InRelease`
+/// (with `vouch_node::sync::release::write_inrelease`).
+pub fn archive_secret_key() -> String {
+    std::fs::read_to_string(testdata("keys/test-archive.sec.asc")).unwrap_or_default()
+}

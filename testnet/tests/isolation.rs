@@ -1,0 +1,232 @@
+//! Real Debian rebuilds on this machine, isolated and in the recorded
+//! build environment. The test source packages (testdata/debian/src) are
+//! first built the way a distribution builds them — in a fresh `mmdebstrap`
+//! chroot of the current bookworm archive, which writes the `.buildinfo` —
+//! and published in a signed `file://` apt repository. Then the node syncs
+//! that repository and its worker rebuilds each package with the debian
+//! backend under `namespace` isolation, from the `.buildinfo`'s exact
+//! package versions (fetched from deb.debian.org).
+//!
+//! Needs `mmdebstrap`, `uidmap`, `dpkg-dev`, the build user of the README
+//! and the Debian archive; without the tools it says it skipped (CI
+//! installs them and skips nothing).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use vouch_attest::*;
+use vouch_node::admission::{Admission, AdmissionConfig};
+use vouch_node::backend::BackendConfig;
+use vouch_node::backend::debian::DebianBackend;
+use vouch_node::ingest::{Ingest, IngestConfig};
+use vouch_node::metrics::Metrics;
+use vouch_node::store::Store;
+use vouch_node::sync::{Distribution, Job, SyncProfile, release};
+use vouch_node::worker::{BackendFor, RebuildConfig, Signer, WorkerContext, process};
+use vouch_testnet::debrepo::{
+    Variant, archive_secret_key, distribution_build, publish, source_package, testdata,
+    tools_present,
+};
+use vouch_testnet::fixtures;
+
+/// The node's side: sync the repository, rebuild every job, and return
+/// each job with its verdict and build log.
+async fn rebuild_all(mirror: &Path, work: &Path) -> Vec<(Job, Verdict, String)> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let profile = SyncProfile {
+        name: "test".into(),
+        distribution: Distribution::Debian,
+        mirror: format!("file://{}", mirror.display()),
+        repos: vec![],
+        releases: vec!["bookworm".into()],
+        components: vec!["main".into()],
+        architectures: vec!["amd64".into()],
+        include: vec![],
+        exclude: vec![],
+        maintainer: None,
+        interval_secs: 60,
+        keyring: Some(testdata("keys/test-archive.pub.asc")),
+        allow_unsigned: false,
+        buildinfo: Some("{mirror}/{dir}/{source}_{version}_{arch}.buildinfo".into()),
+    };
+    let synced = vouch_node::sync::run_profile(&reqwest::Client::new(), &profile)
+        .await
+        .unwrap();
+    assert!(synced.refused.is_empty(), "{:?}", synced.refused);
+    let store = Store::temporary().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let (ingest, _w) = Ingest::start(
+        store.clone(),
+        IngestConfig::default(),
+        metrics.clone(),
+        Arc::new(Admission::new(
+            AdmissionConfig::default(),
+            Default::default(),
+        )),
+        None,
+    );
+    let ctx = WorkerContext {
+        activity: Default::default(),
+        store: store.clone(),
+        signer: Arc::new(Signer::new(
+            fixtures::key("debian-rebuilder"),
+            store.clone(),
+            ingest,
+        )),
+        config: Arc::new(RebuildConfig {
+            workers: 1,
+            timeout_secs: 1800,
+            backends: vec![BackendFor {
+                distribution: "debian".into(),
+                backend: BackendConfig::Debian(DebianBackend::default()),
+            }],
+            ..RebuildConfig::default()
+        }),
+        http: reqwest::Client::new(),
+        metrics,
+        work_root: work.to_path_buf(),
+    };
+    std::fs::create_dir_all(work).unwrap();
+    store.enqueue_sync(&[], &synced.jobs, 0).unwrap();
+    let mut out = Vec::new();
+    while let Some(record) = store.lease_job("local-0", 0, 3600).unwrap() {
+        let job = record.job.clone();
+        process(&ctx, "local-0", record).await.unwrap();
+        let sha = job.subjects[0].sha256;
+        let envelopes = store.latest_by_artifact(&sha, None, 10).unwrap().0;
+        let v = open(&envelopes[0]).unwrap().verdict().clone();
+        let log = store.blob(&v.evidence.build_log.unwrap()).unwrap().unwrap();
+        let log =
+            String::from_utf8_lossy(&zstd::stream::decode_all(&log[..]).unwrap()).into_owned();
+        out.push((job, v, log));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packages_are_rebuilt_isolated_in_their_recorded_environment() {
+    if !tools_present() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    // The node's own files, which no build may read or change.
+    let data = t.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let key = data.join("node.key");
+    write_secret_key(&key, &fixtures::key("the node")).unwrap();
+    let key_before = std::fs::read(&key).unwrap();
+    let escape = t.path().join("escaped");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+
+    let attempt = |name: &str, cmd: String| {
+        format!(
+            "\tif ( {cmd} ) >/dev/null 2>&1; then echo 'ATTEMPT {name}: SUCCEEDED'; else echo 'ATTEMPT {name}: failed'; fi\n"
+        )
+    };
+    let hostile = [
+        attempt("read the key by its path", format!("cat {}", key.display())),
+        attempt(
+            "read the key by a relative path",
+            "cat ../../data/node.key || cat ../../../data/node.key".into(),
+        ),
+        attempt(
+            "read the key through /proc",
+            format!(
+                "for p in /proc/[0-9]*; do cat $$p/root{} && exit 0; done; exit 1",
+                key.display()
+            ),
+        ),
+        attempt(
+            "reach the network",
+            format!(
+                "perl -MIO::Socket::INET -e 'IO::Socket::INET->new(PeerAddr => \"127.0.0.1:{port}\") or exit 1'"
+            ),
+        ),
+        attempt(
+            "resolve a host name",
+            "getent hosts deb.debian.org".into(),
+        ),
+        attempt(
+            "write outside the output",
+            format!("touch {}", escape.display()),
+        ),
+    ]
+    .concat();
+    let variants = [
+        Variant {
+            name: "vouch-repro-test",
+            build_extra: String::new(),
+        },
+        Variant {
+            name: "vouch-unrepro-test",
+            build_extra: "\tdate +%s%N > built-at\n\tcat built-at >> hello\n".into(),
+        },
+        Variant {
+            name: "vouch-hostile-test",
+            build_extra: hostile,
+        },
+    ];
+    let names: Vec<&str> = variants.iter().map(|v| v.name).collect();
+    let src = t.path().join("src");
+    let built = t.path().join("built");
+    let mirror = t.path().join("mirror");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&built).unwrap();
+    for v in &variants {
+        source_package(&src, v);
+    }
+    let start = std::time::Instant::now();
+    distribution_build(&src, &built, &names);
+    eprintln!("distribution build of 3 packages: {:?}", start.elapsed());
+    // The distribution's own build ran the hostile attempts too (in its
+    // own chroot): the escape marker must not exist on the host.
+    let _ = std::fs::remove_file(&escape);
+    publish(&src, &built, &mirror, &names);
+    release::write_inrelease(
+        &mirror.join("dists/bookworm"),
+        "bookworm",
+        &archive_secret_key(),
+    )
+    .unwrap();
+
+    let start = std::time::Instant::now();
+    let results = rebuild_all(&mirror, &t.path().join("work")).await;
+    eprintln!("3 isolated rebuilds: {:?}", start.elapsed());
+    assert_eq!(results.len(), 3);
+    for (job, v, log) in &results {
+        let buildinfo = std::fs::read(mirror.join(format!(
+            "pool/main/v/{0}/{0}_1.0_amd64.buildinfo",
+            job.source
+        )))
+        .unwrap();
+        assert_eq!(
+            v.inputs.buildinfo_sha256,
+            Some(Digest::of(&buildinfo)),
+            "the verdict names the .buildinfo: {log}"
+        );
+        assert!(log.contains("recorded environment:"), "{log}");
+        match job.source.as_str() {
+            "vouch-repro-test" | "vouch-hostile-test" => {
+                assert_eq!(v.outcome, Outcome::Good, "{}: {log}", job.source);
+            }
+            "vouch-unrepro-test" => {
+                let Outcome::Bad { .. } = v.outcome else {
+                    panic!("the time-stamped package must be BAD: {log}");
+                };
+                assert!(v.evidence.diffoscope.is_some(), "BAD carries a diffoscope");
+            }
+            other => panic!("unexpected job {other}"),
+        }
+        if job.source == "vouch-hostile-test" {
+            let attempts: Vec<&str> = log.lines().filter(|l| l.starts_with("ATTEMPT ")).collect();
+            assert_eq!(attempts.len(), 6, "{log}");
+            for a in attempts {
+                assert!(a.ends_with(": failed"), "{a}");
+            }
+        }
+    }
+    assert_eq!(std::fs::read(&key).unwrap(), key_before);
+    assert!(!escape.exists(), "a build wrote outside its output");
+    drop(listener);
+}
