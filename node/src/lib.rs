@@ -16,4 +16,5 @@ pub mod remote;
 pub mod scheduler;
 pub mod store;
 pub mod sync;
+pub mod vm;
 pub mod worker;

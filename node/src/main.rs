@@ -74,6 +74,9 @@ enum Command {
     /// Create the data directory (mode 0700), the node's key, the admin
     /// token and the default config, where missing; print the public key.
     Init,
+    /// Build guests (qemu): check whether this host can run them.
+    #[command(subcommand)]
+    Vm(VmCommand),
     /// Print the node's public key.
     Key,
     /// Read a repository's index and print the jobs it gives (one per source
@@ -151,6 +154,90 @@ struct SyncArgs {
     allow_unsigned: bool,
 }
 
+#[derive(Debug, Subcommand)]
+enum VmCommand {
+    /// Boot a tiny guest (a kernel and a busybox initramfs that prints a
+    /// marker on the serial console) under each accelerator --accel allows,
+    /// with a short timeout, and say whether it came up and why not. Exit 0
+    /// when one accelerator works, 1 when none does.
+    Check {
+        /// kvm, tcg (software emulation) or kvm-or-tcg.
+        #[arg(long, value_enum, default_value = "kvm-or-tcg")]
+        accel: vouch_node::vm::Accel,
+        /// The guest kernel (default: the newest /boot/vmlinuz-*, e.g. from
+        /// linux-image-cloud-amd64).
+        #[arg(long, value_name = "PATH")]
+        kernel: Option<PathBuf>,
+        /// A static busybox for the guest's init (busybox-static).
+        #[arg(long, value_name = "PATH", default_value = "/bin/busybox")]
+        busybox: PathBuf,
+        /// The qemu binary.
+        #[arg(long, default_value = "qemu-system-x86_64")]
+        qemu: String,
+        /// Seconds a KVM guest gets to come up (software emulation gets 4x).
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn vm_command(c: VmCommand) -> Result<ExitCode> {
+    let VmCommand::Check {
+        accel,
+        kernel,
+        busybox,
+        qemu,
+        timeout,
+        json,
+    } = c;
+    let kernel = kernel
+        .or_else(vouch_node::vm::default_kernel)
+        .context("no guest kernel: give --kernel, or apt-get install linux-image-cloud-amd64")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime
+        .block_on(vouch_node::vm::check(
+            &qemu,
+            &kernel,
+            &busybox,
+            accel,
+            std::time::Duration::from_secs(timeout.max(1)),
+        ))
+        .with_context(|| format!("preparing the check guest from {}", busybox.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("kernel: {}", report.kernel);
+        for b in &report.boots {
+            match &b.reason {
+                None => println!(
+                    "{}: works, the guest came up in {:.1} s",
+                    b.accel, b.seconds
+                ),
+                Some(r) => println!("{}: does not work: {r}", b.accel),
+            }
+        }
+        match report.usable {
+            Some("tcg") => println!(
+                "builds would use software emulation (slow; the status page and verdicts say so)"
+            ),
+            Some(a) => println!("builds would use {a}"),
+            None => {
+                println!("no accelerator works: builds with isolation = \"vm\" cannot run here")
+            }
+        }
+    }
+    Ok(if report.usable.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -165,6 +252,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let data = DataDir::new(&cli.data_dir);
     match cli.command {
+        Command::Vm(c) => match vm_command(c)? {
+            code if code == ExitCode::SUCCESS => Ok(()),
+            _ => std::process::exit(1),
+        },
         Command::Init => {
             for path in data.init()? {
                 eprintln!("created {}", path.display());
