@@ -63,6 +63,11 @@ pub struct DebianBackend {
     /// build user cannot enter).
     #[serde(default = "default_staging")]
     pub staging: std::path::PathBuf,
+    /// Downloaded packages kept between builds (apt checks each against
+    /// the archive's signed indexes before it is used); none: download
+    /// every time.
+    #[serde(default = "default_cache")]
+    pub cache: Option<std::path::PathBuf>,
 }
 
 fn default_mirrors() -> Vec<String> {
@@ -80,6 +85,9 @@ fn default_build_user() -> String {
 fn default_staging() -> std::path::PathBuf {
     std::env::temp_dir()
 }
+fn default_cache() -> Option<std::path::PathBuf> {
+    Some(std::env::temp_dir().join("vouch-apt-cache"))
+}
 
 impl Default for DebianBackend {
     fn default() -> Self {
@@ -90,6 +98,7 @@ impl Default for DebianBackend {
             mmdebstrap: default_mmdebstrap(),
             build_user: default_build_user(),
             staging: default_staging(),
+            cache: default_cache(),
         }
     }
 }
@@ -258,6 +267,19 @@ pub async fn build(
         format!("--architectures={}", info.build_architecture),
         format!("--components={}", backend.components.join(",")),
         format!("--include={}", include.join(",")),
+    ]);
+    if let Some(cache) = &backend.cache {
+        // The cache is saved before the build runs, so a build cannot
+        // leave anything in it.
+        let cache = quote(&cache.display().to_string());
+        args.extend([
+            "--skip=download/empty".to_string(),
+            "--setup-hook=mkdir -p \"$1/var/cache/apt/archives\"".into(),
+            format!("--setup-hook=sync-in {cache} /var/cache/apt/archives"),
+            format!("--customize-hook=sync-out /var/cache/apt/archives {cache}"),
+        ]);
+    }
+    args.extend([
         "--customize-hook=mkdir -p \"$1/vouch/src\"".into(),
         format!(
             "--customize-hook=copy-in {} /vouch",
@@ -345,6 +367,10 @@ impl Stage {
             let e = e.map_err(|e| e.to_string())?;
             std::fs::copy(e.path(), staged.join(e.file_name())).map_err(|e| e.to_string())?;
         }
+        if let Some(cache) = &backend.cache {
+            std::fs::create_dir_all(cache)
+                .map_err(|e| format!("cannot create the cache {}: {e}", cache.display()))?;
+        }
         let mut runner = Vec::new();
         let root = std::fs::metadata("/proc/self").map(|m| {
             use std::os::unix::fs::MetadataExt as _;
@@ -376,6 +402,10 @@ impl Stage {
                 dir.path().join("built"),
             ] {
                 std::os::unix::fs::chown(&p, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+            }
+            if let Some(cache) = &backend.cache {
+                std::os::unix::fs::chown(cache, Some(uid), Some(gid))
+                    .map_err(|e| format!("{}: {e}", cache.display()))?;
             }
             for e in std::fs::read_dir(&staged)
                 .map_err(|e| e.to_string())?
