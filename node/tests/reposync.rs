@@ -301,20 +301,15 @@ async fn an_unchanged_index_is_not_parsed_again() {
     let root = t.path().join("mirror");
     write_mirror(&root);
     let profile = vouch_node::sync::SyncProfile {
-        name: "p".into(),
-        distribution: vouch_node::sync::Distribution::Debian,
-        mirror: format!("file://{}", root.display()),
-        repos: vec![],
         releases: vec!["bookworm".into()],
         components: vec!["main".into()],
         architectures: vec!["amd64".into()],
-        include: vec![],
-        exclude: vec![],
-        maintainer: None,
-        interval_secs: 60,
         keyring: Some(test_keyring()),
-        allow_unsigned: false,
-        buildinfo: None,
+        ..vouch_node::sync::SyncProfile::new(
+            "p",
+            vouch_node::sync::Distribution::Debian,
+            &format!("file://{}", root.display()),
+        )
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();

@@ -105,20 +105,11 @@ fn main() {
         .expect("InRelease");
     let server = FileServer::start(mirror.clone()).expect("server");
     let profile = SyncProfile {
-        name: "bookworm-main".into(),
-        distribution: Distribution::Debian,
-        mirror: server.url.clone(),
-        repos: vec![],
         releases: vec!["bookworm".into()],
         components: vec!["main".into()],
         architectures: vec!["amd64".into()],
-        include: vec![],
-        exclude: vec![],
-        maintainer: None,
-        interval_secs: 3600,
         keyring: Some(testdata.join("test-archive.pub.asc")),
-        allow_unsigned: false,
-        buildinfo: None,
+        ..SyncProfile::new("bookworm-main", Distribution::Debian, &server.url)
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

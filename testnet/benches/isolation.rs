@@ -65,20 +65,16 @@ fn main() {
     )
     .expect("InRelease");
     let profile = SyncProfile {
-        name: "bench".into(),
-        distribution: Distribution::Debian,
-        mirror: format!("file://{}", mirror.display()),
-        repos: vec![],
         releases: vec!["bookworm".into()],
         components: vec!["main".into()],
         architectures: vec!["amd64".into()],
-        include: vec![],
-        exclude: vec![],
-        maintainer: None,
-        interval_secs: 60,
         keyring: Some(testdata("keys/test-archive.pub.asc")),
-        allow_unsigned: false,
         buildinfo: Some("{mirror}/{dir}/{source}_{version}_{arch}.buildinfo".into()),
+        ..SyncProfile::new(
+            "bench",
+            Distribution::Debian,
+            &format!("file://{}", mirror.display()),
+        )
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -34,20 +34,16 @@ use vouch_testnet::fixtures;
 async fn rebuild_all(mirror: &Path, work: &Path) -> Vec<(Job, Verdict, String)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let profile = SyncProfile {
-        name: "test".into(),
-        distribution: Distribution::Debian,
-        mirror: format!("file://{}", mirror.display()),
-        repos: vec![],
         releases: vec!["bookworm".into()],
         components: vec!["main".into()],
         architectures: vec!["amd64".into()],
-        include: vec![],
-        exclude: vec![],
-        maintainer: None,
-        interval_secs: 60,
         keyring: Some(testdata("keys/test-archive.pub.asc")),
-        allow_unsigned: false,
         buildinfo: Some("{mirror}/{dir}/{source}_{version}_{arch}.buildinfo".into()),
+        ..SyncProfile::new(
+            "test",
+            Distribution::Debian,
+            &format!("file://{}", mirror.display()),
+        )
     };
     let synced = vouch_node::sync::run_profile(&reqwest::Client::new(), &profile)
         .await

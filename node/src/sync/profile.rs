@@ -140,6 +140,27 @@ impl Filter {
 }
 
 impl SyncProfile {
+    /// A profile of `distribution` at `mirror` with everything else at its
+    /// default (no repos, releases or architectures yet).
+    pub fn new(name: &str, distribution: Distribution, mirror: &str) -> SyncProfile {
+        SyncProfile {
+            name: name.to_string(),
+            distribution,
+            mirror: mirror.to_string(),
+            repos: Vec::new(),
+            releases: Vec::new(),
+            components: Vec::new(),
+            architectures: Vec::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            maintainer: None,
+            interval_secs: default_interval(),
+            keyring: None,
+            allow_unsigned: false,
+            buildinfo: None,
+        }
+    }
+
     /// The `.buildinfo` URL of `job` under this profile's template.
     pub fn buildinfo_url(&self, job: &super::Job) -> Option<String> {
         let template = self.buildinfo.as_deref()?;
