@@ -179,15 +179,6 @@ impl Admission {
         Ok(())
     }
 
-    /// Per-signer rate buckets held now.
-    pub fn buckets(&self) -> usize {
-        self.rates
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .per_signer
-            .len()
-    }
-
     /// The storage held by signers outside the keyring now, read from
     /// `store`: the writer opens one per group commit.
     ///
@@ -244,11 +235,6 @@ impl Ledger<'_> {
         self.unknown_total += 1;
         self.per_signer.insert(*signer, held + 1);
         Ok(())
-    }
-
-    /// Verdicts of signers outside the keyring held now, as counted.
-    pub fn unknown_total(&self) -> u64 {
-        self.unknown_total
     }
 }
 

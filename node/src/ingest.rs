@@ -135,11 +135,10 @@ impl Ingest {
     ) -> (Ingest, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let m = metrics.clone();
-        let writer_store = store.clone();
         let writer_admission = admission.clone();
         let handle = std::thread::Builder::new()
             .name("vouch-writer".into())
-            .spawn(move || writer(writer_store, config, rx, &m, &writer_admission))
+            .spawn(move || writer(store, config, rx, &m, &writer_admission))
             .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"));
         (
             Ingest {

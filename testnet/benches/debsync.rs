@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use vouch_node::store::Store;
 use vouch_node::sync::profile::Filter;
-use vouch_node::sync::{Distribution, IndexMemo, SyncProfile, debian, run_profile_with};
+use vouch_node::sync::{IndexMemo, SyncProfile, debian, run_profile_with};
 use vouch_testnet::demo::sibling_binary;
 use vouch_testnet::serve::FileServer;
 
@@ -99,17 +99,17 @@ fn main() {
 
     // The mirror is signed with the test-only key, so the sync verifies
     // InRelease and both indexes as it would against the archive.
-    let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/keys");
-    let secret = std::fs::read_to_string(testdata.join("test-archive.sec.asc")).expect("key");
-    vouch_node::sync::release::write_inrelease(&mirror.join("dists/bookworm"), "bookworm", &secret)
-        .expect("InRelease");
+    // (No .buildinfo template: this measures the sync alone.)
+    vouch_node::sync::release::write_inrelease(
+        &mirror.join("dists/bookworm"),
+        "bookworm",
+        &vouch_testnet::debrepo::archive_secret_key(),
+    )
+    .expect("InRelease");
     let server = FileServer::start(mirror.clone()).expect("server");
     let profile = SyncProfile {
-        releases: vec!["bookworm".into()],
-        components: vec!["main".into()],
-        architectures: vec!["amd64".into()],
-        keyring: Some(testdata.join("test-archive.pub.asc")),
-        ..SyncProfile::new("bookworm-main", Distribution::Debian, &server.url)
+        buildinfo: None,
+        ..vouch_testnet::debrepo::profile("bookworm-main", &server.url)
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use vouch_node::backend::BackendConfig;
 use vouch_node::backend::debian::DebianBackend;
-use vouch_node::sync::{Distribution, SyncProfile, release};
+
 use vouch_testnet::debrepo::{
-    Variant, archive_secret_key, distribution_build, publish, sh, source_package, testdata,
-    tools_present,
+    self, Variant, distribution_build, publish, sh, source_package, tools_present,
 };
 
 fn main() {
@@ -58,24 +57,7 @@ fn main() {
 
     distribution_build(&src, &built, &[name]);
     publish(&src, &built, &mirror, &[name]);
-    release::write_inrelease(
-        &mirror.join("dists/bookworm"),
-        "bookworm",
-        &archive_secret_key(),
-    )
-    .expect("InRelease");
-    let profile = SyncProfile {
-        releases: vec!["bookworm".into()],
-        components: vec!["main".into()],
-        architectures: vec!["amd64".into()],
-        keyring: Some(testdata("keys/test-archive.pub.asc")),
-        buildinfo: Some("{mirror}/{dir}/{source}_{version}_{arch}.buildinfo".into()),
-        ..SyncProfile::new(
-            "bench",
-            Distribution::Debian,
-            &format!("file://{}", mirror.display()),
-        )
-    };
+    let profile = debrepo::profile("bench", &format!("file://{}", mirror.display()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

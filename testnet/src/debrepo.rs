@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use vouch_node::sync::{Distribution, SyncProfile, release};
+
 /// `testdata/` of the repository.
 pub fn testdata(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -124,8 +126,31 @@ pub fn distribution_build(src: &Path, out: &Path, names: &[&str]) {
     );
 }
 
-/// An apt repository (to be signed) of the built packages, with the `.buildinfo`s
-/// beside them.
+/// Where the test repository publishes each `.buildinfo`: beside the
+/// packages.
+pub const BUILDINFO_TEMPLATE: &str = "{mirror}/{dir}/{source}_{version}_{arch}.buildinfo";
+
+/// The public key that signs the test repository.
+pub fn archive_keyring() -> PathBuf {
+    testdata("keys/test-archive.pub.asc")
+}
+
+/// The sync profile of the test repository served at `mirror` (a URL):
+/// bookworm main amd64, `InRelease` checked against [`archive_keyring`],
+/// `.buildinfo`s beside the packages.
+pub fn profile(name: &str, mirror: &str) -> SyncProfile {
+    SyncProfile {
+        releases: vec!["bookworm".into()],
+        components: vec!["main".into()],
+        architectures: vec!["amd64".into()],
+        keyring: Some(archive_keyring()),
+        buildinfo: Some(BUILDINFO_TEMPLATE.into()),
+        ..SyncProfile::new(name, Distribution::Debian, mirror)
+    }
+}
+
+/// A signed apt repository of the built packages, with the `.buildinfo`s
+/// beside them: `InRelease` is signed with the test-only archive key.
 pub fn publish(src: &Path, built: &Path, mirror: &Path, names: &[&str]) {
     for n in names {
         let pool = mirror.join(format!("pool/main/v/{n}"));
@@ -150,10 +175,11 @@ pub fn publish(src: &Path, built: &Path, mirror: &Path, names: &[&str]) {
          dpkg-scansources pool > dists/bookworm/main/source/Sources 2>/dev/null\n\
          xz -k dists/bookworm/main/source/Sources",
     );
+    release::write_inrelease(&dists, "bookworm", &archive_secret_key())
+        .unwrap_or_else(|e| panic!("signing the test repository: {e}"));
 }
 
-/// The test-only archive key that signs the repository's `InRelease`
-/// (with `vouch_node::sync::release::write_inrelease`).
+/// The test-only archive key that signs the repository's `InRelease`.
 pub fn archive_secret_key() -> String {
     std::fs::read_to_string(testdata("keys/test-archive.sec.asc")).unwrap_or_default()
 }

@@ -140,12 +140,6 @@ fn two_nodes_rebuild_the_test_package_in_its_recorded_environment_and_agree_it_i
     );
     debrepo::distribution_build(&src, &built, &[name]);
     debrepo::publish(&src, &built, &mirror, &[name]);
-    vouch_node::sync::release::write_inrelease(
-        &mirror.join("dists/bookworm"),
-        "bookworm",
-        &debrepo::archive_secret_key(),
-    )
-    .unwrap();
     let published = vouch_attest::Digest::of(
         &std::fs::read(mirror.join(format!("pool/main/v/{name}/{name}_1.0_amd64.deb"))).unwrap(),
     );
@@ -153,11 +147,12 @@ fn two_nodes_rebuild_the_test_package_in_its_recorded_environment_and_agree_it_i
     let config = format!(
         "[[sync]]\nname = \"test\"\ndistribution = \"debian\"\nmirror = \"{}\"\nreleases = [\"bookworm\"]\n\
          components = [\"main\"]\narchitectures = [\"amd64\"]\nkeyring = \"{}\"\n\
-         buildinfo = \"{{mirror}}/{{dir}}/{{source}}_{{version}}_{{arch}}.buildinfo\"\n\n\
+         buildinfo = \"{}\"\n\n\
          [rebuild]\nworkers = 1\ntimeout_secs = 1800\n\n\
          [[rebuild.backends]]\ndistribution = \"debian\"\nbackend = {{ kind = \"debian\" }}\n",
         server.url,
-        debrepo::testdata("keys/test-archive.pub.asc").display()
+        debrepo::archive_keyring().display(),
+        debrepo::BUILDINFO_TEMPLATE
     );
     let mut net = Testnet::start(
         &t.path().join("net"),

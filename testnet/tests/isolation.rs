@@ -21,11 +21,10 @@ use vouch_node::backend::debian::DebianBackend;
 use vouch_node::ingest::{Ingest, IngestConfig};
 use vouch_node::metrics::Metrics;
 use vouch_node::store::Store;
-use vouch_node::sync::{Distribution, Job, SyncProfile, release};
+use vouch_node::sync::Job;
 use vouch_node::worker::{BackendFor, RebuildConfig, Signer, WorkerContext, process};
 use vouch_testnet::debrepo::{
-    Variant, archive_secret_key, distribution_build, publish, source_package, testdata,
-    tools_present,
+    self, Variant, distribution_build, publish, source_package, tools_present,
 };
 use vouch_testnet::fixtures;
 
@@ -33,18 +32,7 @@ use vouch_testnet::fixtures;
 /// each job with its verdict and build log.
 async fn rebuild_all(mirror: &Path, work: &Path) -> Vec<(Job, Verdict, String)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let profile = SyncProfile {
-        releases: vec!["bookworm".into()],
-        components: vec!["main".into()],
-        architectures: vec!["amd64".into()],
-        keyring: Some(testdata("keys/test-archive.pub.asc")),
-        buildinfo: Some("{mirror}/{dir}/{source}_{version}_{arch}.buildinfo".into()),
-        ..SyncProfile::new(
-            "test",
-            Distribution::Debian,
-            &format!("file://{}", mirror.display()),
-        )
-    };
+    let profile = debrepo::profile("test", &format!("file://{}", mirror.display()));
     let synced = vouch_node::sync::run_profile(&reqwest::Client::new(), &profile)
         .await
         .unwrap();
@@ -179,12 +167,6 @@ async fn packages_are_rebuilt_isolated_in_their_recorded_environment() {
     // own chroot): the escape marker must not exist on the host.
     let _ = std::fs::remove_file(&escape);
     publish(&src, &built, &mirror, &names);
-    release::write_inrelease(
-        &mirror.join("dists/bookworm"),
-        "bookworm",
-        &archive_secret_key(),
-    )
-    .unwrap();
 
     let start = std::time::Instant::now();
     let results = rebuild_all(&mirror, &t.path().join("work")).await;

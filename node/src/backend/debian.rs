@@ -361,15 +361,24 @@ impl Stage {
             .tempdir_in(&backend.staging)
             .map_err(|e| format!("cannot stage in {}: {e}", backend.staging.display()))?;
         let staged = dir.path().join("src");
+        // Everything the build user must own: the stage, its files, the cache.
+        let mut owned = vec![
+            dir.path().to_path_buf(),
+            staged.clone(),
+            dir.path().join("built"),
+        ];
         std::fs::create_dir_all(&staged).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(dir.path().join("built")).map_err(|e| e.to_string())?;
         for e in std::fs::read_dir(src).map_err(|e| format!("{}: {e}", src.display()))? {
             let e = e.map_err(|e| e.to_string())?;
-            std::fs::copy(e.path(), staged.join(e.file_name())).map_err(|e| e.to_string())?;
+            let to = staged.join(e.file_name());
+            std::fs::copy(e.path(), &to).map_err(|e| e.to_string())?;
+            owned.push(to);
         }
         if let Some(cache) = &backend.cache {
             std::fs::create_dir_all(cache)
                 .map_err(|e| format!("cannot create the cache {}: {e}", cache.display()))?;
+            owned.push(cache.clone());
         }
         let mut runner = Vec::new();
         let root = std::fs::metadata("/proc/self").map(|m| {
@@ -396,23 +405,9 @@ impl Stage {
                     })
             };
             let (uid, gid) = (id("-u")?, id("-g")?);
-            for p in [
-                dir.path().to_path_buf(),
-                staged.clone(),
-                dir.path().join("built"),
-            ] {
-                std::os::unix::fs::chown(&p, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
-            }
-            if let Some(cache) = &backend.cache {
-                std::os::unix::fs::chown(cache, Some(uid), Some(gid))
-                    .map_err(|e| format!("{}: {e}", cache.display()))?;
-            }
-            for e in std::fs::read_dir(&staged)
-                .map_err(|e| e.to_string())?
-                .flatten()
-            {
-                std::os::unix::fs::chown(e.path(), Some(uid), Some(gid))
-                    .map_err(|e| e.to_string())?;
+            for p in &owned {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid))
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
             }
             runner = vec![
                 "setpriv".into(),

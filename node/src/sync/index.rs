@@ -19,7 +19,7 @@ fn now() -> u64 {
 
 /// The profile's keyring, if it verifies signatures; an error when it
 /// should and cannot be read.
-fn keyring(profile: &SyncProfile) -> Result<Option<Keyring>, SyncError> {
+pub(super) fn keyring(profile: &SyncProfile) -> Result<Option<Keyring>, SyncError> {
     match profile.keyring_path() {
         Some(path) => Keyring::load(&path).map(Some).map_err(|e| match e {
             SyncError::Signature { what, reason } => SyncError::Signature {
@@ -36,20 +36,11 @@ fn keyring(profile: &SyncProfile) -> Result<Option<Keyring>, SyncError> {
 pub(super) async fn archlinux(
     client: &reqwest::Client,
     profile: &SyncProfile,
+    keyring: Option<&Keyring>,
     filter: &profile::Filter,
     memo: Option<&IndexMemo>,
     all: &mut SyncResult,
 ) {
-    let keyring = match keyring(profile) {
-        Ok(k) => k,
-        Err(e) => {
-            all.refused.push(Refused {
-                entry: profile.mirror.clone(),
-                reason: format!("{e}; nothing of this profile is synced"),
-            });
-            return;
-        }
-    };
     for repo in &profile.repos {
         for arch in &profile.architectures {
             let base = arch::repo_url(&profile.mirror, repo, arch);
@@ -61,7 +52,7 @@ pub(super) async fn archlinux(
                     continue;
                 }
             };
-            if let Some(k) = &keyring {
+            if let Some(k) = keyring {
                 let sig_url = format!("{url}.sig");
                 let checked = match fetch::get(client, &sig_url, MAX_SIGNATURE).await {
                     Ok(sig) => k.verify_detached(&url, &bytes, &sig, now()).map(|_| ()),
@@ -159,23 +150,14 @@ fn index_text(
 pub(super) async fn debian(
     client: &reqwest::Client,
     profile: &SyncProfile,
+    keyring: Option<&Keyring>,
     filter: &profile::Filter,
     memo: Option<&IndexMemo>,
     all: &mut SyncResult,
 ) {
     let root = profile.mirror.trim_end_matches('/');
-    let keyring = match keyring(profile) {
-        Ok(k) => k,
-        Err(e) => {
-            all.refused.push(Refused {
-                entry: root.to_string(),
-                reason: format!("{e}; nothing of this profile is synced"),
-            });
-            return;
-        }
-    };
     for name in &profile.releases {
-        let signed = match &keyring {
+        let signed = match keyring {
             Some(k) => match release(client, root, name, k).await {
                 Ok(r) => Some(r),
                 Err(e) => {

@@ -196,12 +196,24 @@ pub async fn run_profile_with(
     profile.check()?;
     let filter = profile::Filter::new(profile)?;
     let mut all = SyncResult::default();
+    // A keyring the profile needs and cannot read refuses everything.
+    let keyring = match index::keyring(profile) {
+        Ok(k) => k,
+        Err(e) => {
+            all.refused.push(Refused {
+                entry: profile.mirror.clone(),
+                reason: format!("{e}; nothing of this profile is synced"),
+            });
+            return Ok(all);
+        }
+    };
+    let keyring = keyring.as_ref();
     match profile.distribution {
         Distribution::Archlinux => {
-            index::archlinux(client, profile, &filter, memo, &mut all).await;
+            index::archlinux(client, profile, keyring, &filter, memo, &mut all).await;
         }
         Distribution::Debian => {
-            index::debian(client, profile, &filter, memo, &mut all).await;
+            index::debian(client, profile, keyring, &filter, memo, &mut all).await;
         }
     }
     Ok(all)

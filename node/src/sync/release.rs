@@ -102,18 +102,6 @@ impl Keyring {
         })
     }
 
-    /// A keyring from bytes (binary or armored).
-    pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Keyring, SyncError> {
-        let keys = parse_keys(bytes).map_err(|reason| SyncError::Signature {
-            what: source.to_string(),
-            reason,
-        })?;
-        Ok(Keyring {
-            keys,
-            source: source.to_string(),
-        })
-    }
-
     /// The keys and subkeys whose self-signatures and bindings verify.
     fn signers(&self) -> Vec<Signer<'_>> {
         let mut out = Vec::new();
