@@ -171,6 +171,10 @@ enum VmCommand {
         /// A static busybox for the guest's init (busybox-static).
         #[arg(long, value_name = "PATH", default_value = "/bin/busybox")]
         busybox: PathBuf,
+        /// Boot this build image (from `vouchd vm build-image`) instead of
+        /// the kernel and busybox.
+        #[arg(long, value_name = "IMAGE", conflicts_with_all = ["kernel", "busybox"])]
+        image: Option<PathBuf>,
         /// The qemu binary.
         #[arg(long, default_value = "qemu-system-x86_64")]
         qemu: String,
@@ -181,33 +185,132 @@ enum VmCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Build a guest image for `isolation = "vm"` from a distribution's
+    /// packages (a kernel package and busybox-static, fetched with
+    /// mmdebstrap) and the in-guest runner; print its sha256, which
+    /// verdicts built in it name.
+    BuildImage {
+        /// Only `debian` so far.
+        #[arg(long, default_value = "debian")]
+        distribution: String,
+        /// The release the packages come from.
+        #[arg(long, default_value = "bookworm")]
+        release: String,
+        /// The archive.
+        #[arg(long, default_value = "http://deb.debian.org/debian")]
+        mirror: String,
+        /// The kernel package.
+        #[arg(long, default_value = "linux-image-cloud-amd64")]
+        kernel_package: String,
+        /// Where the image is written.
+        #[arg(long, value_name = "IMAGE")]
+        out: PathBuf,
+        /// When run as root: the unprivileged user that runs mmdebstrap.
+        #[arg(long, default_value = "vouch-build")]
+        build_user: String,
+        /// Print the manifest and sha256 as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-fn vm_command(c: VmCommand) -> Result<ExitCode> {
-    let VmCommand::Check {
-        accel,
-        kernel,
-        busybox,
-        qemu,
-        timeout,
+fn vm_build_image(c: VmCommand) -> Result<ExitCode> {
+    let VmCommand::BuildImage {
+        distribution,
+        release,
+        mirror,
+        kernel_package,
+        out,
+        build_user,
         json,
-    } = c;
-    let kernel = kernel
-        .or_else(vouch_node::vm::default_kernel)
-        .context("no guest kernel: give --kernel, or apt-get install linux-image-cloud-amd64")?;
+    } = c
+    else {
+        return Ok(ExitCode::from(2));
+    };
+    let recipe = vouch_node::vm::image::ImageRecipe {
+        distribution,
+        release,
+        mirror,
+        kernel_package,
+        mmdebstrap: "mmdebstrap".into(),
+        staging: std::env::temp_dir(),
+        build_user,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let report = runtime
-        .block_on(vouch_node::vm::check(
+    let (manifest, sha) = runtime
+        .block_on(vouch_node::vm::image::build(&recipe, &out))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("building the guest image {}", out.display()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "image": out.display().to_string(),
+                "sha256": sha,
+                "manifest": manifest,
+            }))?
+        );
+    } else {
+        println!("{}: sha256 {sha}", out.display());
+        println!(
+            "{} {}: {}, {}, runner {}, modules {}",
+            manifest.distribution,
+            manifest.release,
+            manifest.kernel,
+            manifest.busybox,
+            manifest.runner,
+            manifest.modules.join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn vm_command(c: VmCommand) -> Result<ExitCode> {
+    if matches!(c, VmCommand::BuildImage { .. }) {
+        return vm_build_image(c);
+    }
+    let VmCommand::Check {
+        accel,
+        kernel,
+        busybox,
+        image,
+        qemu,
+        timeout,
+        json,
+    } = c
+    else {
+        return Ok(ExitCode::from(2));
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let timeout = std::time::Duration::from_secs(timeout.max(1));
+    let report = if let Some(image) = image {
+        let dir = tempfile::tempdir().context("a temporary directory")?;
+        let unpacked = vouch_node::vm::image::unpack(&image, dir.path())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        runtime.block_on(vouch_node::vm::check_guest(
             &qemu,
-            &kernel,
-            &busybox,
+            &unpacked.kernel,
+            &unpacked.initrd,
+            "vouch.mode=check",
             accel,
-            std::time::Duration::from_secs(timeout.max(1)),
+            timeout,
         ))
-        .with_context(|| format!("preparing the check guest from {}", busybox.display()))?;
+    } else {
+        let kernel = kernel.or_else(vouch_node::vm::default_kernel).context(
+            "no guest kernel: give --kernel, or apt-get install linux-image-cloud-amd64",
+        )?;
+        runtime
+            .block_on(vouch_node::vm::check(
+                &qemu, &kernel, &busybox, accel, timeout,
+            ))
+            .with_context(|| format!("preparing the check guest from {}", busybox.display()))?
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -531,11 +531,15 @@ pub async fn attempt(
             diffoscope: diff.map(|d| b64(&d)),
         });
     }
+    let backend_version = match &run.version_note {
+        Some(note) => format!("{}; {note}", backend.version()),
+        None => backend.version(),
+    };
     Attempt {
         results,
         log: b64(&log),
         backend: backend.name(),
-        backend_version: backend.version(),
+        backend_version,
         buildinfo_sha256,
     }
 }

@@ -30,7 +30,12 @@ use vouch_testnet::fixtures;
 
 /// The node's side: sync the repository, rebuild every job, and return
 /// each job with its verdict and build log.
-async fn rebuild_all(mirror: &Path, work: &Path) -> Vec<(Job, Verdict, String)> {
+async fn rebuild_all(
+    mirror: &Path,
+    work: &Path,
+    backend: DebianBackend,
+    only: Option<&str>,
+) -> Vec<(Job, Verdict, String)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let profile = debrepo::profile("test", &format!("file://{}", mirror.display()));
     let synced = vouch_node::sync::run_profile(&reqwest::Client::new(), &profile)
@@ -62,7 +67,7 @@ async fn rebuild_all(mirror: &Path, work: &Path) -> Vec<(Job, Verdict, String)> 
             timeout_secs: 1800,
             backends: vec![BackendFor {
                 distribution: "debian".into(),
-                backend: BackendConfig::Debian(DebianBackend::default()),
+                backend: BackendConfig::Debian(backend),
             }],
             ..RebuildConfig::default()
         }),
@@ -71,7 +76,12 @@ async fn rebuild_all(mirror: &Path, work: &Path) -> Vec<(Job, Verdict, String)> 
         work_root: work.to_path_buf(),
     };
     std::fs::create_dir_all(work).unwrap();
-    store.enqueue_sync(&[], &synced.jobs, 0).unwrap();
+    let jobs: Vec<Job> = synced
+        .jobs
+        .into_iter()
+        .filter(|j| only.is_none_or(|o| j.source == o))
+        .collect();
+    store.enqueue_sync(&[], &jobs, 0).unwrap();
     let mut out = Vec::new();
     while let Some(record) = store.lease_job("local-0", 0, 3600).unwrap() {
         let job = record.job.clone();
@@ -169,7 +179,13 @@ async fn packages_are_rebuilt_isolated_in_their_recorded_environment() {
     publish(&src, &built, &mirror, &names);
 
     let start = std::time::Instant::now();
-    let results = rebuild_all(&mirror, &t.path().join("work")).await;
+    let results = rebuild_all(
+        &mirror,
+        &t.path().join("work"),
+        DebianBackend::default(),
+        None,
+    )
+    .await;
     eprintln!("3 isolated rebuilds: {:?}", start.elapsed());
     assert_eq!(results.len(), 3);
     for (job, v, log) in &results {
@@ -207,4 +223,54 @@ async fn packages_are_rebuilt_isolated_in_their_recorded_environment() {
     assert_eq!(std::fs::read(&key).unwrap(), key_before);
     assert!(!escape.exists(), "a build wrote outside its output");
     drop(listener);
+
+    // The first package again, in a guest under software emulation: the
+    // same recorded environment gives the same sha256.
+    let image = t.path().join("guest.img");
+    let start = std::time::Instant::now();
+    let (manifest, sha) = vouch_node::vm::image::build(
+        &vouch_node::vm::image::ImageRecipe {
+            distribution: "debian".into(),
+            release: "bookworm".into(),
+            mirror: "http://deb.debian.org/debian".into(),
+            kernel_package: "linux-image-cloud-amd64".into(),
+            mmdebstrap: "mmdebstrap".into(),
+            staging: std::env::temp_dir(),
+            build_user: "vouch-build".into(),
+        },
+        &image,
+    )
+    .await
+    .unwrap();
+    eprintln!(
+        "guest image {sha} ({}): {:?}",
+        manifest.kernel,
+        start.elapsed()
+    );
+    let mut backend = DebianBackend {
+        isolation: vouch_node::backend::debian::Isolation::Vm,
+        ..DebianBackend::default()
+    };
+    backend.vm.image = Some(image);
+    backend.vm.accel = vouch_node::vm::Accel::Tcg;
+    let start = std::time::Instant::now();
+    let in_vm = rebuild_all(
+        &mirror,
+        &t.path().join("work-vm"),
+        backend,
+        Some("vouch-repro-test"),
+    )
+    .await;
+    eprintln!("1 rebuild in a guest (tcg): {:?}", start.elapsed());
+    assert_eq!(in_vm.len(), 1);
+    let (job, v, log) = &in_vm[0];
+    assert_eq!(v.outcome, Outcome::Good, "{log}");
+    assert_eq!(job.subjects[0].sha256, v.subject.sha256);
+    assert!(
+        v.inputs.backend_version.contains(&format!(
+            "image sha256 {sha}; accel tcg (software emulation)"
+        )),
+        "{}",
+        v.inputs.backend_version
+    );
 }

@@ -19,7 +19,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::buildinfo::Buildinfo;
-use super::{BuildRun, BuildStatus, run_command};
+use super::stage::Stage;
+use super::{BuildRun, BuildStatus, environment, guest, namespace};
 use crate::sync::Job;
 
 /// How a build is kept from the node.
@@ -63,11 +64,19 @@ pub struct DebianBackend {
     /// build user cannot enter).
     #[serde(default = "default_staging")]
     pub staging: std::path::PathBuf,
-    /// Downloaded packages kept between builds (apt checks each against
-    /// the archive's signed indexes before it is used); none: download
-    /// every time.
+    /// Kept between builds: downloaded packages (`archives/`; apt checks
+    /// each against the archive's signed indexes before it is used) and
+    /// assembled environments (`environments/`). None: every build
+    /// downloads and assembles its environment afresh.
     #[serde(default = "default_cache")]
     pub cache: Option<std::path::PathBuf>,
+    /// Assembled environments kept in the cache (least recently used ones
+    /// are removed first).
+    #[serde(default = "default_max_environments")]
+    pub max_environments: usize,
+    /// The guest, for `isolation = "vm"`.
+    #[serde(default)]
+    pub vm: guest::VmSettings,
 }
 
 fn default_mirrors() -> Vec<String> {
@@ -85,6 +94,9 @@ fn default_build_user() -> String {
 fn default_staging() -> std::path::PathBuf {
     std::env::temp_dir()
 }
+fn default_max_environments() -> usize {
+    8
+}
 fn default_cache() -> Option<std::path::PathBuf> {
     Some(std::env::temp_dir().join("vouch-apt-cache"))
 }
@@ -99,6 +111,8 @@ impl Default for DebianBackend {
             build_user: default_build_user(),
             staging: default_staging(),
             cache: default_cache(),
+            max_environments: default_max_environments(),
+            vm: guest::VmSettings::default(),
         }
     }
 }
@@ -124,7 +138,7 @@ pub fn version(b: &DebianBackend) -> String {
 }
 
 /// Quotes `s` for a POSIX shell.
-fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
@@ -181,49 +195,21 @@ pub async fn build(
         status,
         log,
         output_dir: output.clone(),
+        version_note: None,
     };
-    match backend.isolation {
-        Isolation::Namespace => {}
-        Isolation::None => {
-            log.extend_from_slice(
-                b"the debian backend does not build on the host: set isolation = \"namespace\"\n",
-            );
-            return done(BuildStatus::BackendError, log);
-        }
-        Isolation::Vm => {
-            log.extend_from_slice(b"isolation = \"vm\" is not available in this version\n");
-            return done(BuildStatus::BackendError, log);
-        }
+    if backend.isolation == Isolation::None {
+        log.extend_from_slice(
+            b"the debian backend does not build on the host: set isolation = \"namespace\" or \"vm\"\n",
+        );
+        return done(BuildStatus::BackendError, log);
     }
-    let text = match std::fs::read_to_string(workdir.join("input/buildinfo")) {
-        Ok(t) => t,
-        Err(_) => {
-            log.extend_from_slice(
-                b"no .buildinfo for this build (set `buildinfo` in the sync profile): \
-                  without the recorded environment there is nothing to compare against\n",
-            );
-            return done(BuildStatus::Unavailable, log);
-        }
-    };
-    let info = match Buildinfo::parse(&text) {
+    let info = match recorded(job, workdir) {
         Ok(i) => i,
         Err(e) => {
-            log.extend_from_slice(format!("the .buildinfo is refused: {e}\n").as_bytes());
-            return done(BuildStatus::Unavailable, log);
-        }
-    };
-    for s in &job.subjects {
-        if let Err(e) = info.describes(&s.filename, &s.sha256) {
             log.extend_from_slice(format!("{e}\n").as_bytes());
             return done(BuildStatus::Unavailable, log);
         }
-    }
-    if info.source != job.source {
-        log.extend_from_slice(
-            format!("the .buildinfo is of {}, not {}\n", info.source, job.source).as_bytes(),
-        );
-        return done(BuildStatus::Unavailable, log);
-    }
+    };
     let Some(dsc) = job.source_files.iter().find(|f| f.name.ends_with(".dsc")) else {
         log.extend_from_slice(b"no .dsc for this source in the Sources index\n");
         return done(BuildStatus::Unavailable, log);
@@ -232,73 +218,47 @@ pub async fn build(
         let upstream = job.version.split(':').next_back().unwrap_or(&job.version);
         format!("/build/{}-{upstream}", job.source)
     });
+    let parent = Path::new(&build_path)
+        .parent()
+        .and_then(|p| p.to_str())
+        .unwrap_or("/build")
+        .to_string();
     // The build user cannot enter the data directory: the build is staged
     // outside it, with only its inputs.
-    let stage = match Stage::new(backend, &workdir.join("input/src")) {
+    let own: Vec<_> = [
+        environment::environments_dir(backend),
+        environment::archives_dir(backend),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let stage = match Stage::new(
+        &backend.staging,
+        &backend.build_user,
+        Some(&workdir.join("input/src")),
+        &own,
+    ) {
         Ok(s) => s,
         Err(e) => {
             log.extend_from_slice(format!("{e}\n").as_bytes());
             return done(BuildStatus::BackendError, log);
         }
     };
-    let script = stage.dir.path().join("vouch-build.sh");
-    if let Err(e) = std::fs::write(&script, build_script(&info, &dsc.name, &build_path)) {
-        log.extend_from_slice(format!("cannot write the build script: {e}\n").as_bytes());
+    if let Err(e) = stage.write(
+        "vouch-build.sh",
+        &build_script(&info, &dsc.name, &build_path),
+    ) {
+        log.extend_from_slice(format!("{e}\n").as_bytes());
         return done(BuildStatus::BackendError, log);
     }
     let release = job.release.clone().unwrap_or_else(|| "stable".into());
-    let include: Vec<String> = info
-        .installed
-        .iter()
-        .map(|(n, v)| format!("{n}={v}"))
-        .collect();
-    let parent = Path::new(&build_path)
-        .parent()
-        .and_then(|p| p.to_str())
-        .unwrap_or("/build")
-        .to_string();
-    let built = stage.dir.path().join("built");
-    let src = stage.dir.path().join("src");
-    let mut args = stage.runner.clone();
-    args.extend([
-        backend.mmdebstrap.clone(),
-        "--mode=unshare".into(),
-        "--variant=apt".into(),
-        format!("--architectures={}", info.build_architecture),
-        format!("--components={}", backend.components.join(",")),
-        format!("--include={}", include.join(",")),
-    ]);
-    if let Some(cache) = &backend.cache {
-        // The cache is saved before the build runs, so a build cannot
-        // leave anything in it.
-        let cache = quote(&cache.display().to_string());
-        args.extend([
-            "--skip=download/empty".to_string(),
-            "--setup-hook=mkdir -p \"$1/var/cache/apt/archives\"".into(),
-            format!("--setup-hook=sync-in {cache} /var/cache/apt/archives"),
-            format!("--customize-hook=sync-out /var/cache/apt/archives {cache}"),
-        ]);
-    }
-    args.extend([
-        "--customize-hook=mkdir -p \"$1/vouch/src\"".into(),
-        format!(
-            "--customize-hook=copy-in {} /vouch",
-            quote(&script.display().to_string())
-        ),
-        format!(
-            "--customize-hook=sync-in {} /vouch/src",
-            quote(&src.display().to_string())
-        ),
-        "--customize-hook=chroot \"$1\" sh /vouch/vouch-build.sh".into(),
-        format!(
-            "--customize-hook=sync-out {} {}",
-            quote(&parent),
-            quote(&built.display().to_string())
-        ),
-        release,
-        "/dev/null".into(),
-    ]);
-    args.extend(backend.mirrors.iter().cloned());
+    let env =
+        match environment::prepare(backend, &info, &release, &stage, timeout, max_log, &mut log)
+            .await
+        {
+            Ok(e) => e,
+            Err(status) => return done(status, log),
+        };
     log.extend_from_slice(
         format!(
             "recorded environment: {} packages, Build-Architecture {}, Build-Path {build_path}\n",
@@ -307,32 +267,33 @@ pub async fn build(
         )
         .as_bytes(),
     );
-    let run = run_command(&args, stage.dir.path(), &[], timeout, max_log).await;
-    log.extend_from_slice(&run.log);
-    let text = String::from_utf8_lossy(&run.log);
-    match run.status {
-        BuildStatus::Ok => {}
-        BuildStatus::Failed if !text.contains(BUILD_STARTS) => {
-            let missing = missing_packages(&text);
-            if missing.is_empty() {
-                log.extend_from_slice(
-                    b"the recorded environment could not be assembled (see above)\n",
-                );
-            } else {
-                log.extend_from_slice(
-                    format!(
-                        "the recorded environment could not be assembled: not on the configured mirrors: {}\n",
-                        missing.join(", ")
-                    )
-                    .as_bytes(),
-                );
-            }
-            return done(BuildStatus::Unavailable, log);
+    let mut note = None;
+    let run = match backend.isolation {
+        Isolation::Vm => guest::build(&backend.vm, &stage, &env, &parent, timeout, max_log)
+            .await
+            .map(|g| {
+                note = Some(g.note);
+                g.run
+            }),
+        _ => namespace::build(&stage, &env.root, &parent, timeout, max_log).await,
+    };
+    let done = |status, log| BuildRun {
+        version_note: note.clone(),
+        ..done(status, log)
+    };
+    let run = match run {
+        Ok(r) => r,
+        Err(e) => {
+            log.extend_from_slice(format!("{e}\n").as_bytes());
+            return done(BuildStatus::BackendError, log);
         }
-        other => return done(other, log),
+    };
+    log.extend_from_slice(&run.log);
+    if run.status != BuildStatus::Ok {
+        return done(run.status, log);
     }
     // Every .deb the build produced, next to the tree.
-    if let Ok(entries) = std::fs::read_dir(&built) {
+    if let Ok(entries) = std::fs::read_dir(stage.path("built")) {
         for e in entries.flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "deb")
@@ -346,101 +307,24 @@ pub async fn build(
     done(BuildStatus::Ok, log)
 }
 
-/// A staging directory outside the data directory, owned by the build
-/// user, holding the source files and receiving the built files; and the
-/// command prefix that runs as that user.
-struct Stage {
-    dir: tempfile::TempDir,
-    runner: Vec<String>,
-}
-
-impl Stage {
-    fn new(backend: &DebianBackend, src: &Path) -> Result<Stage, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("vouch-build-")
-            .tempdir_in(&backend.staging)
-            .map_err(|e| format!("cannot stage in {}: {e}", backend.staging.display()))?;
-        let staged = dir.path().join("src");
-        // Everything the build user must own: the stage, its files, the cache.
-        let mut owned = vec![
-            dir.path().to_path_buf(),
-            staged.clone(),
-            dir.path().join("built"),
-        ];
-        std::fs::create_dir_all(&staged).map_err(|e| e.to_string())?;
-        std::fs::create_dir_all(dir.path().join("built")).map_err(|e| e.to_string())?;
-        for e in std::fs::read_dir(src).map_err(|e| format!("{}: {e}", src.display()))? {
-            let e = e.map_err(|e| e.to_string())?;
-            let to = staged.join(e.file_name());
-            std::fs::copy(e.path(), &to).map_err(|e| e.to_string())?;
-            owned.push(to);
-        }
-        if let Some(cache) = &backend.cache {
-            std::fs::create_dir_all(cache)
-                .map_err(|e| format!("cannot create the cache {}: {e}", cache.display()))?;
-            owned.push(cache.clone());
-        }
-        let mut runner = Vec::new();
-        let root = std::fs::metadata("/proc/self").map(|m| {
-            use std::os::unix::fs::MetadataExt as _;
-            m.uid() == 0
-        });
-        if root.unwrap_or(false) {
-            let id = |flag: &str| -> Result<u32, String> {
-                let out = std::process::Command::new("id")
-                    .args([flag, &backend.build_user])
-                    .output()
-                    .map_err(|e| e.to_string())?;
-                String::from_utf8_lossy(&out.stdout)
-                    .trim()
-                    .parse()
-                    .map_err(|_| {
-                        format!(
-                            "the build user `{}` does not exist: create it with `useradd --system \
-                             --no-create-home {0}` and give it sub-ids with `usermod \
-                             --add-subuids 300000-365535 --add-subgids 300000-365535 {0}` \
-                             (see README, Isolation)",
-                            backend.build_user
-                        )
-                    })
-            };
-            let (uid, gid) = (id("-u")?, id("-g")?);
-            for p in &owned {
-                std::os::unix::fs::chown(p, Some(uid), Some(gid))
-                    .map_err(|e| format!("{}: {e}", p.display()))?;
-            }
-            runner = vec![
-                "setpriv".into(),
-                format!("--reuid={uid}"),
-                format!("--regid={gid}"),
-                "--init-groups".into(),
-                "--".into(),
-                "env".into(),
-                format!("HOME={}", dir.path().display()),
-                format!("TMPDIR={}", dir.path().display()),
-            ];
-        }
-        Ok(Stage { dir, runner })
+/// The `.buildinfo` of `job`, checked against the published artifacts.
+fn recorded(job: &Job, workdir: &Path) -> Result<Buildinfo, String> {
+    let text = std::fs::read_to_string(workdir.join("input/buildinfo")).map_err(|_| {
+        "no .buildinfo for this build (set `buildinfo` in the sync profile): \
+         without the recorded environment there is nothing to compare against"
+            .to_string()
+    })?;
+    let info = Buildinfo::parse(&text).map_err(|e| format!("the .buildinfo is refused: {e}"))?;
+    for s in &job.subjects {
+        info.describes(&s.filename, &s.sha256)?;
     }
-}
-
-/// The packages apt said it could not find, from its error lines.
-fn missing_packages(log: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in log.lines() {
-        // E: Version '1.2-3' for 'foo' was not found
-        if let Some(rest) = line.strip_prefix("E: Version '")
-            && let Some((version, rest)) = rest.split_once("' for '")
-            && let Some((name, _)) = rest.split_once('\'')
-        {
-            out.push(format!("{name} (= {version})"));
-        } else if let Some(rest) = line.strip_prefix("E: Unable to locate package ") {
-            out.push(rest.trim().to_string());
-        }
+    if info.source != job.source {
+        return Err(format!(
+            "the .buildinfo is of {}, not {}",
+            info.source, job.source
+        ));
     }
-    out.sort();
-    out.dedup();
-    out
+    Ok(info)
 }
 
 #[cfg(test)]
@@ -464,16 +348,6 @@ mod tests {
         assert!(
             s.contains("DEB_BUILD_OPTIONS='x'\\''; touch /pwned; '\\'''"),
             "{s}"
-        );
-    }
-
-    #[test]
-    fn apt_errors_name_the_missing_packages() {
-        let log = "E: Version '2.40-1' for 'binutils' was not found\n\
-                   E: Unable to locate package nosuch\nother\n";
-        assert_eq!(
-            missing_packages(log),
-            vec!["binutils (= 2.40-1)".to_string(), "nosuch".to_string()]
         );
     }
 }

@@ -5,7 +5,11 @@
 
 pub mod buildinfo;
 pub mod debian;
+pub mod environment;
+pub mod guest;
+pub mod namespace;
 mod process;
+pub mod stage;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -70,6 +74,10 @@ pub struct BuildRun {
     pub log: Vec<u8>,
     /// Where the rebuilt artifacts are.
     pub output_dir: PathBuf,
+    /// What the backend's version does not say about this run (the guest
+    /// image and accelerator of a `vm` build), added to the verdict's
+    /// backend version.
+    pub version_note: Option<String>,
 }
 
 /// How a backend run ended.
@@ -127,6 +135,7 @@ impl BackendConfig {
                 status: BuildStatus::BackendError,
                 log: format!("cannot create {}: {e}\n", output.display()).into_bytes(),
                 output_dir: output,
+                version_note: None,
             };
         }
         let first = job
@@ -190,6 +199,7 @@ async fn command_build(
         status: run.status,
         log: run.log,
         output_dir: output.to_path_buf(),
+        version_note: None,
     }
 }
 
@@ -202,6 +212,7 @@ fn demo(job: &Job, input: &Path, output: &Path, node_key: &[u8; 32]) -> BuildRun
             status: BuildStatus::Failed,
             log: log.into_bytes(),
             output_dir: output.to_path_buf(),
+            version_note: None,
         };
     }
     for s in &job.subjects {
@@ -224,6 +235,7 @@ fn demo(job: &Job, input: &Path, output: &Path, node_key: &[u8; 32]) -> BuildRun
                     status: BuildStatus::Failed,
                     log: log.into_bytes(),
                     output_dir: output.to_path_buf(),
+                    version_note: None,
                 };
             }
         }
@@ -232,5 +244,6 @@ fn demo(job: &Job, input: &Path, output: &Path, node_key: &[u8; 32]) -> BuildRun
         status: BuildStatus::Ok,
         log: log.into_bytes(),
         output_dir: output.to_path_buf(),
+        version_note: None,
     }
 }

@@ -14,14 +14,17 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt as _;
 
+pub mod image;
+
 /// Printed by the guest's init when it is up.
-const MARKER: &str = "vouch-guest-up";
+pub const MARKER: &str = "vouch-guest-up";
 
 /// How guests are accelerated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Accel {
     /// Hardware virtualization only.
+    #[default]
     Kvm,
     /// qemu's software emulation only (slow; verdicts say so).
     Tcg,
@@ -72,7 +75,7 @@ pub fn default_kernel() -> Option<PathBuf> {
 
 /// Appends one entry of the cpio "newc" format (what the kernel unpacks
 /// as an initramfs).
-fn cpio_entry(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, data: &[u8]) {
+pub(crate) fn cpio_entry(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, data: &[u8]) {
     let header = format!(
         "070701{ino:08x}{mode:08x}{uid:08x}{gid:08x}{nlink:08x}{mtime:08x}{size:08x}\
          {z:08x}{z:08x}{z:08x}{z:08x}{namesize:08x}{z:08x}",
@@ -114,6 +117,7 @@ async fn boot(
     accel: &'static str,
     kernel: &Path,
     initrd: &Path,
+    append: &str,
     timeout: Duration,
 ) -> Boot {
     let start = Instant::now();
@@ -147,7 +151,8 @@ async fn boot(
     .arg(kernel)
     .arg("-initrd")
     .arg(initrd)
-    .args(["-append", "console=ttyS0 panic=-1 quiet"])
+    .arg("-append")
+    .arg(format!("console=ttyS0 panic=-1 quiet {append}"))
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -223,21 +228,35 @@ pub async fn check(
     let dir = tempfile::tempdir()?;
     let initrd = dir.path().join("check.cpio");
     std::fs::File::create(&initrd)?.write_all(&check_initramfs(busybox)?)?;
+    Ok(check_guest(qemu, kernel, &initrd, "", accel, timeout).await)
+}
+
+/// Boots `kernel` with `initrd` (whose init prints the marker and powers
+/// off, given `append` on its command line) under the accelerators `accel`
+/// allows.
+pub async fn check_guest(
+    qemu: &str,
+    kernel: &Path,
+    initrd: &Path,
+    append: &str,
+    accel: Accel,
+    timeout: Duration,
+) -> Report {
     let mut boots = Vec::new();
     if matches!(accel, Accel::Kvm | Accel::KvmOrTcg) {
-        boots.push(boot(qemu, "kvm", kernel, &initrd, timeout).await);
+        boots.push(boot(qemu, "kvm", kernel, initrd, append, timeout).await);
     }
     let kvm_works = boots.iter().any(|b| b.works);
     if accel == Accel::Tcg || (accel == Accel::KvmOrTcg && !kvm_works) {
         // Software emulation boots a kernel several times slower.
-        boots.push(boot(qemu, "tcg", kernel, &initrd, timeout * 4).await);
+        boots.push(boot(qemu, "tcg", kernel, initrd, append, timeout * 4).await);
     }
     let usable = boots.iter().find(|b| b.works).map(|b| b.accel);
-    Ok(Report {
+    Report {
         kernel: kernel.display().to_string(),
         boots,
         usable,
-    })
+    }
 }
 
 #[cfg(test)]
