@@ -193,6 +193,28 @@ impl Daemon {
                 metrics: metrics.clone(),
                 work_root,
             };
+            // A backend that builds in guests: does the guest boot here?
+            for b in &config.rebuild.backends {
+                if let crate::backend::BackendConfig::Debian(d) = &b.backend
+                    && d.isolation == crate::backend::debian::Isolation::Vm
+                {
+                    let settings = d.vm.clone();
+                    let distribution = b.distribution.clone();
+                    tokio::spawn(async move {
+                        match crate::backend::guest::startup_check(&settings).await {
+                            Ok((sha, accel)) => tracing::info!(
+                                %distribution, image_sha256 = %sha, accel,
+                                "build guests boot{}",
+                                if accel == "tcg" { " (software emulation)" } else { "" }
+                            ),
+                            Err(e) => tracing::warn!(
+                                %distribution,
+                                "build guests cannot run here, every job will FAIL: {e}"
+                            ),
+                        }
+                    });
+                }
+            }
             background = crate::scheduler::spawn(ctx.clone(), config.sync.clone());
             rebuild = Some(ctx);
         }

@@ -35,6 +35,7 @@ async fn rebuild_all(
     work: &Path,
     backend: DebianBackend,
     only: Option<&str>,
+    timeout_secs: u64,
 ) -> Vec<(Job, Verdict, String)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let profile = debrepo::profile("test", &format!("file://{}", mirror.display()));
@@ -64,7 +65,7 @@ async fn rebuild_all(
         )),
         config: Arc::new(RebuildConfig {
             workers: 1,
-            timeout_secs: 1800,
+            timeout_secs,
             backends: vec![BackendFor {
                 distribution: "debian".into(),
                 backend: BackendConfig::Debian(backend),
@@ -184,6 +185,7 @@ async fn packages_are_rebuilt_isolated_in_their_recorded_environment() {
         &t.path().join("work"),
         DebianBackend::default(),
         None,
+        1800,
     )
     .await;
     eprintln!("3 isolated rebuilds: {:?}", start.elapsed());
@@ -257,8 +259,9 @@ async fn packages_are_rebuilt_isolated_in_their_recorded_environment() {
     let in_vm = rebuild_all(
         &mirror,
         &t.path().join("work-vm"),
-        backend,
+        backend.clone(),
         Some("vouch-repro-test"),
+        1800,
     )
     .await;
     eprintln!("1 rebuild in a guest (tcg): {:?}", start.elapsed());
@@ -272,5 +275,23 @@ async fn packages_are_rebuilt_isolated_in_their_recorded_environment() {
         )),
         "{}",
         v.inputs.backend_version
+    );
+
+    // A guest that does not finish in time is killed: FAIL timeout.
+    let late = rebuild_all(
+        &mirror,
+        &t.path().join("work-vm-late"),
+        backend,
+        Some("vouch-repro-test"),
+        15,
+    )
+    .await;
+    assert_eq!(
+        late[0].1.outcome,
+        Outcome::Fail {
+            reason: FailReason::Timeout
+        },
+        "{}",
+        late[0].2
     );
 }

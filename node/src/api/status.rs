@@ -27,8 +27,32 @@ pub async fn status(State(s): State<AppState>) -> Result<Response, ApiError> {
         .as_ref()
         .map(|c| c.activity.snapshot())
         .unwrap_or_default();
+    let backends: Vec<serde_json::Value> = s
+        .rebuild
+        .as_ref()
+        .map(|c| {
+            c.config
+                .backends
+                .iter()
+                .map(|b| {
+                    let mut v = json!({
+                        "distribution": b.distribution,
+                        "backend": b.backend.name(),
+                    });
+                    if let crate::backend::BackendConfig::Debian(d) = &b.backend {
+                        v["isolation"] = json!(d.isolation);
+                        if d.isolation == crate::backend::debian::Isolation::Vm {
+                            v["guest"] = json!(crate::backend::guest::status(&d.vm));
+                        }
+                    }
+                    v
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Json(json!({
         "rebuild": {
+            "backends": backends,
             "local_workers": s.rebuild.as_ref().map_or(0, |c| c.config.workers),
             "workers": workers,
             "last_builds": last_builds,

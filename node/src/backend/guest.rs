@@ -139,6 +139,66 @@ pub async fn usable(settings: &VmSettings, image: &Unpacked) -> Result<&'static 
     answer
 }
 
+/// What the last check of a configured image found, for the status page.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuestStatus {
+    /// The image's sha256.
+    pub image_sha256: Option<String>,
+    /// The accelerator builds use (`tcg` is software emulation).
+    pub accel: Option<&'static str>,
+    /// Why no build can run, when none can.
+    pub error: Option<String>,
+}
+
+static STATUS: Mutex<Option<HashMap<PathBuf, GuestStatus>>> = Mutex::new(None);
+
+/// The last check of `settings`' image, if it was checked.
+pub fn status(settings: &VmSettings) -> Option<GuestStatus> {
+    let image = settings.image.as_ref()?;
+    STATUS
+        .lock()
+        .ok()?
+        .as_ref()
+        .and_then(|m| m.get(image).cloned())
+}
+
+/// At start-up: unpacks the configured image and boots it once, so that a
+/// host where it cannot run says so before the first job.
+pub async fn startup_check(settings: &VmSettings) -> Result<(String, &'static str), String> {
+    let answer = async {
+        let image = settings
+            .image
+            .as_ref()
+            .ok_or("isolation = \"vm\" needs vm.image (see `vouchd vm build-image`)")?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let unpacked = image::unpack(image, dir.path())?;
+        let accel = usable(settings, &unpacked)
+            .await
+            .map_err(|e| format!("image sha256 {}: {e}", unpacked.sha256))?;
+        Ok::<_, String>((unpacked.sha256, accel))
+    }
+    .await;
+    if let Some(image) = &settings.image
+        && let Ok(mut m) = STATUS.lock()
+    {
+        let status = match &answer {
+            Ok((sha, accel)) => GuestStatus {
+                image_sha256: Some(sha.clone()),
+                accel: Some(accel),
+                error: None,
+            },
+            Err(e) => GuestStatus {
+                image_sha256: None,
+                accel: None,
+                error: Some(e.clone()),
+            },
+        };
+        m.get_or_insert_with(HashMap::new)
+            .insert(image.clone(), status);
+    }
+    answer
+}
+
 /// Runs the staged build script in a guest on `env`.
 pub async fn build(
     settings: &VmSettings,
