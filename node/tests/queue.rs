@@ -313,6 +313,13 @@ printf 'differs bytes, but not quite' > "$out"/differs-1.0-1-x86_64.pkg.tar.zst"
         BackendConfig::ArchlinuxRepro {
             command: repro,
             version: "20260101".into(),
+            // The contract, on the host; isolation is tested in
+            // testnet/tests/arch.rs.
+            isolation: vouch_node::backend::debian::Isolation::None,
+            network: false,
+            binds: vec![],
+            build_user: "vouch-build".into(),
+            staging: std::env::temp_dir(),
         },
         vec![diffoscope],
         60,

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod mirror;
 pub mod net;
 pub mod node;
+pub mod rebuild;
 pub mod rogue;
 pub mod serve;
 pub mod sybil;

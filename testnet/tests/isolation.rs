@@ -12,90 +12,32 @@
 //! installs them and skips nothing).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use vouch_attest::*;
-use vouch_node::admission::{Admission, AdmissionConfig};
 use vouch_node::backend::BackendConfig;
 use vouch_node::backend::debian::DebianBackend;
-use vouch_node::ingest::{Ingest, IngestConfig};
-use vouch_node::metrics::Metrics;
-use vouch_node::store::Store;
-use vouch_node::sync::Job;
-use vouch_node::worker::{BackendFor, RebuildConfig, Signer, WorkerContext, process};
 use vouch_testnet::debrepo::{
     self, Variant, distribution_build, publish, source_package, tools_present,
 };
 use vouch_testnet::fixtures;
+use vouch_testnet::rebuild::{self, Rebuilt};
 
-/// The node's side: sync the repository, rebuild every job, and return
-/// each job with its verdict and build log.
 async fn rebuild_all(
     mirror: &Path,
     work: &Path,
     backend: DebianBackend,
     only: Option<&str>,
     timeout_secs: u64,
-) -> Vec<(Job, Verdict, String)> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+) -> Vec<Rebuilt> {
     let profile = debrepo::profile("test", &format!("file://{}", mirror.display()));
-    let synced = vouch_node::sync::run_profile(&reqwest::Client::new(), &profile)
-        .await
-        .unwrap();
-    assert!(synced.refused.is_empty(), "{:?}", synced.refused);
-    let store = Store::temporary().unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let (ingest, _w) = Ingest::start(
-        store.clone(),
-        IngestConfig::default(),
-        metrics.clone(),
-        Arc::new(Admission::new(
-            AdmissionConfig::default(),
-            Default::default(),
-        )),
-        None,
-    );
-    let ctx = WorkerContext {
-        activity: Default::default(),
-        store: store.clone(),
-        signer: Arc::new(Signer::new(
-            fixtures::key("debian-rebuilder"),
-            store.clone(),
-            ingest,
-        )),
-        config: Arc::new(RebuildConfig {
-            workers: 1,
-            timeout_secs,
-            backends: vec![BackendFor {
-                distribution: "debian".into(),
-                backend: BackendConfig::Debian(backend),
-            }],
-            ..RebuildConfig::default()
-        }),
-        http: reqwest::Client::new(),
-        metrics,
-        work_root: work.to_path_buf(),
-    };
-    std::fs::create_dir_all(work).unwrap();
-    let jobs: Vec<Job> = synced
-        .jobs
-        .into_iter()
-        .filter(|j| only.is_none_or(|o| j.source == o))
-        .collect();
-    store.enqueue_sync(&[], &jobs, 0).unwrap();
-    let mut out = Vec::new();
-    while let Some(record) = store.lease_job("local-0", 0, 3600).unwrap() {
-        let job = record.job.clone();
-        process(&ctx, "local-0", record).await.unwrap();
-        let sha = job.subjects[0].sha256;
-        let envelopes = store.latest_by_artifact(&sha, None, 10).unwrap().0;
-        let v = open(&envelopes[0]).unwrap().verdict().clone();
-        let log = store.blob(&v.evidence.build_log.unwrap()).unwrap().unwrap();
-        let log =
-            String::from_utf8_lossy(&zstd::stream::decode_all(&log[..]).unwrap()).into_owned();
-        out.push((job, v, log));
-    }
-    out
+    rebuild::rebuild_all(
+        &profile,
+        BackendConfig::Debian(backend),
+        work,
+        only,
+        timeout_secs,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ pub mod environment;
 pub mod guest;
 pub mod namespace;
 mod process;
+pub mod sandbox;
 pub mod stage;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,8 @@ pub enum BackendConfig {
     /// package but those named `unrepro-*` (BAD everywhere) and `flaky-*`
     /// (FAIL except on nodes whose key's first byte is 3 modulo 4).
     Demo,
-    /// archlinux-repro: `COMMAND -o OUTDIR -- PKGFILE`.
+    /// archlinux-repro: `COMMAND -o OUTDIR -- PKGFILE`, isolated from the
+    /// node (see [`sandbox`]).
     ArchlinuxRepro {
         /// The command (default `repro`).
         #[serde(default = "default_repro")]
@@ -36,6 +38,21 @@ pub enum BackendConfig {
         /// Its version, recorded in verdicts.
         #[serde(default = "unknown")]
         version: String,
+        /// `namespace` (default) or `none`.
+        #[serde(default)]
+        isolation: debian::Isolation,
+        /// Whether the command may reach the network.
+        #[serde(default)]
+        network: bool,
+        /// Host paths shown to it read-only.
+        #[serde(default)]
+        binds: Vec<PathBuf>,
+        /// The user whose sub-ids run it when the daemon is root.
+        #[serde(default = "default_build_user")]
+        build_user: String,
+        /// Where runs are staged, outside the data directory.
+        #[serde(default = "std::env::temp_dir")]
+        staging: PathBuf,
     },
     /// A Debian rebuild in the environment the `.buildinfo` records,
     /// isolated from the node (see [`debian`]).
@@ -57,6 +74,9 @@ pub enum BackendConfig {
 
 fn default_repro() -> String {
     "repro".into()
+}
+fn default_build_user() -> String {
+    "vouch-build".into()
 }
 fn unknown() -> String {
     "unknown".into()
@@ -146,6 +166,67 @@ impl BackendConfig {
         match self {
             BackendConfig::Demo => demo(job, &input, &output, node_key),
             BackendConfig::Debian(b) => debian::build(b, job, workdir, timeout, max_log).await,
+            BackendConfig::ArchlinuxRepro {
+                command,
+                isolation,
+                network,
+                binds,
+                build_user,
+                staging,
+                ..
+            } if *isolation != debian::Isolation::None => {
+                if *isolation == debian::Isolation::Vm {
+                    return BuildRun {
+                        status: BuildStatus::BackendError,
+                        log: b"archlinux-repro has no isolation = \"vm\" yet: use \"namespace\"\n"
+                            .to_vec(),
+                        output_dir: output,
+                        version_note: None,
+                    };
+                }
+                let settings = sandbox::SandboxSettings {
+                    isolation: *isolation,
+                    build_user: build_user.clone(),
+                    staging: staging.clone(),
+                    network: *network,
+                    binds: binds.clone(),
+                };
+                let name = first
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let inside = format!("/vouch/input/{name}");
+                let args = vec![
+                    command.clone(),
+                    "-o".into(),
+                    "/vouch/output".into(),
+                    "--".into(),
+                    inside.clone(),
+                ];
+                let env = vec![
+                    ("VOUCH_INPUT_DIR".to_string(), "/vouch/input".to_string()),
+                    ("VOUCH_OUTPUT_DIR".to_string(), "/vouch/output".to_string()),
+                    ("VOUCH_PKGFILE".to_string(), inside),
+                ];
+                let run = sandbox::run(
+                    &settings, &args, &env, &input, &output, workdir, timeout, max_log,
+                )
+                .await;
+                match run {
+                    Ok(run) => BuildRun {
+                        status: run.status,
+                        log: run.log,
+                        output_dir: output,
+                        version_note: Some("isolation namespace".into()),
+                    },
+                    Err(e) => BuildRun {
+                        status: BuildStatus::BackendError,
+                        log: format!("{e}\n").into_bytes(),
+                        output_dir: output,
+                        version_note: None,
+                    },
+                }
+            }
             BackendConfig::ArchlinuxRepro { command, .. } => {
                 let args = vec![
                     command.clone(),
