@@ -293,11 +293,18 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 # Backend per distribution, e.g.:
 #   [[rebuild.backends]]
 #   distribution = "archlinux"
-#   backend = { kind = "archlinux-repro", command = "repro" }
+#   backend = { kind = "archlinux-repro", command = "repro",
+#               isolation = "namespace", network = false, binds = [],
+#               build_user = "vouch-build", staging = "/tmp" }
 #   (or { kind = "demo" }, or { kind = "exec", command = ["my-recipe"] },
 #   or { kind = "debian", isolation = "namespace",
-#        mirrors = ["http://deb.debian.org/debian"], build_user = "vouch-build" }:
-#   the recorded environment of each .buildinfo, see README "Isolation")
+#        mirrors = ["http://deb.debian.org/debian"], components = ["main"],
+#        build_user = "vouch-build", staging = "/tmp",
+#        cache = "/tmp/vouch-apt-cache", max_environments = 8 }:
+#   the recorded environment of each .buildinfo; isolation = "vm" adds
+#   vm = { image = "IMAGE", accel = "kvm", qemu = "qemu-system-x86_64",
+#          cpus = 2, memory_mib = 4096, output_mib = 1024,
+#          check_timeout_secs = 20 }, see README "Isolation")
 # Without one, a distribution uses the demo backend.
 #backends = []
 

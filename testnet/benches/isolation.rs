@@ -1,10 +1,13 @@
 //! `cargo bench -p vouch-testnet --bench isolation`: the test package
 //! `vouch-repro-test` built on the host (isolation `none`: plain
-//! `dpkg-buildpackage` in an unpacked tree) and rebuilt by the debian
-//! backend under `namespace` isolation in its recorded environment, with an
-//! empty package cache (cold) and a filled one (warm); ratios against the
-//! host build of the same run. Needs what `testnet/tests/isolation.rs`
-//! needs (mmdebstrap, uidmap, the build user, deb.debian.org).
+//! `dpkg-buildpackage` in an unpacked tree, median of 3) and rebuilt by the
+//! debian backend in its recorded environment: under `namespace` with
+//! nothing cached (the environment assembled), under `namespace` with the
+//! environment cached (median of 3), and under `vm` with software emulation
+//! (environment cached); ratios against the host build of the same run,
+//! and the time to prepare the environment and the guest image. Needs what
+//! `testnet/tests/isolation.rs` needs (mmdebstrap, uidmap, qemu, the build
+//! user, deb.debian.org).
 
 use std::time::{Duration, Instant};
 
@@ -48,12 +51,18 @@ fn main() {
             src.display()
         ),
     );
-    let start = Instant::now();
-    sh(
-        &host.join("tree"),
-        "dpkg-buildpackage -b -uc -us >/dev/null 2>&1",
+    let host_build = median(
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                sh(
+                    &host.join("tree"),
+                    "dpkg-buildpackage -b -uc -us >/dev/null 2>&1",
+                );
+                start.elapsed()
+            })
+            .collect(),
     );
-    let host_build = start.elapsed();
 
     distribution_build(&src, &built, &[name]);
     publish(&src, &built, &mirror, &[name]);
@@ -71,11 +80,36 @@ fn main() {
         .jobs;
     let job = &jobs[0];
     let cache = t.path().join("cache");
-    let backend = BackendConfig::Debian(DebianBackend {
+    let namespace = BackendConfig::Debian(DebianBackend {
         cache: Some(cache.clone()),
         ..DebianBackend::default()
     });
-    let rebuild = |tag: &str| -> Duration {
+    let image = t.path().join("guest.img");
+    let start = Instant::now();
+    rt.block_on(vouch_node::vm::image::build(
+        &vouch_node::vm::image::ImageRecipe {
+            distribution: "debian".into(),
+            release: "bookworm".into(),
+            mirror: "http://deb.debian.org/debian".into(),
+            kernel_package: "linux-image-cloud-amd64".into(),
+            mmdebstrap: "mmdebstrap".into(),
+            staging: std::env::temp_dir(),
+            build_user: "vouch-build".into(),
+        },
+        &image,
+    ))
+    .expect("guest image");
+    let image_build = start.elapsed();
+    let mut vm = DebianBackend {
+        cache: Some(cache.clone()),
+        isolation: vouch_node::backend::debian::Isolation::Vm,
+        ..DebianBackend::default()
+    };
+    vm.vm.image = Some(image);
+    vm.vm.accel = vouch_node::vm::Accel::Tcg;
+    let vm = BackendConfig::Debian(vm);
+    let mut prepared = None;
+    let mut rebuild = |tag: &str, backend: &BackendConfig| -> Duration {
         let work = t.path().join(format!("work-{tag}"));
         let input = work.join("input");
         std::fs::create_dir_all(input.join("src")).expect("dirs");
@@ -94,29 +128,52 @@ fn main() {
             rt.block_on(backend.build(job, &work, Duration::from_secs(1800), 16 << 20, &[0; 32]));
         let took = start.elapsed();
         let out = work.join(format!("output/{name}_1.0_amd64.deb"));
-        assert!(
-            out.exists(),
-            "{tag} rebuild produced nothing: {}",
-            String::from_utf8_lossy(&run.log)
-        );
+        let log = String::from_utf8_lossy(&run.log);
+        assert!(out.exists(), "{tag} rebuild produced nothing: {log}");
+        if let Some(line) = log.lines().find(|l| l.contains(": assembled in ")) {
+            prepared = Some(line.to_string());
+        }
         took
     };
-    let cold = rebuild("cold");
-    let warm = rebuild("warm");
+    let cold = rebuild("cold", &namespace);
+    let warm = median(
+        (0..3)
+            .map(|i| rebuild(&format!("warm-{i}"), &namespace))
+            .collect(),
+    );
+    let in_vm = rebuild("vm", &vm);
     let ratio = |d: Duration| d.as_secs_f64() / host_build.as_secs_f64();
     println!(
         "host build (isolation none): {:.2} s = 1.00x",
         host_build.as_secs_f64()
     );
     println!(
-        "namespace rebuild, package cache empty: {:.1} s = {:.1}x",
+        "namespace rebuild, nothing cached (environment assembled): {:.1} s = {:.1}x",
         cold.as_secs_f64(),
         ratio(cold)
     );
     println!(
-        "namespace rebuild, package cache filled: {:.1} s = {:.1}x",
+        "namespace rebuild, environment cached: {:.2} s = {:.2}x",
         warm.as_secs_f64(),
         ratio(warm)
     );
-    println!("(the environment is assembled afresh for every build; vm isolation is not built)");
+    println!(
+        "vm rebuild (tcg, software emulation), environment cached: {:.1} s = {:.1}x",
+        in_vm.as_secs_f64(),
+        ratio(in_vm)
+    );
+    println!(
+        "environment preparation: cold {}; from the cache {:.2} s (the namespace rebuild above, all of it)",
+        prepared.as_deref().unwrap_or("(not logged)"),
+        warm.as_secs_f64()
+    );
+    println!(
+        "guest image (vouchd vm build-image): {:.1} s",
+        image_build.as_secs_f64()
+    );
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
 }

@@ -1,13 +1,13 @@
 //! Debian rebuilds in the recorded build environment, isolated from the
 //! node, as Debian's `debrebuild` does with sbuild's unshare backend: the
 //! `.buildinfo` names every package installed at build time with its exact
-//! version, the build architecture, path and environment. `mmdebstrap
-//! --mode=unshare` assembles exactly that system as a throw-away root file
-//! system inside user, mount, PID and IPC namespaces (root inside maps to
-//! an unprivileged range outside), the source package is the only input
-//! copied in, and the build runs in its own network namespace with only a
-//! loopback device. The rebuilt `.deb`s are copied out; nothing else of the
-//! node is visible inside.
+//! version, the build architecture, path and environment. That system is
+//! assembled once by `mmdebstrap --mode=unshare` and kept (see
+//! [`super::environment`]); each build runs on a throw-away overlay of it in
+//! the build user's namespaces ([`super::namespace`]) or in a qemu guest
+//! ([`super::guest`]). The source package is the only input copied in, the
+//! build runs as `nobody` with no network, and the rebuilt `.deb`s are
+//! copied out; nothing else of the node is visible inside.
 //!
 //! When apt cannot install an exact version from the configured mirrors,
 //! the result is [`BuildStatus::Unavailable`] (a `FAIL` with reason
@@ -41,7 +41,7 @@ pub enum Isolation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DebianBackend {
-    /// How the build is isolated (only `namespace` is built so far).
+    /// How the build is isolated: `namespace` (default) or `vm`.
     #[serde(default)]
     pub isolation: Isolation,
     /// Archives the recorded environment is assembled from: `deb`-style
