@@ -87,15 +87,7 @@ fn main() {
     let image = t.path().join("guest.img");
     let start = Instant::now();
     rt.block_on(vouch_node::vm::image::build(
-        &vouch_node::vm::image::ImageRecipe {
-            distribution: "debian".into(),
-            release: "bookworm".into(),
-            mirror: "http://deb.debian.org/debian".into(),
-            kernel_package: "linux-image-cloud-amd64".into(),
-            mmdebstrap: "mmdebstrap".into(),
-            staging: std::env::temp_dir(),
-            build_user: "vouch-build".into(),
-        },
+        &vouch_node::vm::image::ImageRecipe::default(),
         &image,
     ))
     .expect("guest image");

@@ -172,20 +172,10 @@ async fn packages_are_rebuilt_isolated_in_their_recorded_environment() {
     // same recorded environment gives the same sha256.
     let image = t.path().join("guest.img");
     let start = std::time::Instant::now();
-    let (manifest, sha) = vouch_node::vm::image::build(
-        &vouch_node::vm::image::ImageRecipe {
-            distribution: "debian".into(),
-            release: "bookworm".into(),
-            mirror: "http://deb.debian.org/debian".into(),
-            kernel_package: "linux-image-cloud-amd64".into(),
-            mmdebstrap: "mmdebstrap".into(),
-            staging: std::env::temp_dir(),
-            build_user: "vouch-build".into(),
-        },
-        &image,
-    )
-    .await
-    .unwrap();
+    let (manifest, sha) =
+        vouch_node::vm::image::build(&vouch_node::vm::image::ImageRecipe::default(), &image)
+            .await
+            .unwrap();
     eprintln!(
         "guest image {sha} ({}): {:?}",
         manifest.kernel,

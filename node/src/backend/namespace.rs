@@ -47,6 +47,26 @@ newgidmap $holder 0 "$subgid" 65536 65536 "$gid" 1
 nsenter --target $holder --user --setuid 0 --setgid 0 -- "$@"
 "#;
 
+/// A shell function for the scripts run in the namespace: a fresh `/dev`
+/// (a tmpfs with the host's harmless devices bound in) and `/proc` under
+/// the root `$1`.
+pub const DEV_AND_PROC: &str = r#"dev_and_proc() {
+    mkdir -p "$1/dev" "$1/proc"
+    mount -t tmpfs -o mode=755,nosuid vouch-dev "$1/dev"
+    for d in null zero full random urandom tty; do
+        : > "$1/dev/$d"
+        mount --bind "/dev/$d" "$1/dev/$d"
+    done
+    ln -s /proc/self/fd "$1/dev/fd"
+    ln -s /proc/self/fd/0 "$1/dev/stdin"
+    ln -s /proc/self/fd/1 "$1/dev/stdout"
+    ln -s /proc/self/fd/2 "$1/dev/stderr"
+    mkdir "$1/dev/shm" "$1/dev/pts"
+    mount -t tmpfs -o nosuid,nodev vouch-shm "$1/dev/shm"
+    mount -t proc proc "$1/proc"
+}
+"#;
+
 /// `inner.sh ENV STAGE PARENT`: in fresh mount and PID namespaces, builds
 /// on an overlay of ENV and copies the files the build left in PARENT (the
 /// parent of the recorded build path) to `STAGE/built`.
@@ -55,18 +75,7 @@ env=$1 stage=$2 parent=$3
 r=$stage/root
 mkdir "$stage/upper" "$stage/work" "$r"
 mount -t overlay vouch-build -o "lowerdir=$env,upperdir=$stage/upper,workdir=$stage/work" "$r"
-mount -t tmpfs -o mode=755,nosuid vouch-dev "$r/dev"
-for d in null zero full random urandom tty; do
-    : > "$r/dev/$d"
-    mount --bind "/dev/$d" "$r/dev/$d"
-done
-ln -s /proc/self/fd "$r/dev/fd"
-ln -s /proc/self/fd/0 "$r/dev/stdin"
-ln -s /proc/self/fd/1 "$r/dev/stdout"
-ln -s /proc/self/fd/2 "$r/dev/stderr"
-mkdir "$r/dev/shm" "$r/dev/pts"
-mount -t tmpfs -o nosuid,nodev vouch-shm "$r/dev/shm"
-mount -t proc proc "$r/proc"
+dev_and_proc "$r"
 mkdir -p "$r/vouch/src"
 cp "$stage"/src/* "$r/vouch/src/"
 cp "$stage/vouch-build.sh" "$r/vouch/"
@@ -98,7 +107,7 @@ pub async fn build(
     timeout: Duration,
     max_log: usize,
 ) -> Result<RunOutput, String> {
-    let inner = stage.write("vouch-inner.sh", INNER)?;
+    let inner = stage.write("vouch-inner.sh", &format!("{DEV_AND_PROC}{INNER}"))?;
     let args = driver(
         stage,
         &[

@@ -90,18 +90,7 @@ for t in /tmp /var/tmp /run; do
 done
 while [ "$1" != "--" ]; do ro "$1"; shift; done
 shift
-mount -t tmpfs -o mode=755,nosuid vouch-dev "$r/dev"
-for d in null zero full random urandom tty; do
-    : > "$r/dev/$d"
-    mount --bind "/dev/$d" "$r/dev/$d"
-done
-ln -s /proc/self/fd "$r/dev/fd"
-ln -s /proc/self/fd/0 "$r/dev/stdin"
-ln -s /proc/self/fd/1 "$r/dev/stdout"
-ln -s /proc/self/fd/2 "$r/dev/stderr"
-mkdir "$r/dev/shm"
-mount -t tmpfs -o nosuid,nodev vouch-shm "$r/dev/shm"
-mount -t proc proc "$r/proc"
+dev_and_proc "$r"
 mount --bind "$stage/src" "$r/vouch/input"
 mount -o remount,bind,ro "$r/vouch/input"
 mount --bind "$stage/built" "$r/vouch/output"
@@ -149,7 +138,10 @@ pub async fn run(
         }
     }
     let stage = Stage::new(&settings.staging, &settings.build_user, Some(input), &[])?;
-    let inner = stage.write("vouch-sandbox.sh", INNER)?;
+    let inner = stage.write(
+        "vouch-sandbox.sh",
+        &format!("{}{INNER}", namespace::DEV_AND_PROC),
+    )?;
     let mut ns = vec![
         "unshare".to_string(),
         "--mount".into(),

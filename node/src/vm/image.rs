@@ -123,6 +123,21 @@ pub struct ImageRecipe {
     pub build_user: String,
 }
 
+impl Default for ImageRecipe {
+    /// Debian bookworm's cloud kernel from deb.debian.org.
+    fn default() -> Self {
+        ImageRecipe {
+            distribution: "debian".into(),
+            release: "bookworm".into(),
+            mirror: "http://deb.debian.org/debian".into(),
+            kernel_package: "linux-image-cloud-amd64".into(),
+            mmdebstrap: "mmdebstrap".into(),
+            staging: std::env::temp_dir(),
+            build_user: "vouch-build".into(),
+        }
+    }
+}
+
 /// Builds an image from the recipe's packages and writes it to `out`.
 /// Returns its manifest and sha256.
 pub async fn build(recipe: &ImageRecipe, out: &Path) -> Result<(Manifest, String), String> {
