@@ -19,6 +19,11 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "vouch", version, after_help = EXIT_CODES)]
 pub(crate) struct Cli {
+    /// The client configuration (default: $XDG_CONFIG_HOME/vouch/client.toml
+    /// when it exists and vouch does not run as root, else
+    /// /etc/vouch/client.toml).
+    #[arg(long, global = true, env = "VOUCH_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -65,6 +70,92 @@ With --json prints the node's answer."
     /// Show what nodes hold for a sha256 or a package name.
     #[command(after_help = QUERY_HELP)]
     Query(QueryArgs),
+    /// Work with the client configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Audit every installed package (dpkg and/or pacman) against the
+    /// policy, in one batched lookup per node.
+    #[command(after_help = CHECK_INSTALLED_HELP)]
+    CheckInstalled(CheckInstalledArgs),
+    /// The pacman hook (contrib/pacman/vouch.hook): reads the target names
+    /// on stdin, checks each downloaded package, and fails to stop the
+    /// transaction.
+    #[command(after_help = PACMAN_HOOK_HELP)]
+    PacmanHook(HookArgs),
+}
+
+const CHECK_INSTALLED_HELP: &str = "\
+Debian: packages from var/lib/dpkg/status, their sha256 from the apt lists'
+Packages files (plain, gzip, xz or lz4) for the same name, version and
+architecture, else by hashing the .deb in var/cache/apt/archives. Arch:
+packages from var/lib/pacman/local, their sha256 from the sync databases for
+the same version, else by hashing the package file in the cache
+(var/cache/pacman/pkg and every CacheDir of etc/pacman.conf). Packages whose
+artifact hash cannot be found are reported as such.
+
+Exit codes: 0 every package VERIFIED, 1 some REJECTED, 2 some UNKNOWN (none
+rejected), 3 usage or input error, 4 no node could be reached.
+With --json prints {\"summary\": {...}, \"packages\": [...], \"nodes\": [...]}.";
+
+const PACMAN_HOOK_HELP: &str = "\
+Run by pacman before a transaction (When = PreTransaction, NeedsTargets,
+AbortOnFail). For each target it finds the version, file name and sha256 in
+the sync databases, hashes the downloaded file in the cache and refuses a
+mismatch, then asks the configured nodes (one request each) and applies the
+policy; UNKNOWN packages follow on_unknown. When no node answers, verdicts
+cached from earlier answers are used (and verified again), and it says so.
+Exit 0 lets the transaction go on; 1 stops it, with each package at fault and
+why on stderr.";
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Validate the client configuration (errors as FILE:LINE:COL).
+    #[command(after_help = "Exit 0 when valid, 3 when not.")]
+    Check {
+        /// The file (default: the one vouch would read; see --config).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a documented example with every key and its default.
+    Example,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckInstalledArgs {
+    /// The root of the system to audit.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub(crate) root: PathBuf,
+    /// The trust policy (default: the client configuration's).
+    #[arg(long, value_name = "POLICY.toml")]
+    pub(crate) policy: Option<PathBuf>,
+    /// A node to ask; repeat for more (default: the configuration's).
+    #[arg(long = "node", value_name = "URL")]
+    pub(crate) nodes: Vec<String>,
+    /// Seconds to wait for each node.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HookArgs {
+    /// The root pacman installs into (pacman runs hooks chrooted there).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub(crate) root: PathBuf,
+    /// The trust policy (default: the client configuration's).
+    #[arg(long, value_name = "POLICY.toml")]
+    pub(crate) policy: Option<PathBuf>,
+    /// A node to ask; repeat for more (default: the configuration's).
+    #[arg(long = "node", value_name = "URL")]
+    pub(crate) nodes: Vec<String>,
+    /// Seconds to wait for each node.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
 }
 
 const QUERY_HELP: &str = "\
@@ -177,19 +268,16 @@ pub(crate) struct VerifyArgs {
     /// The artifact's SHA-256 instead of a file.
     #[arg(long, value_name = "HEX")]
     pub(crate) sha256: Option<String>,
-    /// The trust policy.
+    /// The trust policy (default: the client configuration's).
     #[arg(long, value_name = "POLICY.toml")]
-    pub(crate) policy: PathBuf,
-    /// A node to ask (base URL, e.g. http://127.0.0.1:8484); repeat for more.
-    #[arg(
-        long = "node",
-        value_name = "URL",
-        required_unless_present = "verdicts"
-    )]
+    pub(crate) policy: Option<PathBuf>,
+    /// A node to ask (base URL, e.g. http://127.0.0.1:8484); repeat for
+    /// more (default: the configuration's, unless --verdicts is given).
+    #[arg(long = "node", value_name = "URL")]
     pub(crate) nodes: Vec<String>,
-    /// Seconds to wait for each node.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub(crate) timeout: u64,
+    /// Seconds to wait for each node (default: the configuration's, 10).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
     /// Files holding envelopes (one, or a CBOR array).
     #[arg(long = "verdicts", value_name = "FILE", num_args = 1..)]
     pub(crate) verdicts: Vec<PathBuf>,

@@ -116,28 +116,36 @@ async fn ask(
     signers: &[PublicKey],
 ) -> Result<Answer> {
     let base = url.trim_end_matches('/');
-    let hexes: Vec<String> = artifacts.iter().map(Digest::to_hex).collect();
     let keys: Vec<String> = signers.iter().map(|k| hex::encode(k.as_bytes())).collect();
-    let body = read_body(
-        client
-            .post(format!("{base}/api/vouch/v1/verdicts/lookup"))
-            .header("accept", "application/cbor")
-            .json(&serde_json::json!({ "sha256": hexes, "signers": keys })),
-    )
-    .await?;
-    let items = split_envelopes(&body, MAX_ITEMS)
-        .context("the node's answer is not a CBOR array of envelopes")?;
+    // A node answers at most 10,000 artifacts and 200,000 verdicts per
+    // lookup by default: a large batch goes in chunks, all at once.
+    let chunk = (100_000 / signers.len().max(1)).clamp(1, 1000);
+    let lookups = join_all(artifacts.chunks(chunk).map(|part| {
+        let hexes: Vec<String> = part.iter().map(Digest::to_hex).collect();
+        read_body(
+            client
+                .post(format!("{base}/api/vouch/v1/verdicts/lookup"))
+                .header("accept", "application/cbor")
+                .json(&serde_json::json!({ "sha256": hexes, "signers": keys })),
+        )
+    }))
+    .await;
     let mut verdicts = Vec::new();
     let mut invalid = Vec::new();
-    for (i, r) in verify_batch(&items).into_iter().enumerate() {
-        match r {
-            Ok(v) => verdicts.push(v),
-            Err(e) => invalid.push(serde_json::json!({
-                "item": i,
-                "code": e.code(),
-                "error": e.to_string(),
-                "bytes": items[i].len().min(MAX_ENVELOPE + 1),
-            })),
+    for body in lookups {
+        let body = body?;
+        let items = split_envelopes(&body, MAX_ITEMS)
+            .context("the node's answer is not a CBOR array of envelopes")?;
+        for (i, r) in verify_batch(&items).into_iter().enumerate() {
+            match r {
+                Ok(v) => verdicts.push(v),
+                Err(e) => invalid.push(serde_json::json!({
+                    "item": i,
+                    "code": e.code(),
+                    "error": e.to_string(),
+                    "bytes": items[i].len().min(MAX_ENVELOPE + 1),
+                })),
+            }
         }
     }
     let body = read_body(

@@ -2,10 +2,13 @@
 //! signature, 2 unknown, 3 usage or input error, 4 no node could be reached.
 
 mod args;
+mod cache;
 mod client;
 mod cmd;
+mod config;
 mod exit;
 mod output;
+mod system;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -1,8 +1,12 @@
 //! One module per command.
 
+mod config;
+mod hook;
 mod inspect;
+mod installed;
+mod judge;
 mod keygen;
-mod policy;
+pub(crate) mod policy;
 mod query;
 mod sign;
 mod submit;
@@ -10,7 +14,7 @@ mod verify;
 
 use anyhow::Result;
 
-use crate::args::{Cli, Command, PolicyCommand};
+use crate::args::{Cli, Command, ConfigCommand, PolicyCommand};
 use crate::exit::Exit;
 
 /// Runs the parsed command line.
@@ -20,7 +24,16 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Sign(a) => sign::run(&a),
         Command::Inspect(a) => inspect::run(&a),
         Command::Policy(PolicyCommand::Check { file, json }) => policy::check(&file, json),
-        Command::Verify(a) => verify::run(&a),
+        Command::Verify(a) => verify::run(&a, cli.config.as_deref()),
+        Command::Config(ConfigCommand::Check { file, json }) => {
+            config::check(file.as_deref().or(cli.config.as_deref()), json)
+        }
+        Command::Config(ConfigCommand::Example) => {
+            crate::output::text(crate::config::EXAMPLE)?;
+            Ok(Exit::Ok)
+        }
+        Command::CheckInstalled(a) => installed::run(&a, cli.config.as_deref()),
+        Command::PacmanHook(a) => hook::pacman(&a, cli.config.as_deref()),
         Command::Query(a) => query::run(&a),
         Command::Submit(a) => submit::run(&a),
         Command::Peers { node, json } => query::peers(&node, json),

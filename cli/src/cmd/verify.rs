@@ -20,8 +20,16 @@ use crate::output;
 /// Most envelopes read from one file.
 const MAX_PER_FILE: usize = 100_000;
 
-pub(crate) fn run(a: &VerifyArgs) -> Result<Exit> {
-    let policy = super::policy::load(&a.policy)?;
+pub(crate) fn run(a: &VerifyArgs, config: Option<&Path>) -> Result<Exit> {
+    let settings = crate::config::settings(
+        config,
+        a.policy.as_deref(),
+        &a.nodes,
+        a.timeout,
+        a.verdicts.is_empty(),
+    )?;
+    let policy = settings.policy;
+    let nodes_to_ask = settings.nodes;
     let artifact = match (&a.file, &a.sha256) {
         (_, Some(hex)) => hex
             .parse::<Digest>()
@@ -60,14 +68,15 @@ pub(crate) fn run(a: &VerifyArgs) -> Result<Exit> {
         }
     }
     let mut nodes = Vec::new();
-    if !a.nodes.is_empty() {
-        let client = client::http(Duration::from_secs(a.timeout.max(1)))?;
+    if !nodes_to_ask.is_empty() {
+        let client = client::http(Duration::from_secs(settings.timeout_secs))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the async runtime")?;
         let keys: Vec<vouch_attest::PublicKey> = policy.signers().iter().map(|s| s.key).collect();
-        let collected = runtime.block_on(client::collect(&client, &a.nodes, &[artifact], &keys));
+        let collected =
+            runtime.block_on(client::collect(&client, &nodes_to_ask, &[artifact], &keys));
         let known: std::collections::BTreeSet<Digest> = verdicts.iter().map(|v| v.id()).collect();
         verdicts.extend(
             collected
