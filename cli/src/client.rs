@@ -49,12 +49,28 @@ pub(crate) fn http(timeout: Duration) -> Result<reqwest::Client> {
     // reqwest is built without a default crypto provider: use ring, the one
     // the rest of the workspace (libp2p) uses.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("vouch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")
+    let builder = || {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("vouch/", env!("CARGO_PKG_VERSION")))
+    };
+    match builder().build() {
+        Ok(c) => Ok(c),
+        // No system certificates (a chroot, such as the one pacman runs its
+        // hooks in): plain-http nodes still work; an https node then fails
+        // with a certificate error of its own.
+        Err(first) => {
+            let tls = rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            builder()
+                .tls_backend_preconfigured(tls)
+                .build()
+                .map_err(|_| first)
+                .context("building the HTTP client (are the system's certificates readable?)")
+        }
+    }
 }
 
 /// Asks every node for the latest verdict of each of `signers` (the

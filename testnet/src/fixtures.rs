@@ -67,3 +67,14 @@ pub fn chain(k: &SecretKey, n: u64, tag: &str) -> Vec<VerifiedVerdict> {
     }
     out
 }
+
+/// One signer's log: entry `seq` is `items[seq]` (sha256, package name,
+/// outcome), chained.
+pub fn log(k: &SecretKey, items: &[(Digest, &str, Outcome)]) -> Vec<VerifiedVerdict> {
+    let mut out: Vec<VerifiedVerdict> = Vec::with_capacity(items.len());
+    for (seq, (sha, name, outcome)) in items.iter().enumerate() {
+        let prev = out.last().map_or(Digest::ZERO, |v| v.id());
+        out.push(verdict(k, seq as u64, prev, *sha, name, *outcome));
+    }
+    out
+}

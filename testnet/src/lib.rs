@@ -5,7 +5,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod archrepo;
 pub mod backend;
+pub mod client;
 pub mod debrepo;
 pub mod demo;
 pub mod fixtures;

@@ -227,3 +227,29 @@ impl Drop for NodeProcess {
         let _ = self.kill9();
     }
 }
+
+impl NodeProcess {
+    /// Posts signed envelopes with the admin token; the node's answer.
+    pub fn submit(&self, envelopes: &[vouch_attest::VerifiedVerdict]) -> Result<serde_json::Value> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let body = vouch_attest::join_envelopes(envelopes.iter().map(|v| v.envelope()));
+        let token = self.admin_token()?;
+        let url = format!("{}/api/vouch/v1/verdicts", self.url());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/cbor")
+                .bearer_auth(token)
+                .body(body)
+                .send()
+                .await?;
+            if !resp.status().is_success() {
+                bail!("submit: HTTP {}", resp.status());
+            }
+            Ok(resp.json().await?)
+        })
+    }
+}

@@ -1,0 +1,236 @@
+//! The pacman hook with the real pacman (Debian's pacman-package-manager,
+//! pacman 6): packages built with makepkg, published with repo-add in a
+//! loopback repository, a running `vouchd` holding verdicts of two test
+//! signers, and `pacman --root R --dbpath R/var/lib/pacman --hookdir H
+//! --config C -S PKG` into a throw-away root holding `vouch` (pacman runs
+//! hooks chrooted into the root) and `/etc/vouch/client.toml`.
+//! Then `vouch check-installed --root R` audits what got installed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vouch_attest::{Digest, Outcome};
+use vouch_testnet::demo::sibling_binary;
+use vouch_testnet::node::NodeProcess;
+use vouch_testnet::{archrepo, client, fixtures};
+
+/// Copies `vouch` and the libraries it links into `root`.
+fn install_vouch(root: &Path) {
+    let vouch = sibling_binary("vouch").unwrap();
+    std::fs::copy(&vouch, root.join("usr/bin/vouch")).unwrap();
+    let ldd = Command::new("ldd").arg(&vouch).output().unwrap();
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = line
+            .split_whitespace()
+            .find(|w| w.starts_with('/'))
+            .map(PathBuf::from);
+        if let Some(p) = path {
+            let to = root.join(p.strip_prefix("/").unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&p, &to).unwrap();
+        }
+    }
+}
+
+struct Pacman {
+    root: PathBuf,
+    conf: PathBuf,
+    hooks: PathBuf,
+}
+
+impl Pacman {
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let r = self.root.display().to_string();
+        let out = Command::new("pacman")
+            .args(["--noconfirm", "--root", &r])
+            .arg("--dbpath")
+            .arg(self.root.join("var/lib/pacman"))
+            .arg("--cachedir")
+            .arg(self.root.join("var/cache/pacman/pkg"))
+            .arg("--hookdir")
+            .arg(&self.hooks)
+            .arg("--config")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn installed(&self, name: &str) -> bool {
+        self.root.join(format!("usr/share/{name}/payload")).exists()
+    }
+}
+
+#[test]
+fn the_pacman_hook_lets_good_packages_in_and_stops_the_rest() {
+    if !archrepo::tools_present() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let pkgs = t.path().join("pkgs");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    let names = ["vouch-good", "vouch-bad", "vouch-unknown", "vouch-altered"];
+    let built: Vec<PathBuf> = names
+        .iter()
+        .map(|n| archrepo::build(&pkgs, n, "as published"))
+        .collect();
+    let sha = |p: &Path| Digest::of(&std::fs::read(p).unwrap());
+    let repo = t.path().join("repo");
+    archrepo::publish(&repo, "vouchtest", &built);
+
+    // Two rebuilders: both vouch for vouch-good and for vouch-altered as
+    // first published; one says vouch-bad does not reproduce.
+    let (a, b) = (
+        fixtures::key("hook signer a"),
+        fixtures::key("hook signer b"),
+    );
+    let rebuilt = Digest::of(b"what the rebuilder got");
+    let log_a = fixtures::log(
+        &a,
+        &[
+            (sha(&built[0]), "vouch-good", Outcome::Good),
+            (
+                sha(&built[1]),
+                "vouch-bad",
+                Outcome::Bad {
+                    rebuilt_sha256: rebuilt,
+                },
+            ),
+            (sha(&built[3]), "vouch-altered", Outcome::Good),
+        ],
+    );
+    let log_b = fixtures::log(
+        &b,
+        &[
+            (sha(&built[0]), "vouch-good", Outcome::Good),
+            (sha(&built[1]), "vouch-bad", Outcome::Good),
+            (sha(&built[3]), "vouch-altered", Outcome::Good),
+        ],
+    );
+    let node_dir = t.path().join("node");
+    std::fs::create_dir_all(&node_dir).unwrap();
+    let mut node = NodeProcess::start(&node_dir, &[]).unwrap();
+    node.submit(&[log_a, log_b].concat()).unwrap();
+
+    // The mirror then serves another vouch-altered under the same version.
+    let other = t.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let altered = archrepo::build(&other, "vouch-altered", "altered after signing");
+    assert_ne!(sha(&altered), sha(&built[3]));
+    archrepo::publish(&repo, "vouchtest", &[altered]);
+
+    let root = t.path().join("root");
+    let conf = archrepo::root(&root, &archrepo::pacman_conf("vouchtest", &repo));
+    install_vouch(&root);
+    let etc = root.join("etc/vouch");
+    let config = |on_unknown: &str, node: &str| {
+        client::write_config(
+            &etc,
+            "/etc/vouch/keys.d",
+            &[node],
+            &[("a", &a), ("b", &b)],
+            2,
+            on_unknown,
+            "/var/cache/vouch",
+        )
+    };
+    config("deny", node.url());
+    let hooks = t.path().join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/pacman/vouch.hook"),
+        hooks.join("vouch.hook"),
+    )
+    .unwrap();
+    let pacman = Pacman {
+        root: root.clone(),
+        conf,
+        hooks,
+    };
+    let (ok, out) = pacman.run(&["-Sy"]);
+    assert!(ok, "{out}");
+
+    // Two GOOD verdicts: installed.
+    let (ok, out) = pacman.run(&["-S", "vouch-good"]);
+    assert!(ok && pacman.installed("vouch-good"), "{out}");
+    assert!(out.contains("vouch: 1 of 1 packages verified"), "{out}");
+
+    // A trusted BAD: refused, nothing installed.
+    let (ok, out) = pacman.run(&["-S", "vouch-bad"]);
+    assert!(!ok && !pacman.installed("vouch-bad"), "{out}");
+    assert!(out.contains("vouch-bad-1.0-1: REJECTED"), "{out}");
+    // Several at once: one at fault stops them all.
+    let (ok, out) = pacman.run(&["-S", "vouch-bad", "vouch-unknown"]);
+    assert!(!ok && !pacman.installed("vouch-unknown"), "{out}");
+
+    // Unknown, under on_unknown = "deny": refused.
+    let (ok, out) = pacman.run(&["-S", "vouch-unknown"]);
+    assert!(!ok && !pacman.installed("vouch-unknown"), "{out}");
+    assert!(out.contains("vouch-unknown-1.0-1: UNKNOWN"), "{out}");
+
+    // Altered after its verdicts were signed: nobody vouches for these
+    // bytes, refused.
+    let (ok, out) = pacman.run(&["-S", "vouch-altered"]);
+    assert!(!ok && !pacman.installed("vouch-altered"), "{out}");
+    assert!(out.contains("vouch-altered-1.0-1: UNKNOWN"), "{out}");
+
+    // Unknown, under on_unknown = "warn": installed, with a warning.
+    config("warn", node.url());
+    let (ok, out) = pacman.run(&["-S", "vouch-unknown"]);
+    assert!(ok && pacman.installed("vouch-unknown"), "{out}");
+    assert!(
+        out.contains("warning: vouch-unknown-1.0-1: UNKNOWN"),
+        "{out}"
+    );
+    // ...but a trusted BAD still is not.
+    let (ok, out) = pacman.run(&["-S", "vouch-bad"]);
+    assert!(!ok && !pacman.installed("vouch-bad"), "{out}");
+
+    // The audit of the root: one verified (hash from the sync database),
+    // one unknown.
+    let outside = t.path().join("outside");
+    let outside_config = client::write_config(
+        &outside,
+        &outside.join("keys.d").display().to_string(),
+        &[node.url()],
+        &[("a", &a), ("b", &b)],
+        2,
+        "deny",
+        &outside.join("cache").display().to_string(),
+    );
+    let audit = Command::new(sibling_binary("vouch").unwrap())
+        .arg("--config")
+        .arg(&outside_config)
+        .args(["check-installed", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&audit.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&audit.stderr)));
+    assert_eq!(audit.status.code(), Some(2), "{report}");
+    assert_eq!(report["summary"]["verified"], 1, "{report}");
+    assert_eq!(report["summary"]["unknown"], 1, "{report}");
+    let good = report["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "vouch-good")
+        .unwrap();
+    assert_eq!(good["sha256"], sha(&built[0]).to_hex(), "{report}");
+    assert_eq!(good["status"], "VERIFIED");
+
+    // No node answers: the cached envelopes (verified again) still decide.
+    node.stop().unwrap();
+    config("deny", "http://127.0.0.1:9");
+    let (ok, out) = pacman.run(&["-S", "vouch-good"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("no node answered; judging from"), "{out}");
+    let (ok, out) = pacman.run(&["-S", "vouch-bad"]);
+    assert!(!ok && out.contains("REJECTED"), "{out}");
+}
