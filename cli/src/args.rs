@@ -82,7 +82,20 @@ With --json prints the node's answer."
     /// transaction.
     #[command(after_help = PACMAN_HOOK_HELP)]
     PacmanHook(HookArgs),
+    /// The apt hook (contrib/apt/80vouch): reads apt's version 3
+    /// Pre-Install-Pkgs protocol on stdin, hashes each .deb about to be
+    /// unpacked, and fails to stop apt before dpkg runs.
+    #[command(after_help = APT_HOOK_HELP)]
+    AptHook(HookArgs),
 }
+
+const APT_HOOK_HELP: &str = "\
+Run by apt as DPkg::Pre-Install-Pkgs with DPkg::Tools::Options::<path>::Version
+\"3\". Each .deb apt is about to hand to dpkg is hashed and judged under the
+policy (one request per node for all of them); UNKNOWN packages follow
+on_unknown; cached verdicts are used when no node answers. Exit 0 lets apt go
+on; 1 stops it before dpkg unpacks anything, with each package at fault and
+why on stderr.";
 
 const CHECK_INSTALLED_HELP: &str = "\
 Debian: packages from var/lib/dpkg/status, their sha256 from the apt lists'
@@ -144,7 +157,8 @@ pub(crate) struct CheckInstalledArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct HookArgs {
-    /// The root pacman installs into (pacman runs hooks chrooted there).
+    /// The root the package manager installs into (pacman runs hooks
+    /// chrooted there; paths apt gives are read under it).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub(crate) root: PathBuf,
     /// The trust policy (default: the client configuration's).

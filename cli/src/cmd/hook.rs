@@ -1,5 +1,7 @@
-//! `vouch pacman-hook`: run by pacman before a transaction; a non-zero
-//! exit stops it (the hook has `AbortOnFail`).
+//! The package manager hooks: `vouch pacman-hook` (run by pacman before a
+//! transaction; a non-zero exit stops it, the hook has `AbortOnFail`) and
+//! `vouch apt-hook` (run by apt before dpkg unpacks anything; a non-zero
+//! exit makes apt stop).
 
 use std::io::Read as _;
 use std::path::Path;
@@ -55,8 +57,20 @@ pub(crate) fn pacman(a: &HookArgs, config: Option<&Path>) -> Result<Exit> {
             Some(_) => checked.push((label, e.sha256)),
         }
     }
+    decide(&settings, checked, faults, targets.len())
+}
+
+/// Judges the checked packages and stops the transaction (exit 1) when one
+/// is at fault: rejected, unknown under `on_unknown = "deny"`, or already
+/// found wrong (`faults`).
+fn decide(
+    settings: &crate::config::Settings,
+    checked: Vec<(String, Digest)>,
+    mut faults: Vec<String>,
+    total: usize,
+) -> Result<Exit> {
     let artifacts: Vec<Digest> = checked.iter().map(|(_, s)| *s).collect();
-    let judged = judge::judge(&settings, &artifacts)?;
+    let judged = judge::judge(settings, &artifacts)?;
     if judged.offline && !settings.nodes.is_empty() {
         eprintln!(
             "vouch: no node answered; judging from {} cached verdicts (each verified again)",
@@ -94,7 +108,7 @@ pub(crate) fn pacman(a: &HookArgs, config: Option<&Path>) -> Result<Exit> {
         }
     }
     if faults.is_empty() {
-        println!("vouch: {verified} of {} packages verified", targets.len());
+        println!("vouch: {verified} of {} packages verified", total);
         return Ok(Exit::Ok);
     }
     eprintln!("vouch: refusing the transaction:");
@@ -102,4 +116,55 @@ pub(crate) fn pacman(a: &HookArgs, config: Option<&Path>) -> Result<Exit> {
         eprintln!("  {f}");
     }
     Ok(Exit::Rejected)
+}
+
+/// `vouch apt-hook`: run by apt as `DPkg::Pre-Install-Pkgs` with the
+/// version 3 protocol (contrib/apt/80vouch): stdin holds `VERSION 3`, apt's
+/// configuration, a blank line, then one line per package: name, old
+/// version, old architecture, old multi-arch, direction, new version, new
+/// architecture, new multi-arch, and the `.deb` about to be unpacked (or
+/// `**CONFIGURE**`, `**REMOVE**`).
+pub(crate) fn apt(a: &HookArgs, config: Option<&Path>) -> Result<Exit> {
+    let settings = crate::config::settings(config, a.policy.as_deref(), &a.nodes, a.timeout, true)?;
+    let mut input = String::new();
+    std::io::stdin()
+        .take(MAX_TARGETS * 4)
+        .read_to_string(&mut input)
+        .context("reading apt's hook input on stdin")?;
+    let mut lines = input.lines();
+    match lines.next() {
+        Some(v) if v.trim() == "VERSION 3" => {}
+        other => anyhow::bail!(
+            "expected the version 3 hook protocol (`VERSION 3`), got {:?}: set \
+             DPkg::Tools::Options::/usr/bin/vouch::Version \"3\" (contrib/apt/80vouch)",
+            other.unwrap_or("")
+        ),
+    }
+    // apt's configuration, up to the blank line.
+    for l in lines.by_ref() {
+        if l.trim().is_empty() {
+            break;
+        }
+    }
+    let mut faults = Vec::new();
+    let mut checked = Vec::new();
+    let mut total = 0;
+    for l in lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 9 {
+            continue;
+        }
+        let (name, version, arch, action) = (f[0], f[5], f[6], f[f.len() - 1]);
+        if !action.ends_with(".deb") {
+            continue;
+        }
+        total += 1;
+        let label = format!("{name} {version} ({arch})");
+        let deb = a.root.join(action.trim_start_matches('/'));
+        match crate::system::hash_file(&deb) {
+            Ok(sha) => checked.push((label, sha)),
+            Err(e) => faults.push(format!("{label}: cannot read {}: {e}", deb.display())),
+        }
+    }
+    decide(&settings, checked, faults, total)
 }
