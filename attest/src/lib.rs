@@ -45,6 +45,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod batch;
+mod bundle;
 mod codec;
 mod dates;
 mod digest;
@@ -61,6 +62,7 @@ mod policy;
 mod verdict;
 
 pub use batch::verify_batch;
+pub use bundle::{BUNDLE_VERSION, Bundle, MAX_BUNDLE, Opened};
 pub use digest::{Digest, Hasher};
 pub use envelope::{
     Envelope, MAX_ENVELOPE, MAX_PAYLOAD, PAYLOAD_TYPE, VerifiedVerdict, decode_verdict,

@@ -508,7 +508,57 @@ fn generate() -> Vec<(&'static str, Value)> {
 
     let signatures = signature_vectors(&fields);
 
+    // A bundle: two verdicts and a fork proof about the policy vectors'
+    // artifact, canonical; and bundles that must be refused.
+    let fork_proof = ForkProof::decode(&bytes_of(&forks["vectors"][0]["proof_hex"])).unwrap();
+    let fork_checked = fork_proof.check().unwrap();
+    let bundle = Bundle::new(
+        ISSUED,
+        &[art, Digest::of(b"another artifact")],
+        &[good_by(&a), good_by(&b)],
+        &[fork_checked],
+    );
+    let wire = |version: u64, arts: Vec<Vec<u8>>| {
+        Item::Map(vec![
+            ("version".into(), Item::Uint(version)),
+            ("created_at".into(), Item::Uint(ISSUED)),
+            (
+                "artifacts".into(),
+                Item::Array(arts.into_iter().map(Item::Bytes).collect()),
+            ),
+            ("verdicts".into(), Item::Array(vec![])),
+            ("forks".into(), Item::Array(vec![])),
+        ])
+        .encode()
+    };
+    let (lo, hi) = {
+        let mut x = [art, Digest::of(b"another artifact")];
+        x.sort();
+        (x[0].as_bytes().to_vec(), x[1].as_bytes().to_vec())
+    };
+    let mut verdict_ids: Vec<String> = [good_by(&a), good_by(&b)]
+        .iter()
+        .map(|v| v.id().to_hex())
+        .collect();
+    verdict_ids.sort();
+    let bundles = json!({
+        "description": "Bundles (spec/bundle.md): canonical CBOR of version, created_at, artifacts, verdicts, forks; the lists sorted by the sha256 of their items, without repeats. Negative vectors name the decode error.",
+        "vectors": [
+            {
+                "name": "two-verdicts-one-fork",
+                "bundle_hex": h(&bundle.encode()),
+                "artifacts": bundle.artifacts.iter().map(Digest::to_hex).collect::<Vec<_>>(),
+                "verdict_ids": verdict_ids,
+                "fork_ids": [fork_checked_id(&bundle)],
+            },
+            { "name": "unsorted-artifacts", "bundle_hex": h(&wire(1, vec![hi.clone(), lo.clone()])), "error": "decode.non_canonical" },
+            { "name": "short-artifact", "bundle_hex": h(&wire(1, vec![lo[..31].to_vec()])), "error": "decode.invalid_value" },
+            { "name": "unknown-version", "bundle_hex": h(&wire(2, vec![lo.clone()])), "error": "decode.unknown_version" },
+        ],
+    });
+
     vec![
+        ("bundles.json", bundles),
         ("keys.json", keys),
         ("signatures.json", signatures),
         ("verdicts.json", verdicts),
@@ -749,6 +799,14 @@ fn vectors_match_the_files() {
     }
 }
 
+fn bytes_of(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().unwrap()).unwrap()
+}
+
+fn fork_checked_id(b: &Bundle) -> String {
+    Digest::of(&b.forks[0]).to_hex()
+}
+
 fn read(file: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir().join(file)).unwrap()).unwrap()
 }
@@ -789,6 +847,26 @@ fn vectors_check() {
     for v in read("negative.json")["vectors"].as_array().unwrap() {
         let err = open(&bytes(&v["envelope_hex"])).unwrap_err();
         assert_eq!(err.code(), v["error"], "{}: {err}", v["name"]);
+    }
+    for v in read("bundles.json")["vectors"].as_array().unwrap() {
+        let r = Bundle::decode(&bytes(&v["bundle_hex"]));
+        match v.get("error") {
+            Some(e) => assert_eq!(r.unwrap_err().code(), e, "{}", v["name"]),
+            None => {
+                let b = r.unwrap();
+                assert_eq!(b.encode(), bytes(&v["bundle_hex"]), "re-encodes");
+                let arts: Vec<String> = b.artifacts.iter().map(Digest::to_hex).collect();
+                assert_eq!(json!(arts), v["artifacts"]);
+                let opened = b.open();
+                assert_eq!(opened.invalid, 0);
+                let mut ids: Vec<String> =
+                    opened.verdicts.iter().map(|x| x.id().to_hex()).collect();
+                ids.sort();
+                assert_eq!(json!(ids), v["verdict_ids"]);
+                let forks: Vec<String> = opened.forks.iter().map(|f| f.id.to_hex()).collect();
+                assert_eq!(json!(forks), v["fork_ids"]);
+            }
+        }
     }
     for v in read("forks.json")["vectors"].as_array().unwrap() {
         let r = ForkProof::open(&bytes(&v["proof_hex"]));

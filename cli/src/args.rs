@@ -82,11 +82,51 @@ With --json prints the node's answer."
     /// transaction.
     #[command(after_help = PACMAN_HOOK_HELP)]
     PacmanHook(HookArgs),
+    /// Write a bundle: every verdict and fork proof needed to judge a set of
+    /// artifacts (the installed system, or --sha256 ...) offline.
+    #[command(after_help = EXPORT_HELP)]
+    Export(ExportArgs),
     /// The apt hook (contrib/apt/80vouch): reads apt's version 3
     /// Pre-Install-Pkgs protocol on stdin, hashes each .deb about to be
     /// unpacked, and fails to stop apt before dpkg runs.
     #[command(after_help = APT_HOOK_HELP)]
     AptHook(HookArgs),
+}
+
+const EXPORT_HELP: &str = "\
+Asks the nodes (one batched lookup each) for the verdicts of the policy's
+signers about the artifacts, and the fork proofs against them, verifies all
+of it, and writes one canonical CBOR file (spec/bundle.md). `vouch verify
+--bundle FILE` and `vouch check-installed --bundle FILE` then judge from it
+with no network and give the same answers.
+Exit 0 when written, 3 on bad input, 4 when no node could be reached.";
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// Where to write the bundle.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) bundle: PathBuf,
+    /// Every package installed under --root.
+    #[arg(long, required_unless_present = "sha256")]
+    pub(crate) installed: bool,
+    /// The root of the system (with --installed).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub(crate) root: PathBuf,
+    /// Artifacts by sha256; repeat for more.
+    #[arg(long, value_name = "HEX")]
+    pub(crate) sha256: Vec<String>,
+    /// The trust policy (default: the client configuration's).
+    #[arg(long, value_name = "POLICY.toml")]
+    pub(crate) policy: Option<PathBuf>,
+    /// A node to ask; repeat for more (default: the configuration's).
+    #[arg(long = "node", value_name = "URL")]
+    pub(crate) nodes: Vec<String>,
+    /// Seconds to wait for each node.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 const APT_HOOK_HELP: &str = "\
@@ -141,6 +181,9 @@ pub(crate) struct CheckInstalledArgs {
     /// The root of the system to audit.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub(crate) root: PathBuf,
+    /// Judge from a bundle (`vouch export --bundle`) with no network.
+    #[arg(long, value_name = "FILE", conflicts_with = "nodes")]
+    pub(crate) bundle: Option<PathBuf>,
     /// The trust policy (default: the client configuration's).
     #[arg(long, value_name = "POLICY.toml")]
     pub(crate) policy: Option<PathBuf>,
@@ -298,6 +341,9 @@ pub(crate) struct VerifyArgs {
     /// Files holding fork proofs.
     #[arg(long = "forks", value_name = "FILE", num_args = 1..)]
     pub(crate) forks: Vec<PathBuf>,
+    /// Judge from a bundle (`vouch export --bundle`) with no network.
+    #[arg(long, value_name = "FILE", conflicts_with = "nodes")]
+    pub(crate) bundle: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

@@ -225,8 +225,65 @@ fn the_pacman_hook_lets_good_packages_in_and_stops_the_rest() {
     assert_eq!(good["sha256"], sha(&built[0]).to_hex(), "{report}");
     assert_eq!(good["status"], "VERIFIED");
 
+    // A bundle of what judges the installed system (and vouch-bad), made
+    // while the node answers...
+    let vouch_cmd = |args: &[&str]| {
+        let out = Command::new(sibling_binary("vouch").unwrap())
+            .arg("--config")
+            .arg(&outside_config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let bundle = t.path().join("system.bundle");
+    let (b_str, r_str) = (bundle.display().to_string(), root.display().to_string());
+    let bad_hex = sha(&built[1]).to_hex();
+    let (code, out, err) = vouch_cmd(&[
+        "export",
+        "--bundle",
+        &b_str,
+        "--installed",
+        "--root",
+        &r_str,
+        "--sha256",
+        &bad_hex,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let written: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(written["artifacts"], 3, "{written}");
+    assert_eq!(written["verdicts"], 4, "{written}");
+
     // No node answers: the cached envelopes (verified again) still decide.
     node.stop().unwrap();
+    // ...and judges alone, with the same answers.
+    let (code, out, err) = vouch_cmd(&[
+        "check-installed",
+        "--root",
+        &r_str,
+        "--bundle",
+        &b_str,
+        "--json",
+    ]);
+    let offline: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(code, 2);
+    assert_eq!(
+        offline["summary"]["verified"],
+        report["summary"]["verified"]
+    );
+    assert_eq!(offline["summary"]["unknown"], report["summary"]["unknown"]);
+    let (code, out, _) = vouch_cmd(&["verify", "--sha256", &bad_hex, "--bundle", &b_str]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("REJECTED"), "{out}");
+    let good_hex = sha(&built[0]).to_hex();
+    let (code, out, _) = vouch_cmd(&["verify", "--sha256", &good_hex, "--bundle", &b_str]);
+    assert_eq!(code, 0, "{out}");
     config("deny", "http://127.0.0.1:9");
     let (ok, out) = pacman.run(&["-S", "vouch-good"]);
     assert!(ok, "{out}");

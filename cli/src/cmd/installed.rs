@@ -48,7 +48,10 @@ pub(crate) fn run(a: &CheckInstalledArgs, config: Option<&Path>) -> Result<Exit>
         settings.nodes.len(),
         artifacts.len()
     ));
-    let judged = judge::judge(&settings, &artifacts)?;
+    let judged = match &a.bundle {
+        Some(b) => judge::judge_bundle(&settings, &artifacts, b)?,
+        None => judge::judge(&settings, &artifacts)?,
+    };
     if let Some(s) = s {
         s.finish_and_clear();
     }
@@ -107,10 +110,10 @@ pub(crate) fn run(a: &CheckInstalledArgs, config: Option<&Path>) -> Result<Exit>
         let mut text = format!(
             "{} packages: {verified} verified, {rejected} rejected, {unknown} unknown, {no_hash} without an artifact hash{}\n",
             inv.packages.len(),
-            if judged.offline {
-                " (no node answered: judged from cached verdicts, verified again)"
-            } else {
-                ""
+            match (&a.bundle, judged.offline) {
+                (Some(_), _) => " (judged from the bundle, verified here)",
+                (None, true) => " (no node answered: judged from cached verdicts, verified again)",
+                (None, false) => "",
             }
         );
         for group in ["REJECTED", "UNKNOWN", "NO HASH"] {

@@ -53,6 +53,29 @@ pub(crate) fn judge(settings: &Settings, artifacts: &[Digest]) -> Result<Judged>
     })
 }
 
+/// Judges `artifacts` from a bundle file alone, with no network.
+pub(crate) fn judge_bundle(
+    settings: &Settings,
+    artifacts: &[Digest],
+    path: &std::path::Path,
+) -> Result<Judged> {
+    let opened = read_bundle(path)?;
+    Ok(Judged {
+        decisions: decide(settings, artifacts, &opened.verdicts, opened.forks),
+        verdicts: opened.verdicts.len(),
+        nodes: Vec::new(),
+        offline: true,
+    })
+}
+
+/// Reads, decodes and verifies a bundle file.
+pub(crate) fn read_bundle(path: &std::path::Path) -> Result<vouch_attest::Opened> {
+    let bytes = crate::output::read_limited(path, vouch_attest::MAX_BUNDLE as u64)?;
+    let bundle = vouch_attest::Bundle::decode(&bytes)
+        .with_context(|| format!("{}: not a vouch bundle", path.display()))?;
+    Ok(bundle.open())
+}
+
 fn decide(
     settings: &Settings,
     artifacts: &[Digest],

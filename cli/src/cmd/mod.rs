@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod config;
+mod export;
 mod hook;
 mod inspect;
 mod installed;
@@ -35,6 +36,7 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::CheckInstalled(a) => installed::run(&a, cli.config.as_deref()),
         Command::PacmanHook(a) => hook::pacman(&a, cli.config.as_deref()),
         Command::AptHook(a) => hook::apt(&a, cli.config.as_deref()),
+        Command::Export(a) => export::run(&a, cli.config.as_deref()),
         Command::Query(a) => query::run(&a),
         Command::Submit(a) => submit::run(&a),
         Command::Peers { node, json } => query::peers(&node, json),

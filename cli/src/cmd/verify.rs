@@ -26,10 +26,14 @@ pub(crate) fn run(a: &VerifyArgs, config: Option<&Path>) -> Result<Exit> {
         a.policy.as_deref(),
         &a.nodes,
         a.timeout,
-        a.verdicts.is_empty(),
+        a.verdicts.is_empty() && a.bundle.is_none(),
     )?;
     let policy = settings.policy;
-    let nodes_to_ask = settings.nodes;
+    let nodes_to_ask = if a.bundle.is_some() {
+        Vec::new()
+    } else {
+        settings.nodes
+    };
     let artifact = match (&a.file, &a.sha256) {
         (_, Some(hex)) => hex
             .parse::<Digest>()
@@ -67,6 +71,18 @@ pub(crate) fn run(a: &VerifyArgs, config: Option<&Path>) -> Result<Exit> {
             })),
         }
     }
+    if let Some(path) = &a.bundle {
+        let opened = super::judge::read_bundle(path)?;
+        if opened.invalid > 0 {
+            dropped.push(json!({
+                "source": path.display().to_string(),
+                "code": "bundle.invalid_items",
+                "error": format!("{} envelopes or fork proofs in the bundle do not verify", opened.invalid),
+            }));
+        }
+        verdicts.extend(opened.verdicts);
+        forks.extend(opened.forks);
+    }
     let mut nodes = Vec::new();
     if !nodes_to_ask.is_empty() {
         let client = client::http(Duration::from_secs(settings.timeout_secs))?;
@@ -95,7 +111,7 @@ pub(crate) fn run(a: &VerifyArgs, config: Option<&Path>) -> Result<Exit> {
             }
         }
         nodes = collected.nodes;
-        if a.verdicts.is_empty() && nodes.iter().all(|n| !n.reachable) {
+        if a.verdicts.is_empty() && a.bundle.is_none() && nodes.iter().all(|n| !n.reachable) {
             let mut msg = String::from("no node could be reached:\n");
             for n in &nodes {
                 msg += &format!("  {}: {}\n", n.url, n.error.as_deref().unwrap_or("?"));

@@ -1,0 +1,84 @@
+//! `vouch export --bundle`: what is needed to judge a set of artifacts
+//! offline, in one file.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::json;
+use vouch_attest::{Bundle, Digest, find_forks};
+
+use crate::args::ExportArgs;
+use crate::client;
+use crate::exit::Exit;
+use crate::output;
+
+pub(crate) fn run(a: &ExportArgs, config: Option<&Path>) -> Result<Exit> {
+    let settings = crate::config::settings(config, a.policy.as_deref(), &a.nodes, a.timeout, true)?;
+    if settings.nodes.is_empty() {
+        bail!("no node to ask: give --node or set nodes in the client configuration");
+    }
+    let mut artifacts: Vec<Digest> = Vec::new();
+    for h in &a.sha256 {
+        artifacts.push(h.parse().with_context(|| format!("--sha256 {h}"))?);
+    }
+    if a.installed {
+        let inv = crate::system::inventory(&a.root);
+        if inv.packages.is_empty() {
+            bail!("no installed packages found under {}", a.root.display());
+        }
+        artifacts.extend(inv.packages.iter().filter_map(|p| p.sha256));
+    }
+    artifacts.sort();
+    artifacts.dedup();
+    let keys: Vec<vouch_attest::PublicKey> =
+        settings.policy.signers().iter().map(|s| s.key).collect();
+    let http = client::http(Duration::from_secs(settings.timeout_secs))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let c = runtime.block_on(client::collect(&http, &settings.nodes, &artifacts, &keys));
+    if c.nodes.iter().all(|n| !n.reachable) {
+        for n in &c.nodes {
+            eprintln!("vouch: {}: {}", n.url, n.error.as_deref().unwrap_or("?"));
+        }
+        return Ok(Exit::Unreachable);
+    }
+    let mut forks = c.forks;
+    let known: std::collections::BTreeSet<Digest> = forks.iter().map(|f| f.id).collect();
+    forks.extend(
+        find_forks(&c.verdicts)
+            .into_iter()
+            .filter(|f| !known.contains(&f.id)),
+    );
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let bundle = Bundle::new(now, &artifacts, &c.verdicts, &forks);
+    let bytes = bundle.encode();
+    let tmp = a.bundle.with_extension("partial");
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &a.bundle).with_context(|| format!("writing {}", a.bundle.display()))?;
+    if a.json {
+        output::json(&json!({
+            "bundle": a.bundle,
+            "bytes": bytes.len(),
+            "artifacts": bundle.artifacts.len(),
+            "verdicts": bundle.verdicts.len(),
+            "forks": bundle.forks.len(),
+            "nodes": c.nodes,
+        }))?;
+    } else {
+        output::text(&format!(
+            "{}: {} artifacts, {} verdicts, {} fork proofs ({} bytes)\n",
+            a.bundle.display(),
+            bundle.artifacts.len(),
+            bundle.verdicts.len(),
+            bundle.forks.len(),
+            bytes.len()
+        ))?;
+    }
+    Ok(Exit::Ok)
+}
