@@ -70,11 +70,11 @@ impl Bundle {
             .iter()
             .map(|v| (Digest::of(v.envelope()), v.envelope().to_vec()))
             .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|x| x.0);
         v.dedup_by(|a, b| a.0 == b.0);
         let mut f: Vec<(Digest, Vec<u8>)> =
             forks.iter().map(|f| (f.id, f.proof().encode())).collect();
-        f.sort_by(|a, b| a.0.cmp(&b.0));
+        f.sort_by_key(|x| x.0);
         f.dedup_by(|a, b| a.0 == b.0);
         Bundle {
             created_at,
