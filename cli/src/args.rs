@@ -82,6 +82,24 @@ With --json prints the node's answer."
     /// transaction.
     #[command(after_help = PACMAN_HOOK_HELP)]
     PacmanHook(HookArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell).
+    #[command(
+        after_help = "bash: vouch completions bash > /usr/share/bash-completion/completions/vouch\nzsh:  vouch completions zsh > /usr/share/zsh/vendor-completions/_vouch\nfish: vouch completions fish > /usr/share/fish/vendor_completions.d/vouch.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (vouch.1 and one per command) into a
+    /// directory, or print vouch.1.
+    Man {
+        /// The directory (e.g. /usr/share/man/man1); without it, vouch.1 is
+        /// printed.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Write a bundle: every verdict and fork proof needed to judge a set of
     /// artifacts (the installed system, or --sha256 ...) offline.
     #[command(after_help = EXPORT_HELP)]

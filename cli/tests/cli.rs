@@ -344,3 +344,82 @@ fn verify_two_of_three_offline() {
     );
     assert_eq!(code(&o), 3, "usage errors are 3, never clap's 2");
 }
+
+#[test]
+fn completions_and_manual_pages_come_from_the_definitions() {
+    let (t, dir) = setup();
+    let o = vouch(&["completions", "bash"], &dir);
+    assert_eq!(code(&o), 0);
+    let script = String::from_utf8_lossy(&o.stdout);
+    for sub in [
+        "check-installed",
+        "pacman-hook",
+        "apt-hook",
+        "export",
+        "config",
+    ] {
+        assert!(script.contains(sub), "bash completion lacks {sub}");
+    }
+    let o = vouch(&["completions", "zsh"], &dir);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("#compdef vouch"));
+    let man = t.path().join("man1");
+    let o = vouch(&["man", "--out", man.to_str().unwrap()], &dir);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let page = fs::read_to_string(man.join("vouch-check-installed.1")).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+    assert!(page.contains("vouch\\-check\\-installed"), "{page}");
+    assert!(man.join("vouch.1").exists() && man.join("vouch-pacman-hook.1").exists());
+    // Every command has help text.
+    for sub in [
+        "keygen",
+        "sign",
+        "inspect",
+        "verify",
+        "submit",
+        "query",
+        "check-installed",
+        "pacman-hook",
+        "apt-hook",
+        "export",
+        "completions",
+        "man",
+    ] {
+        let o = vouch(&[sub, "--help"], &dir);
+        assert_eq!(code(&o), 0, "{sub}");
+        assert!(o.stdout.len() > 100, "{sub}");
+    }
+}
+
+#[test]
+fn config_check_names_file_line_and_column() {
+    let (t, dir) = setup();
+    let bad = t.path().join("client.toml");
+    fs::write(&bad, "nodes = [\"http://a\"]\ntimeout_secs = \"soon\"\n").unwrap();
+    let o = vouch(&["config", "check", bad.to_str().unwrap()], &dir);
+    assert_eq!(code(&o), 3);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{}:2:16", bad.display())), "{err}");
+    // VOUCH_CONFIG names the file too.
+    let o = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["config", "check"])
+        .env("VOUCH_CONFIG", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 3);
+    assert!(String::from_utf8_lossy(&o.stderr).contains(":2:16"));
+    // A good one, from the documented example.
+    let pubkey = keygen(&dir, "a");
+    let good = t.path().join("good.toml");
+    fs::write(
+        &good,
+        format!(
+            "nodes = [\"http://127.0.0.1:1\"]\n[policy]\nthreshold = 1\n[[policy.signer]]\nname = \"a\"\noperator = \"a\"\nkey = \"{pubkey}\"\n"
+        ),
+    )
+    .unwrap();
+    let o = vouch(&["config", "check", "--json", good.to_str().unwrap()], &dir);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout_json(&o)["threshold"], 1);
+    let o = vouch(&["config", "example"], &dir);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("on_unknown"));
+}

@@ -7,6 +7,7 @@ mod inspect;
 mod installed;
 mod judge;
 mod keygen;
+mod manual;
 pub(crate) mod policy;
 mod query;
 mod sign;
@@ -37,6 +38,8 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::PacmanHook(a) => hook::pacman(&a, cli.config.as_deref()),
         Command::AptHook(a) => hook::apt(&a, cli.config.as_deref()),
         Command::Export(a) => export::run(&a, cli.config.as_deref()),
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man { out } => manual::man(out.as_deref()),
         Command::Query(a) => query::run(&a),
         Command::Submit(a) => submit::run(&a),
         Command::Peers { node, json } => query::peers(&node, json),
