@@ -1,21 +1,39 @@
 //! Answers kept for when no node answers: the signed envelopes of every
-//! verdict and fork proof the nodes served, per artifact. Nothing in the
-//! cache is trusted: each envelope is verified again when it is read, and a
-//! file that does not verify is ignored.
-//!
-//! Layout: `DIR/verdicts/HEX(artifact).cbor` (a CBOR array of envelopes,
-//! the latest answer about that artifact) and `DIR/forks/HEX(id).cbor`.
+//! verdict and fork proof the nodes served, in one bundle file
+//! (`DIR/answers.bundle`, the format of `spec/bundle.md`), rewritten once
+//! per run: the verdicts about the artifacts just asked replace the older
+//! ones about them, the rest is kept (at most [`MAX_CACHED`] verdicts).
+//! Nothing in the cache is trusted: each envelope is verified again when
+//! it is used, and one that does not verify is ignored.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use vouch_attest::{
-    CheckedFork, Digest, ForkProof, MAX_ENVELOPE, MAX_FORK_PROOF, VerifiedVerdict, join_envelopes,
-    split_envelopes, verify_batch,
-};
+use vouch_attest::{Bundle, CheckedFork, Digest, Envelope, ForkProof, VerifiedVerdict};
 
-/// Most envelopes kept per artifact.
-const MAX_PER_ARTIFACT: usize = 4096;
+/// Most verdicts kept.
+const MAX_CACHED: usize = 1_000_000;
+/// Most fork proofs kept.
+const MAX_FORKS: usize = 10_000;
+
+fn file(dir: &Path) -> PathBuf {
+    dir.join("answers.bundle")
+}
+
+fn read(dir: &Path) -> Option<Bundle> {
+    let bytes = crate::output::read_limited(&file(dir), vouch_attest::MAX_BUNDLE as u64).ok()?;
+    Bundle::decode(&bytes).ok()
+}
+
+/// The subject sha256 an envelope claims (not verified).
+fn claimed_subject(envelope: &[u8]) -> Option<Digest> {
+    Envelope::decode(envelope)
+        .ok()?
+        .unverified_verdict()
+        .ok()
+        .map(|v| v.subject.sha256)
+}
 
 /// Keeps what the nodes answered about `artifacts`. Errors are ignored: a
 /// cache that cannot be written only costs the offline answer.
@@ -25,64 +43,76 @@ pub(crate) fn store(
     verdicts: &[VerifiedVerdict],
     forks: &[CheckedFork],
 ) {
-    let vdir = dir.join("verdicts");
-    let fdir = dir.join("forks");
-    if std::fs::create_dir_all(&vdir).is_err() || std::fs::create_dir_all(&fdir).is_err() {
+    if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    for a in artifacts {
-        let mine: Vec<&[u8]> = verdicts
-            .iter()
-            .filter(|v| v.verdict().subject.sha256 == *a)
-            .take(MAX_PER_ARTIFACT)
-            .map(VerifiedVerdict::envelope)
-            .collect();
-        let path = vdir.join(format!("{}.cbor", a.to_hex()));
-        if mine.is_empty() {
-            continue;
+    let asked: BTreeSet<Digest> = artifacts.iter().copied().collect();
+    let old = read(dir);
+    let mut envelopes: Vec<Vec<u8>> = verdicts.iter().map(|v| v.envelope().to_vec()).collect();
+    let mut proofs: Vec<Vec<u8>> = forks.iter().map(|f| f.proof().encode()).collect();
+    let mut all_artifacts: BTreeSet<Digest> = asked.clone();
+    if let Some(old) = old {
+        all_artifacts.extend(old.artifacts.iter().copied());
+        for e in old.verdicts {
+            if envelopes.len() >= MAX_CACHED {
+                break;
+            }
+            if claimed_subject(&e).is_some_and(|s| !asked.contains(&s)) {
+                envelopes.push(e);
+            }
         }
-        let tmp = path.with_extension("partial");
-        if std::fs::write(&tmp, join_envelopes(mine.into_iter())).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
-        }
+        proofs.extend(old.forks);
     }
-    for f in forks {
-        let _ = std::fs::write(
-            fdir.join(format!("{}.cbor", f.id.to_hex())),
-            f.proof().encode(),
-        );
+    proofs.sort();
+    proofs.dedup();
+    proofs.truncate(MAX_FORKS);
+    // The bundle wants them sorted by the sha256 of their bytes, unique.
+    let mut keyed: Vec<(Digest, Vec<u8>)> =
+        envelopes.into_iter().map(|e| (Digest::of(&e), e)).collect();
+    keyed.sort_by_key(|x| x.0);
+    keyed.dedup_by_key(|x| x.0);
+    let mut fkeyed: Vec<(Digest, Vec<u8>)> =
+        proofs.into_iter().map(|p| (Digest::of(&p), p)).collect();
+    fkeyed.sort_by_key(|x| x.0);
+    fkeyed.dedup_by_key(|x| x.0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let bundle = Bundle {
+        created_at: now,
+        artifacts: all_artifacts.into_iter().collect(),
+        verdicts: keyed.into_iter().map(|x| x.1).collect(),
+        forks: fkeyed.into_iter().map(|x| x.1).collect(),
+    };
+    let path = file(dir);
+    let tmp = path.with_extension("partial");
+    if std::fs::write(&tmp, bundle.encode()).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
     }
 }
 
 /// What the cache holds about `artifacts`, verified again.
 pub(crate) fn load(dir: &Path, artifacts: &[Digest]) -> (Vec<VerifiedVerdict>, Vec<CheckedFork>) {
-    let mut verdicts = Vec::new();
-    let mut seen = BTreeSet::new();
-    for a in artifacts {
-        let path = dir.join("verdicts").join(format!("{}.cbor", a.to_hex()));
-        let Ok(bytes) =
-            crate::output::read_limited(&path, (MAX_PER_ARTIFACT * MAX_ENVELOPE) as u64)
-        else {
-            continue;
-        };
-        let Ok(items) = split_envelopes(&bytes, MAX_PER_ARTIFACT) else {
-            continue;
-        };
-        for v in verify_batch(&items).into_iter().flatten() {
-            if v.verdict().subject.sha256 == *a && seen.insert(v.id()) {
-                verdicts.push(v);
-            }
-        }
-    }
-    let mut forks = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir.join("forks")) {
-        for e in rd.flatten().take(100_000) {
-            if let Ok(bytes) = crate::output::read_limited(&e.path(), MAX_FORK_PROOF as u64)
-                && let Ok(f) = ForkProof::open(&bytes)
-            {
-                forks.push(f);
-            }
-        }
-    }
+    let Some(bundle) = read(dir) else {
+        return (Vec::new(), Vec::new());
+    };
+    let wanted: BTreeSet<Digest> = artifacts.iter().copied().collect();
+    let relevant: Vec<&[u8]> = bundle
+        .verdicts
+        .iter()
+        .filter(|e| claimed_subject(e).is_some_and(|s| wanted.contains(&s)))
+        .map(Vec::as_slice)
+        .collect();
+    let verdicts = vouch_attest::verify_batch(&relevant)
+        .into_iter()
+        .flatten()
+        .filter(|v| wanted.contains(&v.verdict().subject.sha256))
+        .collect();
+    let forks = bundle
+        .forks
+        .iter()
+        .filter_map(|f| ForkProof::open(f).ok())
+        .collect();
     (verdicts, forks)
 }

@@ -85,45 +85,129 @@ pub(crate) async fn collect(
     signers: &[PublicKey],
 ) -> Collected {
     let answers = join_all(nodes.iter().map(|url| ask(client, url, artifacts, signers))).await;
-    let mut out = Collected::default();
-    let mut seen = std::collections::BTreeSet::new();
-    let mut seen_forks = std::collections::BTreeSet::new();
-    for (url, answer) in nodes.iter().zip(answers) {
+    // Nodes mostly serve the same envelopes: each distinct one is verified
+    // once, on every core, and credited to every node that served it.
+    let mut distinct: Vec<Vec<u8>> = Vec::new();
+    let mut index: std::collections::HashMap<Digest, usize> = std::collections::HashMap::new();
+    let mut served: Vec<Option<Vec<usize>>> = Vec::new();
+    let mut errors: Vec<Option<String>> = Vec::new();
+    let mut proofs: Vec<Vec<Vec<u8>>> = Vec::new();
+    for answer in answers {
         match answer {
-            Ok((verdicts, forks, invalid)) => {
-                out.nodes.push(NodeReport {
-                    url: url.clone(),
-                    reachable: true,
-                    error: None,
-                    verdicts: verdicts.len(),
-                    forks: forks.len(),
-                    invalid,
-                });
-                for v in verdicts {
-                    if seen.insert(v.id()) {
-                        out.verdicts.push(v);
-                    }
+            Ok((items, forks)) => {
+                let mut mine = Vec::with_capacity(items.len());
+                for item in items {
+                    let key = Digest::of(&item);
+                    let i = *index.entry(key).or_insert_with(|| {
+                        distinct.push(item);
+                        distinct.len() - 1
+                    });
+                    mine.push(i);
                 }
-                for f in forks {
+                served.push(Some(mine));
+                errors.push(None);
+                proofs.push(forks);
+            }
+            Err(e) => {
+                served.push(None);
+                errors.push(Some(format!("{e:#}")));
+                proofs.push(Vec::new());
+            }
+        }
+    }
+    let results = verify_parallel(&distinct);
+    let mut out = Collected {
+        verdicts: results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect(),
+        ..Collected::default()
+    };
+    let mut seen_forks = std::collections::BTreeSet::new();
+    for (n, url) in nodes.iter().enumerate() {
+        let Some(mine) = &served[n] else {
+            out.nodes.push(NodeReport {
+                url: url.clone(),
+                reachable: false,
+                error: errors[n].clone(),
+                verdicts: 0,
+                forks: 0,
+                invalid: Vec::new(),
+            });
+            continue;
+        };
+        let mut invalid = Vec::new();
+        let mut good = 0;
+        for (item, &i) in mine.iter().enumerate() {
+            match &results[i] {
+                Ok(_) => good += 1,
+                Err(e) => invalid.push(serde_json::json!({
+                    "item": item,
+                    "code": e.code(),
+                    "error": e.to_string(),
+                    "bytes": distinct[i].len().min(MAX_ENVELOPE + 1),
+                })),
+            }
+        }
+        let mut forks = 0;
+        for (i, p) in proofs[n].iter().enumerate() {
+            match ForkProof::open(p) {
+                Ok(f) => {
+                    forks += 1;
                     if seen_forks.insert(f.id) {
                         out.forks.push(f);
                     }
                 }
+                Err(e) => invalid.push(serde_json::json!({
+                    "fork_proof": i,
+                    "code": e.code(),
+                    "error": e.to_string(),
+                })),
             }
-            Err(e) => out.nodes.push(NodeReport {
-                url: url.clone(),
-                reachable: false,
-                error: Some(format!("{e:#}")),
-                verdicts: 0,
-                forks: 0,
-                invalid: Vec::new(),
-            }),
         }
+        out.nodes.push(NodeReport {
+            url: url.clone(),
+            reachable: true,
+            error: None,
+            verdicts: good,
+            forks,
+            invalid,
+        });
     }
     out
 }
 
-type Answer = (Vec<VerifiedVerdict>, Vec<CheckedFork>, Vec<Value>);
+/// Verifies envelopes on every core (batch verification in each part).
+fn verify_parallel(items: &[Vec<u8>]) -> Vec<Result<VerifiedVerdict, vouch_attest::Error>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(16);
+    let per = items.len().div_ceil(threads).max(256);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    let slices: Vec<&[u8]> = part.iter().map(Vec::as_slice).collect();
+                    verify_batch(&slices)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    if results.len() == items.len() {
+        return results;
+    }
+    let slices: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    verify_batch(&slices)
+}
+
+/// Envelopes and fork proofs a node served, unverified.
+type Answer = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 
 async fn ask(
     client: &reqwest::Client,
@@ -146,23 +230,12 @@ async fn ask(
         )
     }))
     .await;
-    let mut verdicts = Vec::new();
-    let mut invalid = Vec::new();
+    let mut envelopes = Vec::new();
     for body in lookups {
         let body = body?;
         let items = split_envelopes(&body, MAX_ITEMS)
             .context("the node's answer is not a CBOR array of envelopes")?;
-        for (i, r) in verify_batch(&items).into_iter().enumerate() {
-            match r {
-                Ok(v) => verdicts.push(v),
-                Err(e) => invalid.push(serde_json::json!({
-                    "item": i,
-                    "code": e.code(),
-                    "error": e.to_string(),
-                    "bytes": items[i].len().min(MAX_ENVELOPE + 1),
-                })),
-            }
-        }
+        envelopes.extend(items.into_iter().map(<[u8]>::to_vec));
     }
     let body = read_body(
         client
@@ -173,18 +246,7 @@ async fn ask(
     .await?;
     let items = split_envelopes(&body, MAX_ANSWER / MAX_FORK_PROOF + 1024)
         .context("the node's fork proofs are not a CBOR array")?;
-    let mut forks = Vec::new();
-    for (i, p) in items.iter().enumerate() {
-        match ForkProof::open(p) {
-            Ok(f) => forks.push(f),
-            Err(e) => invalid.push(serde_json::json!({
-                "fork_proof": i,
-                "code": e.code(),
-                "error": e.to_string(),
-            })),
-        }
-    }
-    Ok((verdicts, forks, invalid))
+    Ok((envelopes, items.into_iter().map(<[u8]>::to_vec).collect()))
 }
 
 /// Sends a request and reads at most [`MAX_ANSWER`] bytes of a 200 answer.

@@ -50,7 +50,7 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf> {
         return Ok(found);
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let release = dirs.first().is_some_and(|d| d.ends_with("release"));
+    let release = dirs.iter().any(|d| d.ends_with("release"));
     if workspace.join("Cargo.toml").is_file() {
         eprintln!(
             "building vouchd and vouch ({})...",
