@@ -180,8 +180,22 @@ fn the_pacman_hook_lets_good_packages_in_and_stops_the_rest() {
     assert!(!ok && !pacman.installed("vouch-altered"), "{out}");
     assert!(out.contains("vouch-altered-1.0-1: UNKNOWN"), "{out}");
 
+    // A local file (pacman -U): nothing published to check it against, so
+    // it is unknown: refused under "deny"...
+    let local = archrepo::build(&other, "vouch-local", "from a file");
+    let local_arg = local.display().to_string();
+    let (ok, out) = pacman.run(&["-U", &local_arg]);
+    assert!(!ok && !pacman.installed("vouch-local"), "{out}");
+    assert!(out.contains("vouch-local: in no sync database"), "{out}");
+
     // Unknown, under on_unknown = "warn": installed, with a warning.
     config("warn", node.url());
+    let (ok, out) = pacman.run(&["-U", &local_arg]);
+    assert!(ok && pacman.installed("vouch-local"), "{out}");
+    assert!(
+        out.contains("warning: vouch-local: in no sync database"),
+        "{out}"
+    );
     let (ok, out) = pacman.run(&["-S", "vouch-unknown"]);
     assert!(ok && pacman.installed("vouch-unknown"), "{out}");
     assert!(

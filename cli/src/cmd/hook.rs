@@ -39,7 +39,17 @@ pub(crate) fn pacman(a: &HookArgs, config: Option<&Path>) -> Result<Exit> {
         // The first repository (in pacman.conf order) that has it, as pacman
         // chooses.
         let Some(e) = entries.iter().find(|e| e.name == *name) else {
-            faults.push(format!("{name}: not in any sync database"));
+            // `pacman -U FILE`, or a repository the databases do not list:
+            // no published sha256 to check, so it is unknown.
+            let why = format!(
+                "{name}: in no sync database (installed from a file with pacman -U?): \
+                 nothing published to check it against; `vouch verify FILE` checks a file"
+            );
+            match settings.on_unknown {
+                OnUnknown::Deny => faults.push(format!("{why}; on_unknown = \"deny\"")),
+                OnUnknown::Warn => eprintln!("vouch: warning: {why}"),
+                OnUnknown::Allow => {}
+            }
             continue;
         };
         let label = format!("{}-{}", e.name, e.version);
