@@ -238,6 +238,34 @@ fn the_pacman_hook_lets_good_packages_in_and_stops_the_rest() {
         .unwrap();
     assert_eq!(good["sha256"], sha(&built[0]).to_hex(), "{report}");
     assert_eq!(good["status"], "VERIFIED");
+    // Without sync databases, the hash comes from the package cache.
+    let sync = root.join("var/lib/pacman/sync");
+    let aside = root.join("var/lib/pacman/sync-aside");
+    std::fs::rename(&sync, &aside).unwrap();
+    let audit = Command::new(sibling_binary("vouch").unwrap())
+        .arg("--config")
+        .arg(&outside_config)
+        .args(["check-installed", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    std::fs::rename(&aside, &sync).unwrap();
+    let cached: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let good = cached["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "vouch-good")
+        .unwrap();
+    assert_eq!(good["sha256"], sha(&built[0]).to_hex(), "{cached}");
+    assert!(
+        good["hash_from"]
+            .as_str()
+            .unwrap()
+            .contains("var/cache/pacman/pkg/vouch-good-1.0-1-any.pkg.tar.zst"),
+        "{good}"
+    );
+    assert_eq!(good["status"], "VERIFIED");
 
     // A bundle of what judges the installed system (and vouch-bad), made
     // while the node answers...
