@@ -19,6 +19,16 @@ pub(crate) fn unix_seconds(dt: &Datetime) -> Result<u64, String> {
     u64::try_from(secs).map_err(|_| format!("`{dt}` is before 1970"))
 }
 
+/// Unix seconds of a date (`2026-11-01`) or date-time
+/// (`2026-11-01T12:00:00Z`, `2026-11-01T12:00:00+02:00`; without an offset,
+/// UTC), as people write them on a command line.
+pub fn parse_date(text: &str) -> Result<u64, String> {
+    let dt: Datetime = text.trim().parse().map_err(|_| {
+        format!("`{text}` is not a date such as 2026-11-01 or 2026-11-01T12:00:00Z")
+    })?;
+    unix_seconds(&dt)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 /// algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {

@@ -63,6 +63,7 @@ mod verdict;
 
 pub use batch::verify_batch;
 pub use bundle::{BUNDLE_VERSION, Bundle, MAX_BUNDLE, Opened};
+pub use dates::parse_date;
 pub use digest::{Digest, Hasher};
 pub use envelope::{
     Envelope, MAX_ENVELOPE, MAX_PAYLOAD, PAYLOAD_TYPE, VerifiedVerdict, decode_verdict,

@@ -112,37 +112,72 @@ With --json prints the node's answer."
 }
 
 const EXPORT_HELP: &str = "\
-Asks the nodes (one batched lookup each) for the verdicts of the policy's
-signers about the artifacts, and the fork proofs against them, verifies all
-of it, and writes one canonical CBOR file (spec/bundle.md). `vouch verify
---bundle FILE` and `vouch check-installed --bundle FILE` then judge from it
-with no network and give the same answers.
+Two kinds of export.
+
+--bundle FILE: asks the nodes (one batched lookup each) for the verdicts of
+the policy's signers about the artifacts (--installed, --sha256), and the
+fork proofs against them, verifies all of it, and writes one canonical CBOR
+file (spec/bundle.md). `vouch verify --bundle FILE` and `vouch
+check-installed --bundle FILE` then judge from it with no network and give
+the same answers.
+
+--format jsonl|csv: streams the verdicts one node holds (every signer, or
+--signer ...; issued at or after --since) for analysis, reading each
+signer's log in pages; every envelope is verified here and one that does
+not verify, or is not the signer's, is left out and counted on stderr.
+JSON lines carry the id, the verdict and the envelope (base64); CSV has
+one flat row per verdict.
+
 Exit 0 when written, 3 on bad input, 4 when no node could be reached.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+}
 
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
-    /// Where to write the bundle.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) bundle: PathBuf,
-    /// Every package installed under --root.
-    #[arg(long, required_unless_present = "sha256")]
+    /// Write a bundle to FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "format",
+        conflicts_with = "format"
+    )]
+    pub(crate) bundle: Option<PathBuf>,
+    /// Stream the verdicts a node holds, in this format.
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<ExportFormat>,
+    /// Bundle: every package installed under --root.
+    #[arg(long, conflicts_with = "format")]
     pub(crate) installed: bool,
     /// The root of the system (with --installed).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub(crate) root: PathBuf,
-    /// Artifacts by sha256; repeat for more.
-    #[arg(long, value_name = "HEX")]
+    /// Bundle: artifacts by sha256; repeat for more.
+    #[arg(long, value_name = "HEX", conflicts_with = "format")]
     pub(crate) sha256: Vec<String>,
-    /// The trust policy (default: the client configuration's).
+    /// Stream: only this signer (ed25519:... or hex); repeat for more.
+    #[arg(long, value_name = "KEY", requires = "format")]
+    pub(crate) signer: Vec<String>,
+    /// Stream: only verdicts issued at or after this date (2026-11-01,
+    /// 2026-11-01T12:00:00Z) or unix time.
+    #[arg(long, value_name = "WHEN", requires = "format")]
+    pub(crate) since: Option<String>,
+    /// The trust policy (bundle; default: the client configuration's).
     #[arg(long, value_name = "POLICY.toml")]
     pub(crate) policy: Option<PathBuf>,
-    /// A node to ask; repeat for more (default: the configuration's).
+    /// A node to ask; repeat for more (default: the configuration's; a
+    /// stream reads the first).
     #[arg(long = "node", value_name = "URL")]
     pub(crate) nodes: Vec<String>,
-    /// Seconds to wait for each node.
+    /// Seconds to wait for each request.
     #[arg(long, value_name = "SECS")]
     pub(crate) timeout: Option<u64>,
-    /// Print JSON.
+    /// Bundle: print a JSON summary.
     #[arg(long)]
     pub(crate) json: bool,
 }

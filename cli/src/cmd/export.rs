@@ -14,6 +14,15 @@ use crate::exit::Exit;
 use crate::output;
 
 pub(crate) fn run(a: &ExportArgs, config: Option<&Path>) -> Result<Exit> {
+    if let Some(format) = a.format {
+        return super::stream::run(a, format, config);
+    }
+    let Some(bundle_path) = &a.bundle else {
+        bail!("give --bundle FILE or --format jsonl|csv");
+    };
+    if !a.installed && a.sha256.is_empty() {
+        bail!("a bundle needs --installed or --sha256 HEX");
+    }
     let settings = crate::config::settings(config, a.policy.as_deref(), &a.nodes, a.timeout, true)?;
     if settings.nodes.is_empty() {
         bail!("no node to ask: give --node or set nodes in the client configuration");
@@ -58,12 +67,13 @@ pub(crate) fn run(a: &ExportArgs, config: Option<&Path>) -> Result<Exit> {
         .unwrap_or(0);
     let bundle = Bundle::new(now, &artifacts, &c.verdicts, &forks);
     let bytes = bundle.encode();
-    let tmp = a.bundle.with_extension("partial");
+    let tmp = bundle_path.with_extension("partial");
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &a.bundle).with_context(|| format!("writing {}", a.bundle.display()))?;
+    std::fs::rename(&tmp, bundle_path)
+        .with_context(|| format!("writing {}", bundle_path.display()))?;
     if a.json {
         output::json(&json!({
-            "bundle": a.bundle,
+            "bundle": bundle_path,
             "bytes": bytes.len(),
             "artifacts": bundle.artifacts.len(),
             "verdicts": bundle.verdicts.len(),
@@ -73,7 +83,7 @@ pub(crate) fn run(a: &ExportArgs, config: Option<&Path>) -> Result<Exit> {
     } else {
         output::text(&format!(
             "{}: {} artifacts, {} verdicts, {} fork proofs ({} bytes)\n",
-            a.bundle.display(),
+            bundle_path.display(),
             bundle.artifacts.len(),
             bundle.verdicts.len(),
             bundle.forks.len(),

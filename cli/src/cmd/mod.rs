@@ -11,6 +11,7 @@ mod manual;
 pub(crate) mod policy;
 mod query;
 mod sign;
+mod stream;
 mod submit;
 mod verify;
 
