@@ -167,16 +167,8 @@ pub(crate) struct ExportArgs {
     /// 2026-11-01T12:00:00Z) or unix time.
     #[arg(long, value_name = "WHEN", requires = "format")]
     pub(crate) since: Option<String>,
-    /// The trust policy (bundle; default: the client configuration's).
-    #[arg(long, value_name = "POLICY.toml")]
-    pub(crate) policy: Option<PathBuf>,
-    /// A node to ask; repeat for more (default: the configuration's; a
-    /// stream reads the first).
-    #[arg(long = "node", value_name = "URL")]
-    pub(crate) nodes: Vec<String>,
-    /// Seconds to wait for each request.
-    #[arg(long, value_name = "SECS")]
-    pub(crate) timeout: Option<u64>,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
     /// Bundle: print a JSON summary.
     #[arg(long)]
     pub(crate) json: bool,
@@ -237,15 +229,8 @@ pub(crate) struct CheckInstalledArgs {
     /// Judge from a bundle (`vouch export --bundle`) with no network.
     #[arg(long, value_name = "FILE", conflicts_with = "nodes")]
     pub(crate) bundle: Option<PathBuf>,
-    /// The trust policy (default: the client configuration's).
-    #[arg(long, value_name = "POLICY.toml")]
-    pub(crate) policy: Option<PathBuf>,
-    /// A node to ask; repeat for more (default: the configuration's).
-    #[arg(long = "node", value_name = "URL")]
-    pub(crate) nodes: Vec<String>,
-    /// Seconds to wait for each node.
-    #[arg(long, value_name = "SECS")]
-    pub(crate) timeout: Option<u64>,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -257,15 +242,8 @@ pub(crate) struct HookArgs {
     /// chrooted there; paths apt gives are read under it).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub(crate) root: PathBuf,
-    /// The trust policy (default: the client configuration's).
-    #[arg(long, value_name = "POLICY.toml")]
-    pub(crate) policy: Option<PathBuf>,
-    /// A node to ask; repeat for more (default: the configuration's).
-    #[arg(long = "node", value_name = "URL")]
-    pub(crate) nodes: Vec<String>,
-    /// Seconds to wait for each node.
-    #[arg(long, value_name = "SECS")]
-    pub(crate) timeout: Option<u64>,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
 }
 
 const QUERY_HELP: &str = "\
@@ -312,6 +290,40 @@ Exit codes: 0 VERIFIED, 1 REJECTED, 2 UNKNOWN, 3 usage or input error,
 With --json prints the decision: status, threshold, configured, good, one
 entry per configured signer with its state, reasons, the envelopes that were
 dropped, and one report per node.";
+
+/// Whom to trust and whom to ask; what is not given comes from the client
+/// configuration.
+#[derive(Debug, Args)]
+pub(crate) struct TrustArgs {
+    /// The trust policy (default: the client configuration's).
+    #[arg(long, value_name = "POLICY.toml")]
+    pub(crate) policy: Option<PathBuf>,
+    /// A node to ask (base URL, e.g. http://127.0.0.1:8484); repeat for
+    /// more (default: the configuration's).
+    #[arg(long = "node", value_name = "URL")]
+    pub(crate) nodes: Vec<String>,
+    /// Seconds to wait for each node (default: the configuration's, 10).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
+}
+
+impl TrustArgs {
+    /// These flags, completed from the configuration `config` (read only
+    /// when something is missing; nodes only when `want_nodes`).
+    pub(crate) fn settings(
+        &self,
+        config: Option<&std::path::Path>,
+        want_nodes: bool,
+    ) -> anyhow::Result<crate::config::Settings> {
+        crate::config::settings(
+            config,
+            self.policy.as_deref(),
+            &self.nodes,
+            self.timeout,
+            want_nodes,
+        )
+    }
+}
 
 #[derive(Debug, Args)]
 pub(crate) struct KeygenArgs {
@@ -378,16 +390,8 @@ pub(crate) struct VerifyArgs {
     /// The artifact's SHA-256 instead of a file.
     #[arg(long, value_name = "HEX")]
     pub(crate) sha256: Option<String>,
-    /// The trust policy (default: the client configuration's).
-    #[arg(long, value_name = "POLICY.toml")]
-    pub(crate) policy: Option<PathBuf>,
-    /// A node to ask (base URL, e.g. http://127.0.0.1:8484); repeat for
-    /// more (default: the configuration's, unless --verdicts is given).
-    #[arg(long = "node", value_name = "URL")]
-    pub(crate) nodes: Vec<String>,
-    /// Seconds to wait for each node (default: the configuration's, 10).
-    #[arg(long, value_name = "SECS")]
-    pub(crate) timeout: Option<u64>,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
     /// Files holding envelopes (one, or a CBOR array).
     #[arg(long = "verdicts", value_name = "FILE", num_args = 1..)]
     pub(crate) verdicts: Vec<PathBuf>,

@@ -423,3 +423,78 @@ fn config_check_names_file_line_and_column() {
     let o = vouch(&["config", "example"], &dir);
     assert!(String::from_utf8_lossy(&o.stdout).contains("on_unknown"));
 }
+
+#[test]
+fn a_bundle_judges_with_a_policy_and_no_configuration() {
+    let (_t, dir) = setup();
+    let keys: Vec<String> = ["a", "b"].iter().map(|n| keygen(&dir, n)).collect();
+    let mut policy = String::from("threshold = 2\n");
+    for (n, k) in ["a", "b"].iter().zip(&keys) {
+        policy += &format!("[[signer]]\nname = \"{n}\"\noperator = \"{n}\"\nkey = \"{k}\"\n");
+    }
+    fs::write(dir.join("policy.toml"), policy).unwrap();
+    let sha = "ab".repeat(32);
+    for n in ["a", "b"] {
+        sign(
+            &dir,
+            n,
+            &verdict_json(&sha, json!({"result": "GOOD"})),
+            &format!("{n}.cbor"),
+        );
+    }
+    let opened: Vec<vouch_attest::VerifiedVerdict> = ["a", "b"]
+        .iter()
+        .map(|n| vouch_attest::open(&fs::read(dir.join(format!("{n}.cbor"))).unwrap()).unwrap())
+        .collect();
+    let digest: vouch_attest::Digest = sha.parse().unwrap();
+    let bundle = vouch_attest::Bundle::new(0, &[digest], &opened, &[]);
+    fs::write(dir.join("b.bundle"), bundle.encode()).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("VOUCH_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let o = run(&[
+        "verify",
+        "--sha256",
+        &sha,
+        "--policy",
+        "policy.toml",
+        "--bundle",
+        "b.bundle",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("VERIFIED"));
+    // No installed packages here: the error says so, not "no configuration".
+    let o = run(&[
+        "check-installed",
+        "--root",
+        ".",
+        "--policy",
+        "policy.toml",
+        "--bundle",
+        "b.bundle",
+    ]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no installed packages"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A file that is not a bundle is refused by name.
+    fs::write(dir.join("junk.bundle"), b"junk").unwrap();
+    let o = run(&[
+        "verify",
+        "--sha256",
+        &sha,
+        "--policy",
+        "policy.toml",
+        "--bundle",
+        "junk.bundle",
+    ]);
+    assert_eq!(code(&o), 3);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("junk.bundle: not a vouch bundle"));
+}

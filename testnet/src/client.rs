@@ -33,3 +33,19 @@ pub fn write_config(
     std::fs::write(&path, text).expect("client.toml");
     path
 }
+
+/// Runs the `vouch` binary with `--config CONFIG` (when given) and `args`:
+/// its exit code, stdout and stderr.
+pub fn vouch(config: Option<&Path>, args: &[&str]) -> (i32, String, String) {
+    let mut cmd =
+        std::process::Command::new(crate::demo::sibling_binary("vouch").expect("the vouch binary"));
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let out = cmd.args(args).output().expect("running vouch");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

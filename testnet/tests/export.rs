@@ -2,24 +2,14 @@
 //! verdict of every signer, in pages, verified, filtered by signer and
 //! by time.
 
-use std::process::Command;
-
 use vouch_attest::*;
-use vouch_testnet::demo::sibling_binary;
-use vouch_testnet::fixtures;
 use vouch_testnet::node::NodeProcess;
+use vouch_testnet::{client, fixtures};
 
 fn export(node: &NodeProcess, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(sibling_binary("vouch").unwrap())
-        .args(["export", "--node", node.url()])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["export", "--node", node.url()];
+    all.extend_from_slice(args);
+    client::vouch(None, &all)
 }
 
 #[test]

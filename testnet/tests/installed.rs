@@ -14,15 +14,10 @@ use vouch_testnet::node::NodeProcess;
 use vouch_testnet::{client, fixtures};
 
 fn audit(config: &Path) -> (i32, serde_json::Value) {
-    let out = Command::new(sibling_binary("vouch").unwrap())
-        .arg("--config")
-        .arg(config)
-        .args(["check-installed", "--json", "--root", "/"])
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), v)
+    let (code, out, err) =
+        client::vouch(Some(config), &["check-installed", "--json", "--root", "/"]);
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}"));
+    (code, v)
 }
 
 #[test]

@@ -218,16 +218,18 @@ fn the_pacman_hook_lets_good_packages_in_and_stops_the_rest() {
         "deny",
         &outside.join("cache").display().to_string(),
     );
-    let audit = Command::new(sibling_binary("vouch").unwrap())
-        .arg("--config")
-        .arg(&outside_config)
-        .args(["check-installed", "--json", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&audit.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&audit.stderr)));
-    assert_eq!(audit.status.code(), Some(2), "{report}");
+    let r_str = root.display().to_string();
+    let audit = || {
+        let (code, out, err) = client::vouch(
+            Some(&outside_config),
+            &["check-installed", "--json", "--root", &r_str],
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}"));
+        (code, report)
+    };
+    let (code, report) = audit();
+    assert_eq!(code, 2, "{report}");
     assert_eq!(report["summary"]["verified"], 1, "{report}");
     assert_eq!(report["summary"]["unknown"], 1, "{report}");
     let good = report["packages"]
@@ -242,15 +244,8 @@ fn the_pacman_hook_lets_good_packages_in_and_stops_the_rest() {
     let sync = root.join("var/lib/pacman/sync");
     let aside = root.join("var/lib/pacman/sync-aside");
     std::fs::rename(&sync, &aside).unwrap();
-    let audit = Command::new(sibling_binary("vouch").unwrap())
-        .arg("--config")
-        .arg(&outside_config)
-        .args(["check-installed", "--json", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
+    let (_, cached) = audit();
     std::fs::rename(&aside, &sync).unwrap();
-    let cached: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
     let good = cached["packages"]
         .as_array()
         .unwrap()
@@ -269,21 +264,9 @@ fn the_pacman_hook_lets_good_packages_in_and_stops_the_rest() {
 
     // A bundle of what judges the installed system (and vouch-bad), made
     // while the node answers...
-    let vouch_cmd = |args: &[&str]| {
-        let out = Command::new(sibling_binary("vouch").unwrap())
-            .arg("--config")
-            .arg(&outside_config)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let vouch_cmd = |args: &[&str]| client::vouch(Some(&outside_config), args);
     let bundle = t.path().join("system.bundle");
-    let (b_str, r_str) = (bundle.display().to_string(), root.display().to_string());
+    let b_str = bundle.display().to_string();
     let bad_hex = sha(&built[1]).to_hex();
     let (code, out, err) = vouch_cmd(&[
         "export",

@@ -23,7 +23,7 @@ pub(crate) fn run(a: &ExportArgs, config: Option<&Path>) -> Result<Exit> {
     if !a.installed && a.sha256.is_empty() {
         bail!("a bundle needs --installed or --sha256 HEX");
     }
-    let settings = crate::config::settings(config, a.policy.as_deref(), &a.nodes, a.timeout, true)?;
+    let settings = a.trust.settings(config, true)?;
     if settings.nodes.is_empty() {
         bail!("no node to ask: give --node or set nodes in the client configuration");
     }

@@ -19,7 +19,7 @@ use crate::system::pacman;
 const MAX_TARGETS: u64 = 4 << 20;
 
 pub(crate) fn pacman(a: &HookArgs, config: Option<&Path>) -> Result<Exit> {
-    let settings = crate::config::settings(config, a.policy.as_deref(), &a.nodes, a.timeout, true)?;
+    let settings = a.trust.settings(config, true)?;
     let mut input = String::new();
     std::io::stdin()
         .take(MAX_TARGETS)
@@ -135,7 +135,7 @@ fn decide(
 /// architecture, new multi-arch, and the `.deb` about to be unpacked (or
 /// `**CONFIGURE**`, `**REMOVE**`).
 pub(crate) fn apt(a: &HookArgs, config: Option<&Path>) -> Result<Exit> {
-    let settings = crate::config::settings(config, a.policy.as_deref(), &a.nodes, a.timeout, true)?;
+    let settings = a.trust.settings(config, true)?;
     let mut input = String::new();
     std::io::stdin()
         .take(MAX_TARGETS * 4)

@@ -15,7 +15,7 @@ use crate::output;
 use crate::system;
 
 pub(crate) fn run(a: &CheckInstalledArgs, config: Option<&Path>) -> Result<Exit> {
-    let settings = crate::config::settings(config, a.policy.as_deref(), &a.nodes, a.timeout, true)?;
+    let settings = a.trust.settings(config, a.bundle.is_none())?;
     let progress = !a.json && std::io::stderr().is_terminal();
     let spinner = |msg: &str| {
         if !progress {

@@ -20,10 +20,10 @@ const PAGE: u64 = 1000;
 const CSV_HEADER: &str = "id,signer,seq,issued_at,distribution,release,component,architecture,name,version,filename,sha256,outcome,rebuilt_sha256,fail_reason,backend,backend_version,buildinfo_sha256";
 
 pub(crate) fn run(a: &ExportArgs, format: ExportFormat, config: Option<&Path>) -> Result<Exit> {
-    let nodes = if a.nodes.is_empty() {
+    let nodes = if a.trust.nodes.is_empty() {
         crate::config::load(&crate::config::path(config))?.nodes
     } else {
-        a.nodes.clone()
+        a.trust.nodes.clone()
     };
     let Some(node) = nodes.first() else {
         bail!("no node to read: give --node URL");
@@ -40,7 +40,7 @@ pub(crate) fn run(a: &ExportArgs, format: ExportFormat, config: Option<&Path>) -
     for s in &a.signer {
         wanted.push(parse_key(s).with_context(|| format!("--signer {s}"))?);
     }
-    let http = client::http(Duration::from_secs(a.timeout.unwrap_or(60).max(1)))?;
+    let http = client::http(Duration::from_secs(a.trust.timeout.unwrap_or(60).max(1)))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -21,13 +21,9 @@ use crate::output;
 const MAX_PER_FILE: usize = 100_000;
 
 pub(crate) fn run(a: &VerifyArgs, config: Option<&Path>) -> Result<Exit> {
-    let settings = crate::config::settings(
-        config,
-        a.policy.as_deref(),
-        &a.nodes,
-        a.timeout,
-        a.verdicts.is_empty() && a.bundle.is_none(),
-    )?;
+    let settings = a
+        .trust
+        .settings(config, a.verdicts.is_empty() && a.bundle.is_none())?;
     let policy = settings.policy;
     let nodes_to_ask = if a.bundle.is_some() {
         Vec::new()
