@@ -117,8 +117,8 @@ impl Default for DebianBackend {
     }
 }
 
-/// Printed inside the build just before `dpkg-buildpackage` starts: a
-/// failure after it is the package's, before it the environment's.
+/// Printed inside the build just before `dpkg-buildpackage` starts: it
+/// marks in the log where the package's own build begins.
 const BUILD_STARTS: &str = "vouch: the recorded environment is ready; building";
 
 /// The backend's version string.
@@ -142,8 +142,9 @@ pub(super) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The script run inside the throw-away system.
-fn build_script(b: &Buildinfo, dsc: &str, build_path: &str) -> String {
+/// The script run inside the throw-away system: the source unpacked at
+/// `build_path` (whose parent is `parent`), then built.
+fn build_script(b: &Buildinfo, dsc: &str, build_path: &str, parent: &str) -> String {
     let mut env = vec![
         "PATH=/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
         "HOME=/nonexistent".to_string(),
@@ -167,12 +168,7 @@ fn build_script(b: &Buildinfo, dsc: &str, build_path: &str) -> String {
          exec unshare --net --pid --fork --ipc --uts --mount --propagation unchanged --mount-proc -- \
          setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs -- \
          env -i {env} dpkg-buildpackage -b -uc -us\n",
-        parent = quote(
-            Path::new(build_path)
-                .parent()
-                .and_then(|p| p.to_str())
-                .unwrap_or("/build")
-        ),
+        parent = quote(parent),
         dsc = quote(dsc),
         path = quote(build_path),
         starts = quote(BUILD_STARTS),
@@ -246,7 +242,7 @@ pub async fn build(
     };
     if let Err(e) = stage.write(
         "vouch-build.sh",
-        &build_script(&info, &dsc.name, &build_path),
+        &build_script(&info, &dsc.name, &build_path, &parent),
     ) {
         log.extend_from_slice(format!("{e}\n").as_bytes());
         return done(BuildStatus::BackendError, log);
@@ -275,7 +271,7 @@ pub async fn build(
                 note = Some(g.note);
                 g.run
             }),
-        _ => namespace::build(&stage, &env.root, &parent, timeout, max_log).await,
+        _ => namespace::build(&stage, &env, &parent, timeout, max_log).await,
     };
     let done = |status, log| BuildRun {
         version_note: note.clone(),
@@ -293,16 +289,8 @@ pub async fn build(
         return done(run.status, log);
     }
     // Every .deb the build produced, next to the tree.
-    if let Ok(entries) = std::fs::read_dir(stage.path("built")) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "deb")
-                && let Some(name) = p.file_name()
-            {
-                let _ = std::fs::copy(&p, output.join(name));
-                log.extend_from_slice(format!("built {}\n", name.to_string_lossy()).as_bytes());
-            }
-        }
+    for name in stage.collect(&output, |n| n.ends_with(".deb")).0 {
+        log.extend_from_slice(format!("built {name}\n").as_bytes());
     }
     done(BuildStatus::Ok, log)
 }
@@ -344,7 +332,7 @@ mod tests {
             installed: vec![],
             files: vec![],
         };
-        let s = build_script(&b, "x_1.dsc", "/build/x-1");
+        let s = build_script(&b, "x_1.dsc", "/build/x-1", "/build");
         assert!(
             s.contains("DEB_BUILD_OPTIONS='x'\\''; touch /pwned; '\\'''"),
             "{s}"

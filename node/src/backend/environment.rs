@@ -39,16 +39,6 @@ pub fn key(backend: &DebianBackend, info: &Buildinfo, release: &str) -> String {
     Digest::of(text.as_bytes()).to_hex()
 }
 
-/// A ready environment.
-pub struct Environment {
-    /// Its root directory.
-    pub root: PathBuf,
-    /// Its cache key.
-    pub key: String,
-    /// Taken from the cache rather than assembled now.
-    pub reused: bool,
-}
-
 /// Where environments are kept (none without a cache).
 pub fn environments_dir(backend: &DebianBackend) -> Option<PathBuf> {
     backend.cache.as_ref().map(|c| c.join("environments"))
@@ -59,8 +49,8 @@ pub fn archives_dir(backend: &DebianBackend) -> Option<PathBuf> {
     backend.cache.as_ref().map(|c| c.join("archives"))
 }
 
-/// Makes the environment `info` records, or takes it from the cache.
-/// `Err(Unavailable)` when apt could not have an exact version (the log
+/// Makes the environment `info` records, or takes it from the cache; its
+/// root directory. `Err(Unavailable)` when apt could not have an exact version (the log
 /// names the packages); `Err(BackendError)` when mmdebstrap could not run.
 pub async fn prepare(
     backend: &DebianBackend,
@@ -70,20 +60,15 @@ pub async fn prepare(
     timeout: Duration,
     max_log: usize,
     log: &mut Vec<u8>,
-) -> Result<Environment, BuildStatus> {
+) -> Result<PathBuf, BuildStatus> {
     let key = key(backend, info, release);
     let (target, building) = match environments_dir(backend) {
         Some(envs) => {
             let ready = envs.join(&key);
             if ready.join("usr").is_dir() {
-                // Recently used ones are kept longest.
-                let _ = std::fs::write(envs.join(format!("{key}.used")), b"");
+                mark_used(&envs, &key);
                 log.extend_from_slice(format!("environment {key}: from the cache\n").as_bytes());
-                return Ok(Environment {
-                    root: ready,
-                    key,
-                    reused: true,
-                });
+                return Ok(ready);
             }
             let building = envs.join(format!(
                 ".{key}.{}",
@@ -136,35 +121,27 @@ pub async fn prepare(
     let started = Instant::now();
     let run = run_command(&args, stage.dir.path(), &[], timeout, max_log).await;
     log.extend_from_slice(&run.log);
-    match run.status {
-        BuildStatus::Ok => {}
-        BuildStatus::Failed => {
-            let text = String::from_utf8_lossy(&run.log);
-            let missing = missing_packages(&text);
-            if missing.is_empty() {
-                log.extend_from_slice(
-                    b"the recorded environment could not be assembled (see above)\n",
-                );
-            } else {
-                log.extend_from_slice(
-                    format!(
-                        "the recorded environment could not be assembled: not on the configured mirrors: {}\n",
-                        missing.join(", ")
-                    )
-                    .as_bytes(),
-                );
-            }
-            if let Some(b) = &building {
-                let _ = namespace::remove(stage, std::slice::from_ref(b)).await;
-            }
-            return Err(BuildStatus::Unavailable);
+    if run.status != BuildStatus::Ok {
+        if let Some(b) = &building {
+            let _ = namespace::remove(stage, std::slice::from_ref(b)).await;
         }
-        other => {
-            if let Some(b) = &building {
-                let _ = namespace::remove(stage, std::slice::from_ref(b)).await;
-            }
-            return Err(other);
+        if run.status != BuildStatus::Failed {
+            return Err(run.status);
         }
+        let text = String::from_utf8_lossy(&run.log);
+        let missing = missing_packages(&text);
+        if missing.is_empty() {
+            log.extend_from_slice(b"the recorded environment could not be assembled (see above)\n");
+        } else {
+            log.extend_from_slice(
+                format!(
+                    "the recorded environment could not be assembled: not on the configured mirrors: {}\n",
+                    missing.join(", ")
+                )
+                .as_bytes(),
+            );
+        }
+        return Err(BuildStatus::Unavailable);
     }
     log.extend_from_slice(
         format!(
@@ -179,15 +156,17 @@ pub async fn prepare(
             let _ = namespace::remove(stage, &[b]).await;
         }
         if let Some(envs) = environments_dir(backend) {
-            let _ = std::fs::write(envs.join(format!("{key}.used")), b"");
+            mark_used(&envs, &key);
             evict(backend, &envs, stage).await;
         }
     }
-    Ok(Environment {
-        root: target,
-        key,
-        reused: false,
-    })
+    Ok(target)
+}
+
+/// Notes that environment `key` was used now: the least recently used are
+/// removed first.
+fn mark_used(envs: &Path, key: &str) {
+    let _ = std::fs::write(envs.join(format!("{key}.used")), b"");
 }
 
 /// Removes the least recently used environments beyond the limit.

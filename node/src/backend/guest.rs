@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::environment::Environment;
 use super::stage::Stage;
 use super::{BuildStatus, RunOutput, namespace, run_command};
 use crate::vm::Accel;
@@ -203,7 +202,7 @@ pub async fn startup_check(settings: &VmSettings) -> Result<(String, &'static st
 pub async fn build(
     settings: &VmSettings,
     stage: &Stage,
-    env: &Environment,
+    env: &std::path::Path,
     parent: &str,
     timeout: Duration,
     max_log: usize,
@@ -234,7 +233,7 @@ pub async fn build(
             "tar".into(),
             "--numeric-owner".into(),
             "-C".into(),
-            env.root.display().to_string(),
+            env.display().to_string(),
             "-cf".into(),
             env_tar.display().to_string(),
             ".".into(),

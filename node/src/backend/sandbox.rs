@@ -174,15 +174,9 @@ pub async fn run(
     ns.extend(command.iter().cloned());
     let run = namespace::run_as_root(&stage, &ns, timeout, max_log).await?;
     if run.status == BuildStatus::Ok
-        && let Ok(entries) = std::fs::read_dir(stage.path("built"))
+        && let (_, Some(e)) = stage.collect(output, |_| true)
     {
-        for e in entries.flatten() {
-            let p = e.path();
-            let plain = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file());
-            if plain && let Some(name) = p.file_name() {
-                std::fs::copy(&p, output.join(name)).map_err(|e| e.to_string())?;
-            }
-        }
+        return Err(e);
     }
     Ok(run)
 }

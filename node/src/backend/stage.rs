@@ -91,6 +91,38 @@ impl Stage {
         Ok(p)
     }
 
+    /// Copies the regular files (links are not followed) the build left in
+    /// `built/` whose names `keep` accepts into `output`; their names, and
+    /// the first copy that failed.
+    pub fn collect(
+        &self,
+        output: &Path,
+        keep: impl Fn(&str) -> bool,
+    ) -> (Vec<String>, Option<String>) {
+        let mut copied = Vec::new();
+        let mut failed = None;
+        let Ok(entries) = std::fs::read_dir(self.path("built")) else {
+            return (copied, failed);
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let plain = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file());
+            let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !plain || !keep(name) {
+                continue;
+            }
+            match std::fs::copy(&p, output.join(name)) {
+                Ok(_) => copied.push(name.to_string()),
+                Err(e) => {
+                    failed.get_or_insert_with(|| format!("{}: {e}", p.display()));
+                }
+            }
+        }
+        (copied, failed)
+    }
+
     /// Gives `p` to the owner of the stage.
     fn give(&self, p: &Path) -> Result<(), String> {
         if is_root() {
