@@ -73,6 +73,23 @@ pub(crate) fn http(timeout: Duration) -> Result<reqwest::Client> {
     }
 }
 
+/// [`collect`] from a blocking caller: the policy's signers about
+/// `artifacts`, from `nodes`, each given `timeout_secs`.
+pub(crate) fn ask_nodes(
+    policy: &vouch_attest::Policy,
+    nodes: &[String],
+    timeout_secs: u64,
+    artifacts: &[Digest],
+) -> Result<Collected> {
+    let keys: Vec<PublicKey> = policy.signers().iter().map(|s| s.key).collect();
+    let http = http(Duration::from_secs(timeout_secs))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    Ok(runtime.block_on(collect(&http, nodes, artifacts, &keys)))
+}
+
 /// Asks every node for the latest verdict of each of `signers` (the
 /// policy's keys) about each of `artifacts`, and for the fork proofs it
 /// keeps against those signers. Nothing else is asked for, so no outsider
@@ -86,55 +103,44 @@ pub(crate) async fn collect(
 ) -> Collected {
     let answers = join_all(nodes.iter().map(|url| ask(client, url, artifacts, signers))).await;
     // Nodes mostly serve the same envelopes: each distinct one is verified
-    // once, on every core, and credited to every node that served it.
+    // once, on every core, and credited to every node that served it. Per
+    // node: the indices of what it served, and its fork proofs; or why it
+    // could not be asked.
     let mut distinct: Vec<Vec<u8>> = Vec::new();
     let mut index: std::collections::HashMap<Digest, usize> = std::collections::HashMap::new();
-    let mut served: Vec<Option<Vec<usize>>> = Vec::new();
-    let mut errors: Vec<Option<String>> = Vec::new();
-    let mut proofs: Vec<Vec<Vec<u8>>> = Vec::new();
-    for answer in answers {
-        match answer {
-            Ok((items, forks)) => {
-                let mut mine = Vec::with_capacity(items.len());
-                for item in items {
-                    let key = Digest::of(&item);
-                    let i = *index.entry(key).or_insert_with(|| {
+    let served: Vec<Served> = answers
+        .into_iter()
+        .map(|answer| {
+            let (items, forks) = answer.map_err(|e| format!("{e:#}"))?;
+            let mine = items
+                .into_iter()
+                .map(|item| {
+                    *index.entry(Digest::of(&item)).or_insert_with(|| {
                         distinct.push(item);
                         distinct.len() - 1
-                    });
-                    mine.push(i);
-                }
-                served.push(Some(mine));
-                errors.push(None);
-                proofs.push(forks);
-            }
-            Err(e) => {
-                served.push(None);
-                errors.push(Some(format!("{e:#}")));
-                proofs.push(Vec::new());
-            }
-        }
-    }
+                    })
+                })
+                .collect();
+            Ok((mine, forks))
+        })
+        .collect();
     let results = verify_parallel(&distinct);
-    let mut out = Collected {
-        verdicts: results
-            .iter()
-            .filter_map(|r| r.as_ref().ok().cloned())
-            .collect(),
-        ..Collected::default()
-    };
+    let mut out = Collected::default();
     let mut seen_forks = std::collections::BTreeSet::new();
-    for (n, url) in nodes.iter().enumerate() {
-        let Some(mine) = &served[n] else {
-            out.nodes.push(NodeReport {
-                url: url.clone(),
-                reachable: false,
-                error: errors[n].clone(),
-                verdicts: 0,
-                forks: 0,
-                invalid: Vec::new(),
-            });
-            continue;
+    for (url, answer) in nodes.iter().zip(&served) {
+        let (mine, proofs) = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                out.nodes.push(NodeReport {
+                    url: url.clone(),
+                    reachable: false,
+                    error: Some(e.clone()),
+                    verdicts: 0,
+                    forks: 0,
+                    invalid: Vec::new(),
+                });
+                continue;
+            }
         };
         let mut invalid = Vec::new();
         let mut good = 0;
@@ -150,7 +156,7 @@ pub(crate) async fn collect(
             }
         }
         let mut forks = 0;
-        for (i, p) in proofs[n].iter().enumerate() {
+        for (i, p) in proofs.iter().enumerate() {
             match ForkProof::open(p) {
                 Ok(f) => {
                     forks += 1;
@@ -174,8 +180,13 @@ pub(crate) async fn collect(
             invalid,
         });
     }
+    out.verdicts = results.into_iter().flatten().collect();
     out
 }
+
+/// What one node served: indices into the distinct envelopes, and its fork
+/// proofs; or why it could not be asked.
+type Served = Result<(Vec<usize>, Vec<Vec<u8>>), String>;
 
 /// Verifies envelopes on every core (batch verification in each part).
 fn verify_parallel(items: &[Vec<u8>]) -> Vec<Result<VerifiedVerdict, vouch_attest::Error>> {

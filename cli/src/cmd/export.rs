@@ -2,11 +2,11 @@
 //! offline, in one file.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
-use vouch_attest::{Bundle, Digest, find_forks};
+use vouch_attest::{Bundle, Digest};
 
 use crate::args::ExportArgs;
 use crate::client;
@@ -40,27 +40,19 @@ pub(crate) fn run(a: &ExportArgs, config: Option<&Path>) -> Result<Exit> {
     }
     artifacts.sort();
     artifacts.dedup();
-    let keys: Vec<vouch_attest::PublicKey> =
-        settings.policy.signers().iter().map(|s| s.key).collect();
-    let http = client::http(Duration::from_secs(settings.timeout_secs))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let c = runtime.block_on(client::collect(&http, &settings.nodes, &artifacts, &keys));
+    let c = client::ask_nodes(
+        &settings.policy,
+        &settings.nodes,
+        settings.timeout_secs,
+        &artifacts,
+    )?;
     if c.nodes.iter().all(|n| !n.reachable) {
         for n in &c.nodes {
             eprintln!("vouch: {}: {}", n.url, n.error.as_deref().unwrap_or("?"));
         }
         return Ok(Exit::Unreachable);
     }
-    let mut forks = c.forks;
-    let known: std::collections::BTreeSet<Digest> = forks.iter().map(|f| f.id).collect();
-    forks.extend(
-        find_forks(&c.verdicts)
-            .into_iter()
-            .filter(|f| !known.contains(&f.id)),
-    );
+    let forks = super::judge::with_found_forks(c.forks, &c.verdicts);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

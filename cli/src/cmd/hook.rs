@@ -31,8 +31,8 @@ pub(crate) fn pacman(a: &HookArgs, config: Option<&Path>) -> Result<Exit> {
         .filter(|l| !l.is_empty())
         .collect();
     let mut skipped = Vec::new();
-    let entries = pacman::sync_entries(&a.root, &mut skipped);
-    let (_, caches) = pacman::conf(&a.root);
+    let (order, caches) = pacman::conf(&a.root);
+    let entries = pacman::sync_entries(&a.root, &order, &mut skipped);
     let mut faults: Vec<String> = Vec::new();
     let mut checked: Vec<(String, Digest)> = Vec::new();
     for name in &targets {

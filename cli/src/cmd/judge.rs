@@ -4,7 +4,7 @@
 //! answers, the cached answers are used (verified again).
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
 use vouch_attest::{CheckedFork, Decision, Digest, SignerState, VerifiedVerdict, find_forks};
@@ -24,17 +24,15 @@ pub(crate) struct Judged {
 
 /// Judges `artifacts` under `settings`.
 pub(crate) fn judge(settings: &Settings, artifacts: &[Digest]) -> Result<Judged> {
-    let keys: Vec<vouch_attest::PublicKey> =
-        settings.policy.signers().iter().map(|s| s.key).collect();
     let (mut verdicts, mut forks, nodes) = if settings.nodes.is_empty() {
         (Vec::new(), Vec::new(), Vec::new())
     } else {
-        let http = client::http(Duration::from_secs(settings.timeout_secs))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
-        let c = runtime.block_on(client::collect(&http, &settings.nodes, artifacts, &keys));
+        let c = client::ask_nodes(
+            &settings.policy,
+            &settings.nodes,
+            settings.timeout_secs,
+            artifacts,
+        )?;
         (c.verdicts, c.forks, c.nodes)
     };
     let offline = nodes.iter().all(|n| !n.reachable);
@@ -109,6 +107,22 @@ fn decide(
             (*a, settings.policy.evaluate(a, mine, &forks, now))
         })
         .collect()
+}
+
+/// `forks` and the forks `verdicts` prove by themselves that are not among
+/// them. A fork may pair verdicts about two different artifacts: it is
+/// looked for once over everything collected.
+pub(crate) fn with_found_forks(
+    mut forks: Vec<CheckedFork>,
+    verdicts: &[VerifiedVerdict],
+) -> Vec<CheckedFork> {
+    let known: std::collections::BTreeSet<Digest> = forks.iter().map(|f| f.id).collect();
+    forks.extend(
+        find_forks(verdicts)
+            .into_iter()
+            .filter(|f| !known.contains(&f.id)),
+    );
+    forks
 }
 
 /// "GOOD: a, b; BAD: c" — who said what.

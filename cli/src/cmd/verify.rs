@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
 use comfy_table::Table;
@@ -81,14 +81,8 @@ pub(crate) fn run(a: &VerifyArgs, config: Option<&Path>) -> Result<Exit> {
     }
     let mut nodes = Vec::new();
     if !nodes_to_ask.is_empty() {
-        let client = client::http(Duration::from_secs(settings.timeout_secs))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
-        let keys: Vec<vouch_attest::PublicKey> = policy.signers().iter().map(|s| s.key).collect();
         let collected =
-            runtime.block_on(client::collect(&client, &nodes_to_ask, &[artifact], &keys));
+            client::ask_nodes(&policy, &nodes_to_ask, settings.timeout_secs, &[artifact])?;
         let known: std::collections::BTreeSet<Digest> = verdicts.iter().map(|v| v.id()).collect();
         verdicts.extend(
             collected

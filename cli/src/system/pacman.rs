@@ -75,11 +75,14 @@ pub(crate) fn conf(root: &Path) -> (Vec<String>, Vec<PathBuf>) {
     (repos, caches)
 }
 
-/// Every package of every sync database, in `pacman.conf` order (then the
-/// other databases by name).
-pub(crate) fn sync_entries(root: &Path, skipped: &mut Vec<String>) -> Vec<SyncEntry> {
+/// Every package of every sync database, in `order` (the repositories of
+/// `pacman.conf`, see [`conf`]), then the other databases by name.
+pub(crate) fn sync_entries(
+    root: &Path,
+    order: &[String],
+    skipped: &mut Vec<String>,
+) -> Vec<SyncEntry> {
     let dir = under(root, "/var/lib/pacman/sync");
-    let (order, _) = conf(root);
     let mut dbs: Vec<(usize, String, PathBuf)> = std::fs::read_dir(&dir)
         .map(|rd| {
             rd.flatten()
@@ -154,12 +157,12 @@ pub(crate) fn sync_entries(root: &Path, skipped: &mut Vec<String>) -> Vec<SyncEn
 /// Adds the packages pacman has installed under `root`.
 pub(crate) fn read(root: &Path, inv: &mut Inventory) {
     let local = under(root, "/var/lib/pacman/local");
-    let sync = sync_entries(root, &mut inv.skipped);
+    let (order, caches) = conf(root);
+    let sync = sync_entries(root, &order, &mut inv.skipped);
     let mut by_version: HashMap<(&str, &str), &SyncEntry> = HashMap::new();
     for e in &sync {
         by_version.entry((&e.name, &e.version)).or_insert(e);
     }
-    let (_, caches) = conf(root);
     let Ok(entries) = std::fs::read_dir(&local) else {
         return;
     };
