@@ -18,6 +18,24 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(testdata(&format!("debian/{name}"))).unwrap()
 }
 
+/// The debian backend's run of `job` in `workdir`, and its log.
+async fn rebuild(
+    job: &vouch_node::sync::Job,
+    workdir: &Path,
+) -> (vouch_node::backend::BuildRun, String) {
+    let run = BackendConfig::Debian(DebianBackend::default())
+        .build(
+            job,
+            workdir,
+            std::time::Duration::from_secs(60),
+            1 << 20,
+            &[0; 32],
+        )
+        .await;
+    let log = String::from_utf8_lossy(&run.log).into_owned();
+    (run, log)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_its_recorded_environment_hello_fails_as_fetch_not_bad() {
     // hello 2.10-3 from the real archive, with no .buildinfo configured:
@@ -37,16 +55,7 @@ async fn without_its_recorded_environment_hello_fails_as_fetch_not_bad() {
     let dir = tempfile::tempdir().unwrap();
     let workdir = dir.path();
     std::fs::create_dir_all(workdir.join("input")).unwrap();
-    let run = BackendConfig::Debian(DebianBackend::default())
-        .build(
-            &job,
-            workdir,
-            std::time::Duration::from_secs(60),
-            1 << 20,
-            &[0; 32],
-        )
-        .await;
-    let log = String::from_utf8_lossy(&run.log);
+    let (run, log) = rebuild(&job, workdir).await;
     assert_eq!(
         run.status,
         vouch_node::backend::BuildStatus::Unavailable,
@@ -59,16 +68,7 @@ async fn without_its_recorded_environment_hello_fails_as_fetch_not_bad() {
         fixture("vouch-repro-test_1.0_amd64.buildinfo"),
     )
     .unwrap();
-    let run = BackendConfig::Debian(DebianBackend::default())
-        .build(
-            &job,
-            workdir,
-            std::time::Duration::from_secs(60),
-            1 << 20,
-            &[0; 32],
-        )
-        .await;
-    let log = String::from_utf8_lossy(&run.log);
+    let (run, log) = rebuild(&job, workdir).await;
     assert_eq!(run.status, vouch_node::backend::BuildStatus::Unavailable);
     assert!(
         log.contains("does not record hello_2.10-3_amd64.deb"),

@@ -112,3 +112,45 @@ pub async fn rebuild_all(
     }
     out
 }
+
+/// What a hostile build must not touch: the node's data directory with its
+/// key, and a port listening on the host.
+pub struct Guarded {
+    /// The data directory.
+    pub data: std::path::PathBuf,
+    /// `DATA/node.key`.
+    pub key: std::path::PathBuf,
+    key_before: Vec<u8>,
+    /// The listening port (127.0.0.1).
+    pub port: u16,
+    _listener: std::net::TcpListener,
+}
+
+impl Guarded {
+    /// Makes `dir/data/node.key` and a listening port.
+    pub fn new(dir: &Path) -> Guarded {
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let key = data.join("node.key");
+        vouch_attest::write_secret_key(&key, &fixtures::key("the node")).expect("node key");
+        let key_before = std::fs::read(&key).expect("node key");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        Guarded {
+            data,
+            key,
+            key_before,
+            port,
+            _listener: listener,
+        }
+    }
+
+    /// Panics if the key changed.
+    pub fn assert_key_unchanged(&self) {
+        assert_eq!(
+            std::fs::read(&self.key).expect("node key"),
+            self.key_before,
+            "a build changed the node's key"
+        );
+    }
+}

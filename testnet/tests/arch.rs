@@ -20,8 +20,7 @@ use vouch_node::backend::BackendConfig;
 use vouch_node::backend::debian::Isolation;
 use vouch_node::sync::{Distribution, SyncProfile, release};
 use vouch_testnet::debrepo::{archive_secret_key, sh, testdata};
-use vouch_testnet::fixtures;
-use vouch_testnet::rebuild::{have_tools, rebuild_all};
+use vouch_testnet::rebuild::{Guarded, have_tools, rebuild_all};
 
 /// The test package's sources with the key path and port filled in, owned
 /// by the build user (makepkg does not run as root).
@@ -54,19 +53,14 @@ async fn an_arch_package_built_with_makepkg_is_rebuilt_isolated_and_good() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let key = data.join("node.key");
-    write_secret_key(&key, &fixtures::key("the node")).unwrap();
-    let key_before = std::fs::read(&key).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let guarded = Guarded::new(t.path());
+    let (data, key, port) = (&guarded.data, &guarded.key, guarded.port);
 
     // The packaging sources (what the rebuilder reads), and the
     // distribution's build of them elsewhere, as an unprivileged user.
     let srcroot = t.path().join("sources");
-    sources(&srcroot, &key, port);
-    let src = sources(&t.path().join("distribution"), &key, port);
+    sources(&srcroot, key, port);
+    let src = sources(&t.path().join("distribution"), key, port);
     sh(
         t.path(),
         &format!(
@@ -152,7 +146,7 @@ async fn an_arch_package_built_with_makepkg_is_rebuilt_isolated_and_good() {
     for a in attempts {
         assert!(a.ends_with(": failed"), "{a}");
     }
-    assert_eq!(std::fs::read(&key).unwrap(), key_before);
+    guarded.assert_key_unchanged();
 
     // A recipe shown the data directory is refused, not run.
     let exposed = BackendConfig::ArchlinuxRepro {
@@ -176,5 +170,4 @@ async fn an_arch_package_built_with_makepkg_is_rebuilt_isolated_and_good() {
         "{}",
         refused[0].2
     );
-    drop(listener);
 }

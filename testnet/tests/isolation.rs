@@ -19,8 +19,7 @@ use vouch_node::backend::debian::DebianBackend;
 use vouch_testnet::debrepo::{
     self, Variant, distribution_build, publish, source_package, tools_present,
 };
-use vouch_testnet::fixtures;
-use vouch_testnet::rebuild::{self, Rebuilt};
+use vouch_testnet::rebuild::{self, Guarded, Rebuilt};
 
 async fn rebuild_all(
     mirror: &Path,
@@ -47,14 +46,9 @@ async fn packages_are_rebuilt_isolated_in_their_recorded_environment() {
     }
     let t = tempfile::tempdir().unwrap();
     // The node's own files, which no build may read or change.
-    let data = t.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let key = data.join("node.key");
-    write_secret_key(&key, &fixtures::key("the node")).unwrap();
-    let key_before = std::fs::read(&key).unwrap();
+    let guarded = Guarded::new(t.path());
+    let (key, port) = (&guarded.key, guarded.port);
     let escape = t.path().join("escaped");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
 
     let attempt = |name: &str, cmd: String| {
         format!(
@@ -164,9 +158,8 @@ async fn packages_are_rebuilt_isolated_in_their_recorded_environment() {
             }
         }
     }
-    assert_eq!(std::fs::read(&key).unwrap(), key_before);
+    guarded.assert_key_unchanged();
     assert!(!escape.exists(), "a build wrote outside its output");
-    drop(listener);
 
     // The first package again, in a guest under software emulation: the
     // same recorded environment gives the same sha256.
