@@ -252,30 +252,18 @@ pub async fn build(
     write_job(stage, parent, &job)?;
     let out = stage.create_blank("output.img", u64::from(settings.output_mib) << 20)?;
     let mut args = stage.runner.clone();
+    args.push(settings.qemu.clone());
+    args.extend(crate::vm::guest_args(
+        accel,
+        settings.memory_mib,
+        settings.cpus,
+        &unpacked.kernel,
+        &unpacked.initrd,
+        "vouch.mode=build",
+    ));
     args.extend([
-        settings.qemu.clone(),
-        "-accel".into(),
-        accel.into(),
-        "-cpu".into(),
+        "-cpu".to_string(),
         if accel == "kvm" { "host" } else { "max" }.into(),
-        "-m".into(),
-        settings.memory_mib.to_string(),
-        "-smp".into(),
-        settings.cpus.max(1).to_string(),
-        "-nodefaults".into(),
-        "-no-reboot".into(),
-        "-display".into(),
-        "none".into(),
-        "-serial".into(),
-        "stdio".into(),
-        "-monitor".into(),
-        "none".into(),
-        "-kernel".into(),
-        unpacked.kernel.display().to_string(),
-        "-initrd".into(),
-        unpacked.initrd.display().to_string(),
-        "-append".into(),
-        "console=ttyS0 panic=-1 quiet vouch.mode=build".into(),
     ]);
     for (file, ro) in [(&job, true), (&env_tar, true), (&out, false)] {
         args.push("-drive".into());

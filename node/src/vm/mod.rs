@@ -111,6 +111,45 @@ pub fn check_initramfs(busybox: &Path) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The qemu arguments every guest gets: the accelerator, memory and CPUs,
+/// no default devices (so no network), no reboot, no display, the serial
+/// console on stdio, and the kernel and initramfs with `append` on the
+/// kernel command line.
+pub fn guest_args(
+    accel: &str,
+    memory_mib: u32,
+    cpus: u32,
+    kernel: &Path,
+    initrd: &Path,
+    append: &str,
+) -> Vec<String> {
+    [
+        "-accel",
+        accel,
+        "-m",
+        &memory_mib.to_string(),
+        "-smp",
+        &cpus.max(1).to_string(),
+        "-nodefaults",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-kernel",
+        &kernel.display().to_string(),
+        "-initrd",
+        &initrd.display().to_string(),
+        "-append",
+        &format!("console=ttyS0 panic=-1 quiet {append}"),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
 /// Boots the check guest once under `accel` (`kvm` or `tcg`).
 async fn boot(
     qemu: &str,
@@ -136,27 +175,11 @@ async fn boot(
         return fail(format!("/dev/kvm cannot be opened: {e}"));
     }
     let mut cmd = tokio::process::Command::new(qemu);
-    cmd.args([
-        "-accel",
-        accel,
-        "-m",
-        "256",
-        "-smp",
-        "1",
-        "-nodefaults",
-        "-no-reboot",
-    ])
-    .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
-    .arg("-kernel")
-    .arg(kernel)
-    .arg("-initrd")
-    .arg(initrd)
-    .arg("-append")
-    .arg(format!("console=ttyS0 panic=-1 quiet {append}"))
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
+    cmd.args(guest_args(accel, 256, 1, kernel, initrd, append))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
