@@ -50,6 +50,9 @@ impl Daemon {
         let admin_token = data.load_admin_token()?;
         let store = Store::open(&data.store())
             .with_context(|| format!("opening the store in {}", data.store().display()))?;
+        store
+            .follow_own(&key.public_key())
+            .context("counting the packages' standing")?;
         let metrics = Arc::new(Metrics::new());
 
         // Known signers: this node, the keyring, `trusted`. Bootstrap peers:

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::job;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
 
@@ -15,36 +17,11 @@ use vouch_node::ingest::{Ingest, IngestConfig};
 use vouch_node::metrics::Metrics;
 use vouch_node::store::Store;
 use vouch_node::store::jobs::{JobState, Priority, RetryPolicy};
-use vouch_node::sync::{Job, JobSubject};
+use vouch_node::sync::Job;
 use vouch_node::worker::{
     Attempt, BackendFor, NotHeld, RebuildConfig, Signer, SubjectResult, WorkerContext, process,
     record_attempt,
 };
-
-fn job(source: &str, files: &[(&str, &[u8])], mirror: &str) -> Job {
-    Job {
-        distribution: "archlinux".into(),
-        release: None,
-        component: "core".into(),
-        architecture: "x86_64".into(),
-        source: source.into(),
-        version: "1.0-1".into(),
-        mirror: mirror.into(),
-        subjects: files
-            .iter()
-            .map(|(name, content)| JobSubject {
-                name: name.to_string(),
-                version: "1.0-1".into(),
-                filename: format!("{name}-1.0-1-x86_64.pkg.tar.zst"),
-                sha256: Digest::of(content),
-                path: format!("{name}-1.0-1-x86_64.pkg.tar.zst"),
-            })
-            .collect(),
-        source_dir: None,
-        source_files: Vec::new(),
-        buildinfo_url: None,
-    }
-}
 
 #[test]
 fn priorities_retries_and_backoff() {

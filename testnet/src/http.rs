@@ -71,3 +71,28 @@ pub fn heads(url: &str) -> Result<std::collections::BTreeMap<String, (u64, Strin
         }
     }
 }
+
+/// Sends `method path` with `headers` and `body`; the status and the body
+/// as text, whatever the status.
+pub fn request(
+    method: &str,
+    url: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<(u16, String)> {
+    runtime()?.block_on(async {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).context("method")?;
+        let mut req = reqwest::Client::new().request(method, format!("{url}{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .with_context(|| path.to_string())?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await.context("reading the answer")?))
+    })
+}

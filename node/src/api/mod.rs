@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod error;
+pub mod rebuilderd;
 pub mod serve;
 pub mod signers;
 pub mod state;
@@ -42,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/vouch/v1/worker/lease", post(worker::lease))
         .route("/api/vouch/v1/worker/heartbeat", post(worker::heartbeat))
         .route("/api/vouch/v1/worker/complete", post(worker::complete))
+        .merge(rebuilderd::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint; see spec/http-api.md") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -63,6 +63,10 @@ pub struct JobRecord {
     pub started_at: u64,
     /// Still in the repository index.
     pub published: bool,
+    /// When it was last queued (unix seconds; 0 in records written before
+    /// it was kept).
+    #[serde(default)]
+    pub queued_at: u64,
 }
 
 /// Counts by state.
@@ -82,6 +86,10 @@ fn queue_key(priority: Priority, next_at: u64, job_key: &str) -> Vec<u8> {
     k.extend_from_slice(&next_at.to_be_bytes());
     k.extend_from_slice(job_key.as_bytes());
     k
+}
+
+fn synced_key(origin: &str) -> Vec<u8> {
+    format!("synced:{origin}").into_bytes()
 }
 
 fn encode(r: &JobRecord) -> Result<Vec<u8>, StoreError> {
@@ -124,6 +132,7 @@ impl Store {
                     if !r.published {
                         r.published = true;
                         self.jobs.insert(key.as_bytes(), encode(&r)?)?;
+                        self.note_published(&key, true)?;
                     }
                 }
                 None => {
@@ -139,6 +148,7 @@ impl Store {
                         lease_until: 0,
                         started_at: 0,
                         published: true,
+                        queued_at: now,
                     };
                     (&self.jobs, &self.queue)
                         .transaction(|(jobs, queue)| {
@@ -147,12 +157,15 @@ impl Store {
                             Ok(())
                         })
                         .map_err(tx_error)?;
-                    self.tally.job_moved(&key, None, JobState::Queued);
+                    self.register_job(job)?;
+                    self.job_moved(&key, None, JobState::Queued);
                     new += 1;
                 }
             }
         }
         for prefix in scope {
+            self.meta
+                .insert(synced_key(prefix.trim_end_matches('/')), &now.to_be_bytes())?;
             for item in self.jobs.scan_prefix(prefix.as_bytes()) {
                 let (k, v) = item?;
                 let key = String::from_utf8_lossy(&k).into_owned();
@@ -163,11 +176,20 @@ impl Store {
                 if r.published {
                     r.published = false;
                     self.jobs.insert(k, encode(&r)?)?;
+                    self.note_published(&key, false)?;
                 }
             }
         }
         self.flush()?;
         Ok(new)
+    }
+
+    /// When the index of `origin` (`distribution/release/component/arch`)
+    /// was last read in full (unix seconds; 0 when never).
+    pub fn last_synced(&self, origin: &str) -> Result<u64, StoreError> {
+        Ok(super::keys::u64_value(
+            self.meta.get(synced_key(origin))?.as_deref(),
+        ))
     }
 
     /// Gives the next ready job to `worker` for `lease` seconds.
@@ -207,7 +229,7 @@ impl Store {
                 })
                 .map_err(tx_error)?;
             if let Some(r) = leased {
-                self.tally.job_moved(
+                self.job_moved(
                     &String::from_utf8_lossy(&key),
                     Some(JobState::Queued),
                     r.state,
@@ -321,6 +343,7 @@ impl Store {
                         r.state = JobState::Queued;
                         r.priority = Priority::Retry;
                         r.next_at = now + delay;
+                        r.queued_at = now;
                         queue.insert(queue_key(r.priority, r.next_at, key), &[])?;
                     }
                     _ => r.state = JobState::Done,
@@ -330,7 +353,7 @@ impl Store {
             })
             .map_err(tx_error)?;
         if let Some(r) = &done {
-            self.tally.job_moved(key, Some(JobState::Running), r.state);
+            self.job_moved(key, Some(JobState::Running), r.state);
         }
         self.flush()?;
         Ok(done)
@@ -338,6 +361,17 @@ impl Store {
 
     /// Requeues a job by hand (priority manual).
     pub fn requeue_job(&self, key: &str, now: u64) -> Result<bool, StoreError> {
+        self.requeue_job_with(key, now, Priority::Manual)
+    }
+
+    /// Requeues a job with `priority`: off the queue first when it was
+    /// queued, so that it is queued once.
+    pub fn requeue_job_with(
+        &self,
+        key: &str,
+        now: u64,
+        priority: Priority,
+    ) -> Result<bool, StoreError> {
         let before = (&self.jobs, &self.queue)
             .transaction(|(jobs, queue)| {
                 let Some(v) = jobs.get(key.as_bytes())? else {
@@ -345,9 +379,13 @@ impl Store {
                 };
                 let mut r = decode(&v).map_err(abort)?;
                 let before = r.state;
+                if before == JobState::Queued {
+                    queue.remove(queue_key(r.priority, r.next_at, key))?;
+                }
                 r.state = JobState::Queued;
-                r.priority = Priority::Manual;
+                r.priority = priority;
                 r.next_at = now;
+                r.queued_at = now;
                 jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
                 queue.insert(queue_key(r.priority, r.next_at, key), &[])?;
                 Ok(Some(before))
@@ -356,9 +394,77 @@ impl Store {
         let Some(before) = before else {
             return Ok(false);
         };
-        self.tally.job_moved(key, Some(before), JobState::Queued);
+        self.job_moved(key, Some(before), JobState::Queued);
         self.flush()?;
         Ok(true)
+    }
+
+    /// Takes a queued job off the queue (rebuilderd's `DELETE /queue`): it
+    /// is done until a sync or an operator queues it again. False when it
+    /// was not queued.
+    pub fn drop_job(&self, key: &str) -> Result<bool, StoreError> {
+        let dropped = (&self.jobs, &self.queue)
+            .transaction(|(jobs, queue)| {
+                let Some(v) = jobs.get(key.as_bytes())? else {
+                    return Ok(false);
+                };
+                let mut r = decode(&v).map_err(abort)?;
+                if r.state != JobState::Queued {
+                    return Ok(false);
+                }
+                queue.remove(queue_key(r.priority, r.next_at, key))?;
+                r.state = JobState::Done;
+                jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
+                Ok(true)
+            })
+            .map_err(tx_error)?;
+        if dropped {
+            self.job_moved(key, Some(JobState::Queued), JobState::Done);
+            self.flush()?;
+        }
+        Ok(dropped)
+    }
+
+    /// A job moved from `from` (None: new) to `to`: the in-memory counts
+    /// and the set of queued job ids follow.
+    fn job_moved(&self, key: &str, from: Option<JobState>, to: JobState) {
+        self.tally.job_moved(key, from, to);
+        if let Ok(Some(ids)) = self.job_ids(key) {
+            self.tally.packages().queued(ids.id, to == JobState::Queued);
+        }
+    }
+
+    /// How many queued jobs may run at `now`: walks each priority class
+    /// of the queue up to the first that may not.
+    pub fn queue_ready(&self, now: u64) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for class in [Priority::Manual, Priority::New, Priority::Retry] {
+            for item in self.queue.scan_prefix([class as u8]) {
+                let (qk, _) = item?;
+                let at = qk
+                    .get(1..9)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(u64::MAX, u64::from_be_bytes);
+                if at > now {
+                    break;
+                }
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Every job whose key starts with `prefix`, calling `visit` on each.
+    pub fn scan_jobs(
+        &self,
+        prefix: &str,
+        mut visit: impl FnMut(JobRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for item in self.jobs.scan_prefix(prefix.as_bytes()) {
+            let (_, v) = item?;
+            visit(decode(&v)?)?;
+        }
+        Ok(())
     }
 
     /// Jobs whose lease ran out (a worker that stopped sending heartbeats,

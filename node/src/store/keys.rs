@@ -23,11 +23,23 @@ pub(crate) const FORKS_BY_SIGNER_V1: &str = "forks-by-signer-1";
 pub(crate) const BLOBS: &str = "blobs-1";
 pub(crate) const JOBS: &str = "jobs-1";
 pub(crate) const QUEUE: &str = "queue-1";
+/// The package table (`packages.rs`): added without a format change, and
+/// filled from the jobs at open when empty.
+pub(crate) const PACKAGES: &str = "packages-1";
+pub(crate) const PACKAGES_BY_NAME: &str = "packages-by-name-1";
+pub(crate) const PACKAGES_BY_SHA: &str = "packages-by-sha-1";
+pub(crate) const JOB_IDS: &str = "job-ids-1";
+pub(crate) const JOBS_BY_ID: &str = "jobs-by-id-1";
+pub(crate) const NUMBERS: &str = "verdict-numbers-1";
+pub(crate) const NUMBERED: &str = "numbered-verdicts-1";
 
 /// `meta` keys.
 pub(crate) const META_FORMAT: &[u8] = b"format";
 pub(crate) const META_VERDICTS: &[u8] = b"verdicts";
 pub(crate) const META_PENDING: &[u8] = b"pending";
+pub(crate) const META_NEXT_JOB: &[u8] = b"next-job-id";
+pub(crate) const META_NEXT_PACKAGE: &[u8] = b"next-package-id";
+pub(crate) const META_NEXT_NUMBER: &[u8] = b"next-verdict-number";
 
 /// `log`, `pending`: signer ‖ seq.
 pub(crate) fn signer_seq(signer: &[u8; 32], seq: u64) -> [u8; 40] {

@@ -13,7 +13,9 @@ mod forks;
 pub mod jobs;
 mod keys;
 mod migrate;
+pub mod packages;
 mod read;
+pub mod standing;
 mod tally;
 mod write;
 
@@ -137,6 +139,13 @@ pub struct Store {
     blobs: sled::Tree,
     jobs: sled::Tree,
     queue: sled::Tree,
+    packages: sled::Tree,
+    packages_by_name: sled::Tree,
+    packages_by_sha: sled::Tree,
+    job_ids: sled::Tree,
+    jobs_by_id: sled::Tree,
+    numbers: sled::Tree,
+    numbered: sled::Tree,
     tally: Arc<tally::Tally>,
 }
 
@@ -202,11 +211,19 @@ impl Store {
             blobs: db.open_tree(keys::BLOBS)?,
             jobs: db.open_tree(keys::JOBS)?,
             queue: db.open_tree(keys::QUEUE)?,
+            packages: db.open_tree(keys::PACKAGES)?,
+            packages_by_name: db.open_tree(keys::PACKAGES_BY_NAME)?,
+            packages_by_sha: db.open_tree(keys::PACKAGES_BY_SHA)?,
+            job_ids: db.open_tree(keys::JOB_IDS)?,
+            jobs_by_id: db.open_tree(keys::JOBS_BY_ID)?,
+            numbers: db.open_tree(keys::NUMBERS)?,
+            numbered: db.open_tree(keys::NUMBERED)?,
             meta,
             db,
             tally: Arc::default(),
         };
         store.count_all()?;
+        store.register_missing()?;
         Ok(store)
     }
 

@@ -20,6 +20,10 @@ pub(crate) struct Tally {
     /// Keys of jobs held by workers (Running or Recording): few, and what
     /// `/status` lists.
     running: Mutex<BTreeSet<String>>,
+    /// What this node's own verdicts say about the packages it follows.
+    standing: super::standing::Standing,
+    /// This node's key, once the daemon names it.
+    own: Mutex<Option<vouch_attest::PublicKey>>,
 }
 
 impl Tally {
@@ -28,6 +32,21 @@ impl Tally {
         if n > 0 {
             counter.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// The package standing.
+    pub(crate) fn packages(&self) -> &super::standing::Standing {
+        &self.standing
+    }
+
+    /// This node's key, when set.
+    pub(crate) fn own(&self) -> Option<vouch_attest::PublicKey> {
+        *self.own.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets this node's key.
+    pub(crate) fn set_own(&self, key: vouch_attest::PublicKey) {
+        *self.own.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
     }
 
     /// A job `key` moved from `from` (None: new) to `to`.

@@ -2,13 +2,14 @@
 //! continues a log, holds what follows a gap, and turns conflicts into fork
 //! proofs.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use sled::Transactional as _;
 use sled::transaction::TransactionalTree;
 use vouch_attest::{Digest, Envelope, ForkProof, Verdict, VerifiedVerdict, open};
 
+use super::packages::Appended;
 use super::tally::Tally;
 use super::{Applied, Store, StoreError, TxResult, abort_damaged, forks, keys, tx_error};
 
@@ -60,6 +61,7 @@ impl Store {
                 fork_counts: &t.8,
                 new_signers: Cell::new(0),
                 new_forks: Cell::new(0),
+                appended: RefCell::new(Vec::new()),
             };
             let mut counts = pending_counts.clone();
             let mut appended = 0u64;
@@ -80,11 +82,17 @@ impl Store {
                 keys::u64_value(tx.meta.get(keys::META_PENDING)?.as_deref()) as i64 + pending_delta;
             tx.meta
                 .insert(keys::META_PENDING, &(p.max(0) as u64).to_be_bytes())?;
-            Ok((out, tx.new_signers.get(), tx.new_forks.get()))
+            Ok((
+                out,
+                tx.new_signers.get(),
+                tx.new_forks.get(),
+                tx.appended.take(),
+            ))
         });
-        let (out, signers, forks) = result.map_err(tx_error)?;
+        let (out, signers, forks, appended) = result.map_err(tx_error)?;
         Tally::add(&self.tally.signers, signers);
         Tally::add(&self.tally.forks, forks);
+        self.note_appended(&appended)?;
         Ok(out)
     }
 }
@@ -104,6 +112,8 @@ struct Tx<'a> {
     /// counts, applied once the transaction commits).
     new_signers: Cell<u64>,
     new_forks: Cell<u64>,
+    /// What this attempt appended.
+    appended: RefCell<Vec<Appended>>,
 }
 
 /// A verdict to write: what [`VerifiedVerdict`] has, also rebuilt from a
@@ -261,6 +271,15 @@ impl Tx<'_> {
         {
             self.new_signers.set(self.new_signers.get() + 1);
         }
+        self.appended.borrow_mut().push(Appended {
+            signer: v.signer,
+            sha256: v.subject.sha256,
+            outcome: v.outcome.result(),
+            id: e.id,
+            issued_at: v.issued_at,
+            has_log: v.evidence.build_log.is_some(),
+            has_diffoscope: v.evidence.diffoscope.is_some(),
+        });
         Ok(())
     }
 

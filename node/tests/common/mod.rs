@@ -50,3 +50,29 @@ pub fn chain(k: &SecretKey, n: u64) -> Vec<VerifiedVerdict> {
     }
     out
 }
+
+/// An Arch job of `source` whose artifacts are `files` (name, content).
+pub fn job(source: &str, files: &[(&str, &[u8])], mirror: &str) -> vouch_node::sync::Job {
+    vouch_node::sync::Job {
+        distribution: "archlinux".into(),
+        release: None,
+        component: "core".into(),
+        architecture: "x86_64".into(),
+        source: source.into(),
+        version: "1.0-1".into(),
+        mirror: mirror.into(),
+        subjects: files
+            .iter()
+            .map(|(name, content)| vouch_node::sync::JobSubject {
+                name: name.to_string(),
+                version: "1.0-1".into(),
+                filename: format!("{name}-1.0-1-x86_64.pkg.tar.zst"),
+                sha256: Digest::of(content),
+                path: format!("{name}-1.0-1-x86_64.pkg.tar.zst"),
+            })
+            .collect(),
+        source_dir: None,
+        source_files: Vec::new(),
+        buildinfo_url: None,
+    }
+}

@@ -1,0 +1,557 @@
+//! The package table behind the rebuilderd-compatible API.
+//!
+//! rebuilderd's clients name packages, jobs and builds by integers and page
+//! by them, so every artifact a sync publishes gets a stable package id,
+//! every job a job id, and a verdict shown through that API a verdict
+//! number (its build id). Packages are indexed by name and by sha256; a
+//! page seeks to where the last one ended, so its cost does not grow with
+//! depth.
+//!
+//! Ids are assigned after a job is queued, in a second step: a crash in
+//! between leaves a job without ids, which [`Store::register_missing`]
+//! (run at open) assigns.
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional as _;
+use vouch_attest::{Digest, Envelope, OutcomeKind, PublicKey};
+
+use super::standing::{OriginCounts, Own};
+use super::{Store, StoreError, keys, tx_error};
+use crate::sync::Job;
+
+/// One published artifact, as the package table keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageRow {
+    /// Package id.
+    #[serde(skip)]
+    pub id: u32,
+    /// The id of the job that rebuilds it.
+    pub job_id: u32,
+    /// The job's key.
+    pub job: String,
+    /// Distribution.
+    pub distribution: String,
+    /// Release (Debian).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// Repository (Arch) or component (Debian).
+    pub component: String,
+    /// Architecture of the index.
+    pub architecture: String,
+    /// Binary package name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Source name.
+    pub source: String,
+    /// Source version.
+    pub source_version: String,
+    /// Where the mirror serves it.
+    pub url: String,
+    /// SHA-256 from the index.
+    pub sha256: Digest,
+}
+
+impl PackageRow {
+    /// The origin this row is counted under:
+    /// `distribution/release/component/architecture`.
+    pub fn origin(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.distribution,
+            self.release.as_deref().unwrap_or("-"),
+            self.component,
+            self.architecture
+        )
+    }
+}
+
+/// A job's ids: its own, and the range of its packages' ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobIds {
+    /// The job id.
+    pub id: u32,
+    /// Its first package id.
+    pub first_package: u32,
+    /// How many packages it has.
+    pub packages: u32,
+}
+
+impl JobIds {
+    fn encode(&self) -> [u8; 12] {
+        let mut v = [0u8; 12];
+        v[..4].copy_from_slice(&self.id.to_be_bytes());
+        v[4..8].copy_from_slice(&self.first_package.to_be_bytes());
+        v[8..].copy_from_slice(&self.packages.to_be_bytes());
+        v
+    }
+
+    fn decode(v: &[u8]) -> Option<JobIds> {
+        Some(JobIds {
+            id: u32::from_be_bytes(v.get(..4)?.try_into().ok()?),
+            first_package: u32::from_be_bytes(v.get(4..8)?.try_into().ok()?),
+            packages: u32::from_be_bytes(v.get(8..12)?.try_into().ok()?),
+        })
+    }
+}
+
+fn damaged(tree: &'static str, detail: impl Into<String>) -> StoreError {
+    StoreError::Damaged {
+        tree,
+        detail: detail.into(),
+    }
+}
+
+fn name_key(name: &str, id: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 5);
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn sha_key(sha: &Digest, id: u32) -> [u8; 36] {
+    let mut k = [0u8; 36];
+    k[..32].copy_from_slice(sha.as_bytes());
+    k[32..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// A verdict a write appended, as the in-memory counts need it.
+#[derive(Debug, Clone)]
+pub(crate) struct Appended {
+    pub(crate) signer: PublicKey,
+    pub(crate) sha256: Digest,
+    pub(crate) outcome: OutcomeKind,
+    pub(crate) id: Digest,
+    pub(crate) issued_at: u64,
+    pub(crate) has_log: bool,
+    pub(crate) has_diffoscope: bool,
+}
+
+/// Which packages a page walks, and in which order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// By package id.
+    Id,
+    /// By name, then id.
+    Name,
+}
+
+impl Store {
+    /// Gives `job` (already queued) its job id and its artifacts package
+    /// ids, unless it has them. Returns its ids.
+    pub fn register_job(&self, job: &Job) -> Result<JobIds, StoreError> {
+        let key = job.key();
+        if let Some(v) = self.job_ids.get(key.as_bytes())? {
+            return JobIds::decode(&v).ok_or_else(|| damaged(keys::JOB_IDS, "bad job ids"));
+        }
+        let rows: Vec<PackageRow> = job
+            .subjects
+            .iter()
+            .map(|s| PackageRow {
+                id: 0,
+                job_id: 0,
+                job: key.clone(),
+                distribution: job.distribution.clone(),
+                release: job.release.clone(),
+                component: job.component.clone(),
+                architecture: job.architecture.clone(),
+                name: s.name.clone(),
+                version: s.version.clone(),
+                source: job.source.clone(),
+                source_version: job.version.clone(),
+                url: format!("{}/{}", job.mirror.trim_end_matches('/'), s.path),
+                sha256: s.sha256,
+            })
+            .collect();
+        let n = u32::try_from(rows.len()).map_err(|_| damaged(keys::PACKAGES, "job too large"))?;
+        let trees = (
+            &self.meta,
+            &self.job_ids,
+            &self.jobs_by_id,
+            &self.packages,
+            &self.packages_by_name,
+            &self.packages_by_sha,
+        );
+        let ids = trees
+            .transaction(|(meta, job_ids, jobs_by_id, packages, by_name, by_sha)| {
+                if let Some(v) = job_ids.get(key.as_bytes())? {
+                    return JobIds::decode(&v).ok_or_else(|| {
+                        sled::transaction::ConflictableTransactionError::Abort(damaged(
+                            keys::JOB_IDS,
+                            "bad job ids",
+                        ))
+                    });
+                }
+                let job_id = next_id(meta, keys::META_NEXT_JOB, 1)?;
+                let first = next_id(meta, keys::META_NEXT_PACKAGE, n)?;
+                let ids = JobIds {
+                    id: job_id,
+                    first_package: first,
+                    packages: n,
+                };
+                job_ids.insert(key.as_bytes(), &ids.encode()[..])?;
+                jobs_by_id.insert(&job_id.to_be_bytes()[..], key.as_bytes())?;
+                for (i, row) in rows.iter().enumerate() {
+                    let id = first + i as u32;
+                    let row = PackageRow {
+                        job_id,
+                        ..row.clone()
+                    };
+                    let v = serde_json::to_vec(&row).map_err(|e| {
+                        sled::transaction::ConflictableTransactionError::Abort(damaged(
+                            keys::PACKAGES,
+                            e.to_string(),
+                        ))
+                    })?;
+                    packages.insert(&id.to_be_bytes()[..], v)?;
+                    by_name.insert(name_key(&row.name, id), &[])?;
+                    by_sha.insert(&sha_key(&row.sha256, id)[..], &[])?;
+                }
+                Ok(ids)
+            })
+            .map_err(tx_error)?;
+        for (i, mut row) in rows.into_iter().enumerate() {
+            row.id = ids.first_package + i as u32;
+            row.job_id = ids.id;
+            self.tally
+                .packages()
+                .added(&row, self.own_status(&row.sha256)?);
+        }
+        Ok(ids)
+    }
+
+    /// Assigns ids to every job that has none (after a crash between
+    /// queueing and registering, or in a store written before the table
+    /// existed).
+    pub(crate) fn register_missing(&self) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for item in self.jobs.iter() {
+            let (k, v) = item?;
+            if self.job_ids.contains_key(&k)? {
+                continue;
+            }
+            let r = super::jobs::decode(&v)?;
+            self.register_job(&r.job)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// A job's ids.
+    pub fn job_ids(&self, key: &str) -> Result<Option<JobIds>, StoreError> {
+        self.job_ids
+            .get(key.as_bytes())?
+            .map(|v| JobIds::decode(&v).ok_or_else(|| damaged(keys::JOB_IDS, "bad job ids")))
+            .transpose()
+    }
+
+    /// The key of the job with id `id`.
+    pub fn job_key(&self, id: u32) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .jobs_by_id
+            .get(id.to_be_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The package with id `id`.
+    pub fn package(&self, id: u32) -> Result<Option<PackageRow>, StoreError> {
+        self.packages
+            .get(id.to_be_bytes())?
+            .map(|v| decode_row(id, &v))
+            .transpose()
+    }
+
+    /// The packages of the job `key`.
+    pub fn job_packages(&self, key: &str) -> Result<Vec<PackageRow>, StoreError> {
+        let Some(ids) = self.job_ids(key)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(ids.packages as usize);
+        for id in ids.first_package..ids.first_package.saturating_add(ids.packages) {
+            out.extend(self.package(id)?);
+        }
+        Ok(out)
+    }
+
+    /// Packages with the sha256 `sha`.
+    pub fn packages_with_sha(&self, sha: &Digest) -> Result<Vec<PackageRow>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.packages_by_sha.scan_prefix(sha.as_bytes()) {
+            let (k, _) = item?;
+            let id = k
+                .get(32..36)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| damaged(keys::PACKAGES_BY_SHA, "bad key"))?;
+            out.extend(self.package(id)?);
+        }
+        Ok(out)
+    }
+
+    /// Walks packages in `order` after the package `after` (exclusive),
+    /// only those named `name` when given, calling `visit` on each until it
+    /// returns false. Seeks once, then reads sequentially: the cost of a
+    /// page does not depend on how deep it is.
+    pub fn walk_packages(
+        &self,
+        order: Order,
+        name: Option<&str>,
+        after: Option<u32>,
+        mut visit: impl FnMut(PackageRow) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        use std::ops::Bound;
+        match (order, name) {
+            (Order::Id, None) => {
+                let lower = match after {
+                    Some(a) => Bound::Excluded(a.to_be_bytes().to_vec()),
+                    None => Bound::Unbounded,
+                };
+                for item in self.packages.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
+                    let (k, v) = item?;
+                    let id = id_of(&k)?;
+                    if !visit(decode_row(id, &v)?)? {
+                        break;
+                    }
+                }
+            }
+            (_, Some(name)) => {
+                // One name: its packages in id order, which is also name
+                // order.
+                let prefix = name_key(name, 0);
+                let prefix = &prefix[..prefix.len() - 4];
+                let lower = match after {
+                    Some(a) => Bound::Excluded(name_key(name, a)),
+                    None => Bound::Included(prefix.to_vec()),
+                };
+                for item in self
+                    .packages_by_name
+                    .range::<Vec<u8>, _>((lower, Bound::Unbounded))
+                {
+                    let (k, _) = item?;
+                    if !k.starts_with(prefix) {
+                        break;
+                    }
+                    let id = id_of(&k[k.len() - 4..])?;
+                    let Some(row) = self.package(id)? else {
+                        continue;
+                    };
+                    if !visit(row)? {
+                        break;
+                    }
+                }
+            }
+            (Order::Name, None) => {
+                let lower = match after {
+                    Some(a) => match self.package(a)? {
+                        Some(row) => Bound::Excluded(name_key(&row.name, a)),
+                        None => Bound::Unbounded,
+                    },
+                    None => Bound::Unbounded,
+                };
+                for item in self
+                    .packages_by_name
+                    .range::<Vec<u8>, _>((lower, Bound::Unbounded))
+                {
+                    let (k, _) = item?;
+                    let id = id_of(&k[k.len().saturating_sub(4)..])?;
+                    let Some(row) = self.package(id)? else {
+                        continue;
+                    };
+                    if !visit(row)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's latest verdict about the artifact `sha`, read from the
+    /// store (None before [`Store::follow_own`]).
+    fn own_status(&self, sha: &Digest) -> Result<Option<Own>, StoreError> {
+        let Some(own) = self.tally.own() else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.latest(sha, &own)? else {
+            return Ok(None);
+        };
+        let v = Envelope::decode(&bytes)
+            .and_then(|e| e.unverified_verdict())
+            .map_err(|e| damaged(keys::ENVELOPES, e.to_string()))?;
+        Ok(Some(Own {
+            outcome: v.outcome.result(),
+            verdict: Envelope::decode(&bytes)
+                .map(|e| e.id())
+                .map_err(|e| damaged(keys::ENVELOPES, e.to_string()))?,
+            issued_at: v.issued_at,
+            has_log: v.evidence.build_log.is_some(),
+            has_diffoscope: v.evidence.diffoscope.is_some(),
+        }))
+    }
+
+    /// Names this node's key: from now on its verdicts decide the status
+    /// of the packages (the standing is counted once, here).
+    pub fn follow_own(&self, key: &PublicKey) -> Result<(), StoreError> {
+        self.tally.set_own(*key);
+        let standing = self.tally.packages();
+        standing.reset();
+        for item in self.jobs.iter() {
+            let (k, v) = item?;
+            let r = super::jobs::decode(&v)?;
+            let Some(ids) = self.job_ids(&String::from_utf8_lossy(&k))? else {
+                continue;
+            };
+            if !r.published {
+                standing.published(ids.id, false, &[]);
+            }
+            if r.state == super::jobs::JobState::Queued {
+                standing.queued(ids.id, true);
+            }
+        }
+        for item in self.packages.iter() {
+            let (k, v) = item?;
+            let row = decode_row(id_of(&k)?, &v)?;
+            let own = match standing.own(&row.sha256) {
+                Some(o) => Some(o),
+                None => self.own_status(&row.sha256)?,
+            };
+            standing.added(&row, own);
+        }
+        Ok(())
+    }
+
+    /// After a write committed: moves the standing for this node's new
+    /// verdicts.
+    pub(crate) fn note_appended(&self, appended: &[Appended]) -> Result<(), StoreError> {
+        let Some(own) = self.tally.own() else {
+            return Ok(());
+        };
+        for a in appended.iter().filter(|a| a.signer == own) {
+            let rows = self.packages_with_sha(&a.sha256)?;
+            self.tally.packages().verdict(
+                a.sha256,
+                Own {
+                    outcome: a.outcome,
+                    verdict: a.id,
+                    issued_at: a.issued_at,
+                    has_log: a.has_log,
+                    has_diffoscope: a.has_diffoscope,
+                },
+                &rows,
+            );
+        }
+        Ok(())
+    }
+
+    /// The job `key` left (or came back to) its repository.
+    pub(crate) fn note_published(&self, key: &str, published: bool) -> Result<(), StoreError> {
+        if let Some(ids) = self.job_ids(key)? {
+            let rows = self.job_packages(key)?;
+            self.tally.packages().published(ids.id, published, &rows);
+        }
+        Ok(())
+    }
+
+    /// This node's latest verdict about `sha`, from memory.
+    pub fn own_verdict(&self, sha: &Digest) -> Option<Own> {
+        self.tally.packages().own(sha)
+    }
+
+    /// Whether the job `job_id` was in its repository's last sync.
+    pub fn job_published(&self, job_id: u32) -> bool {
+        self.tally.packages().is_published(job_id)
+    }
+
+    /// Up to `limit` queued jobs with ids after `after`, in id order.
+    pub fn queued_jobs(
+        &self,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<(u32, super::jobs::JobRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.tally.packages().queued_after(after, limit) {
+            if let Some(key) = self.job_key(id)?
+                && let Some(r) = self.job(&key)?
+            {
+                out.push((id, r));
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many jobs are queued (by id; the same as the queue counts once
+    /// [`Store::follow_own`] ran).
+    pub fn queued_total(&self) -> usize {
+        self.tally.packages().queued_count()
+    }
+
+    /// Package counts per origin.
+    pub fn origin_counts(&self) -> std::collections::BTreeMap<String, OriginCounts> {
+        self.tally.packages().origins()
+    }
+
+    /// The verdict number of verdict `id`: a small integer, assigned the
+    /// first time it is asked for and the same from then on (rebuilderd's
+    /// build ids).
+    pub fn verdict_number(&self, id: &Digest) -> Result<u32, StoreError> {
+        if let Some(v) = self.numbers.get(id.as_bytes())? {
+            return id_of(&v);
+        }
+        (&self.meta, &self.numbers, &self.numbered)
+            .transaction(|(meta, numbers, numbered)| {
+                if let Some(v) = numbers.get(id.as_bytes())? {
+                    return id_of(&v)
+                        .map_err(sled::transaction::ConflictableTransactionError::Abort);
+                }
+                let n = next_id(meta, keys::META_NEXT_NUMBER, 1)?;
+                numbers.insert(id.as_bytes(), &n.to_be_bytes()[..])?;
+                numbered.insert(&n.to_be_bytes()[..], id.as_bytes())?;
+                Ok(n)
+            })
+            .map_err(tx_error)
+    }
+
+    /// The verdict with number `n`.
+    pub fn numbered_verdict(&self, n: u32) -> Result<Option<Digest>, StoreError> {
+        match self.numbered.get(n.to_be_bytes())? {
+            Some(v) => {
+                Ok(Some(Digest(keys::id32(&v).ok_or_else(|| {
+                    damaged(keys::NUMBERED, "bad verdict id")
+                })?)))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+fn id_of(k: &[u8]) -> Result<u32, StoreError> {
+    k.try_into()
+        .map(u32::from_be_bytes)
+        .map_err(|_| damaged(keys::PACKAGES, "bad id"))
+}
+
+fn decode_row(id: u32, v: &[u8]) -> Result<PackageRow, StoreError> {
+    let mut row: PackageRow =
+        serde_json::from_slice(v).map_err(|e| damaged(keys::PACKAGES, e.to_string()))?;
+    row.id = id;
+    Ok(row)
+}
+
+/// Takes `n` ids from the counter at `key` (ids start at 1).
+fn next_id(
+    meta: &sled::transaction::TransactionalTree,
+    key: &[u8],
+    n: u32,
+) -> super::TxResult<u32> {
+    let next = keys::u64_value(meta.get(key)?.as_deref()).max(1);
+    let end = next + u64::from(n);
+    if end > i32::MAX as u64 {
+        return Err(sled::transaction::ConflictableTransactionError::Abort(
+            damaged(keys::META, "out of 31-bit ids"),
+        ));
+    }
+    meta.insert(key, &end.to_be_bytes())?;
+    Ok(next as u32)
+}
