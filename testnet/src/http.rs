@@ -96,3 +96,17 @@ pub fn request(
         Ok((status, resp.text().await.context("reading the answer")?))
     })
 }
+
+/// GETs raw bytes (a CBOR answer).
+pub fn get_bytes(url: &str, path: &str) -> Result<Vec<u8>> {
+    runtime()?.block_on(async {
+        let resp = reqwest::get(format!("{url}{path}"))
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("GET {path}: {status}");
+        }
+        Ok(resp.bytes().await.context("reading the answer")?.to_vec())
+    })
+}

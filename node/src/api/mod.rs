@@ -2,6 +2,7 @@
 //! Written down in `spec/http-api.md`.
 
 pub mod blobs;
+pub mod dashboard;
 pub mod error;
 pub mod rebuilderd;
 pub mod serve;
@@ -44,6 +45,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/vouch/v1/worker/heartbeat", post(worker::heartbeat))
         .route("/api/vouch/v1/worker/complete", post(worker::complete))
         .merge(rebuilderd::routes())
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint; see spec/http-api.md") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

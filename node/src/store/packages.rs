@@ -492,6 +492,25 @@ impl Store {
         self.tally.packages().origins()
     }
 
+    /// Up to `limit` packages whose name starts with `prefix`, in name
+    /// order.
+    pub fn search_packages(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<PackageRow>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.packages_by_name.scan_prefix(prefix.as_bytes()) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            let id = id_of(&k[k.len().saturating_sub(4)..])?;
+            out.extend(self.package(id)?);
+        }
+        Ok(out)
+    }
+
     /// The verdict number of verdict `id`: a small integer, assigned the
     /// first time it is asked for and the same from then on (rebuilderd's
     /// build ids).
