@@ -67,6 +67,19 @@ With --json prints the node's answer."
         #[arg(long)]
         json: bool,
     },
+    /// Show a node's statistics: per signer GOOD, BAD and FAIL (latest
+    /// verdicts) per repository, and how its tracked signers agree.
+    #[command(
+        after_help = "The node keeps these counters as verdicts arrive (GET /api/vouch/v1/stats, spec/http-api.md): for this node and the signers it knows (its keyring and trusted list), the latest verdict of each per artifact; for each pair of them, how often their outcomes agree over the artifacts both judged, and when both said BAD, how often they rebuilt the same bytes. Verdicts of other signers are one aggregate. The counters are the node's own summary, not signed: verify what matters with vouch export.\n\nExit 0, or 4 when the node could not be reached. --json prints the node's answer."
+    )]
+    Stats {
+        /// The node (base URL).
+        #[arg(long = "node", value_name = "URL")]
+        node: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what nodes hold for a sha256 or a package name.
     #[command(after_help = QUERY_HELP)]
     Query(QueryArgs),

@@ -92,6 +92,34 @@ impl Daemon {
             }
         }
         let known_peers = known.iter().filter_map(peer_id_of).collect();
+        // The researchers' counters follow this node and the signers it
+        // knows, up to a bound (each tracked signer costs an index seek per
+        // verdict of another).
+        let mut tracked = vec![key.public_key()];
+        tracked.extend(
+            known
+                .iter()
+                .filter(|k| **k != key.public_key())
+                .take(crate::store::stats::MAX_TRACKED - 1),
+        );
+        if known.len() > crate::store::stats::MAX_TRACKED {
+            tracing::warn!(
+                known = known.len(),
+                tracked = tracked.len(),
+                "statistics follow only the first {} known signers",
+                crate::store::stats::MAX_TRACKED
+            );
+        }
+        let started_stats = std::time::Instant::now();
+        if store
+            .track_signers(&tracked)
+            .context("loading the statistics counters")?
+        {
+            tracing::info!(
+                seconds = started_stats.elapsed().as_secs_f64(),
+                "statistics counted again from the store"
+            );
+        }
         let admission = Arc::new(Admission::new(config.admission.clone(), known));
 
         let (outbound_tx, outbound_rx) = mpsc::channel(4096);
@@ -298,6 +326,7 @@ impl Daemon {
             .await
             .context("joining the writer")?
             .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        self.store.persist_stats()?;
         self.store.flush()?;
         let _ = std::fs::remove_file(self.data.http_addr());
         let _ = std::fs::remove_file(self.data.p2p_addr());

@@ -105,8 +105,13 @@ pub fn start_federation(dir: &Path, nodes: usize, sync_interval: u64) -> Result<
     let config = format!(
         "[[sync]]\nname = \"demo-core\"\ndistribution = \"archlinux\"\nmirror = \"{}/$repo/os/$arch\"\n\
          repos = [\"core\"]\narchitectures = [\"x86_64\"]\ninterval_secs = 600\n\n\
-         [rebuild]\nworkers = 1\n\n[[rebuild.backends]]\ndistribution = \"archlinux\"\nbackend = {{ kind = \"demo\" }}\n",
-        mirror.url
+         [rebuild]\nworkers = 1\n\n[[rebuild.backends]]\ndistribution = \"archlinux\"\nbackend = {{ kind = \"demo\" }}\n\n\
+         [admission]\ntrusted = [{}]\n",
+        mirror.url,
+        (1..=nodes)
+            .map(|n| format!("\"{}\"", node_key(n).public_key()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut net = Testnet::start(
         &dir.join("federation"),

@@ -11,6 +11,7 @@ mod manual;
 pub(crate) mod policy;
 mod query;
 mod sign;
+mod stats;
 mod stream;
 mod submit;
 mod verify;
@@ -44,5 +45,6 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Query(a) => query::run(&a),
         Command::Submit(a) => submit::run(&a),
         Command::Peers { node, json } => query::peers(&node, json),
+        Command::Stats { node, json } => stats::run(&node, json),
     }
 }

@@ -8,6 +8,7 @@ pub mod rebuilderd;
 pub mod serve;
 pub mod signers;
 pub mod state;
+pub mod stats;
 pub mod status;
 pub mod verdicts;
 pub mod worker;
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/vouch/v1/blobs/{sha256}", get(blobs::get))
         .route("/api/vouch/v1/status", get(status::status))
         .route("/api/vouch/v1/peers", get(status::peers))
+        .route("/api/vouch/v1/stats", get(stats::stats))
         .route("/metrics", get(status::metrics))
         .route("/api/vouch/v1/worker/lease", post(worker::lease))
         .route("/api/vouch/v1/worker/heartbeat", post(worker::heartbeat))

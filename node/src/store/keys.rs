@@ -40,6 +40,8 @@ pub(crate) const META_PENDING: &[u8] = b"pending";
 pub(crate) const META_NEXT_JOB: &[u8] = b"next-job-id";
 pub(crate) const META_NEXT_PACKAGE: &[u8] = b"next-package-id";
 pub(crate) const META_NEXT_NUMBER: &[u8] = b"next-verdict-number";
+/// The researchers' counters (`stats.rs`), with the verdicts they reflect.
+pub(crate) const META_STATS: &[u8] = b"stats";
 
 /// `log`, `pending`: signer ‖ seq.
 pub(crate) fn signer_seq(signer: &[u8; 32], seq: u64) -> [u8; 40] {

@@ -16,6 +16,7 @@ mod migrate;
 pub mod packages;
 mod read;
 pub mod standing;
+pub mod stats;
 mod tally;
 mod write;
 
@@ -243,6 +244,7 @@ impl Store {
 
     /// Makes every write so far durable.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.maybe_save_stats(false)?;
         self.db.flush()?;
         Ok(())
     }

@@ -127,6 +127,11 @@ pub(crate) struct Appended {
     pub(crate) issued_at: u64,
     pub(crate) has_log: bool,
     pub(crate) has_diffoscope: bool,
+    pub(crate) seq: u64,
+    /// `distribution/release/component` of its subject.
+    pub(crate) group: String,
+    /// For BAD: what the signer rebuilt.
+    pub(crate) rebuilt: Option<Digest>,
 }
 
 /// Which packages a page walks, and in which order.

@@ -22,6 +22,8 @@ pub(crate) struct Tally {
     running: Mutex<BTreeSet<String>>,
     /// What this node's own verdicts say about the packages it follows.
     standing: super::standing::Standing,
+    /// The researchers' counters.
+    stats: super::stats::Stats,
     /// This node's key, once the daemon names it.
     own: Mutex<Option<vouch_attest::PublicKey>>,
 }
@@ -37,6 +39,11 @@ impl Tally {
     /// The package standing.
     pub(crate) fn packages(&self) -> &super::standing::Standing {
         &self.standing
+    }
+
+    /// The researchers' counters.
+    pub(crate) fn stats(&self) -> &super::stats::Stats {
+        &self.stats
     }
 
     /// This node's key, when set.

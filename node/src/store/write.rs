@@ -93,6 +93,7 @@ impl Store {
         Tally::add(&self.tally.signers, signers);
         Tally::add(&self.tally.forks, forks);
         self.note_appended(&appended)?;
+        self.note_stats(&appended)?;
         Ok(out)
     }
 }
@@ -279,6 +280,12 @@ impl Tx<'_> {
             issued_at: v.issued_at,
             has_log: v.evidence.build_log.is_some(),
             has_diffoscope: v.evidence.diffoscope.is_some(),
+            seq: v.seq,
+            group: super::stats::group_of(v),
+            rebuilt: match v.outcome {
+                vouch_attest::Outcome::Bad { rebuilt_sha256 } => Some(rebuilt_sha256),
+                _ => None,
+            },
         });
         Ok(())
     }
