@@ -60,6 +60,7 @@ mod keys;
 mod log;
 mod policy;
 mod verdict;
+pub mod wire;
 
 pub use batch::verify_batch;
 pub use bundle::{BUNDLE_VERSION, Bundle, MAX_BUNDLE, Opened};

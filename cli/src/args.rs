@@ -80,6 +80,10 @@ With --json prints the node's answer."
         #[arg(long)]
         json: bool,
     },
+    /// Join the gossip as a light peer and print every verdict and fork
+    /// proof it carries, verified, as one JSON line each.
+    #[command(after_help = WATCH_HELP)]
+    Watch(WatchArgs),
     /// Show what nodes hold for a sha256 or a package name.
     #[command(after_help = QUERY_HELP)]
     Query(QueryArgs),
@@ -124,6 +128,28 @@ With --json prints the node's answer."
     AptHook(HookArgs),
 }
 
+const WATCH_HELP: &str = "\
+vouch watch joins the vouch network with a fresh libp2p identity (TCP or
+QUIC, noise, yamux; gossipsub, identify, ping, Kademlia as a client) through
+--bootstrap MULTIADDR or the listen addresses a --node URL gives, and finds
+more peers from there (up to --max-peers). It stores nothing and relays
+nothing: every message is reported to gossipsub as ignored once read.
+
+Each verdict is decoded and its signature checked; each fork proof is
+checked (two verdicts of one signer that conflict). Valid ones are printed
+as JSON lines:
+  {\"type\": \"verdict\", \"from\": PEER, \"id\", \"verdict\": {...}, \"envelope\": BASE64}
+  {\"type\": \"fork\", \"from\": PEER, \"id\", \"signer\", \"seq\", \"verdicts\": [ID, ID], \"proof\": BASE64}
+Invalid messages are counted and named on stderr.
+
+--filter KEY=VALUE keeps only what matches: signer=ed25519:..., 
+distribution=archlinux, outcome=GOOD|BAD|FAIL (a fork proof matches when
+either of its verdicts does). Repeat it: values of one key are alternatives,
+different keys must all match.
+
+Exit 0 after --count lines or --timeout seconds (or when interrupted), 3 on
+bad input, 4 when no peer answered within 30 s.";
+
 const EXPORT_HELP: &str = "\
 Two kinds of export.
 
@@ -142,6 +168,31 @@ JSON lines carry the id, the verdict and the envelope (base64); CSV has
 one flat row per verdict.
 
 Exit 0 when written, 3 on bad input, 4 when no node could be reached.";
+
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// A peer to join through (a multiaddr ending in /p2p/PEER_ID); repeat
+    /// for more.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) bootstrap: Vec<String>,
+    /// Join through the listen addresses of this node (base URL); repeat
+    /// for more.
+    #[arg(long, value_name = "URL")]
+    pub(crate) node: Vec<String>,
+    /// Keep only what matches: signer=KEY, distribution=NAME or
+    /// outcome=GOOD|BAD|FAIL; repeat for more.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) filter: Vec<String>,
+    /// Stop after printing N lines.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+    /// Stop after SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
+    /// Connect to at most this many peers.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub(crate) max_peers: usize,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ExportFormat {

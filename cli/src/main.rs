@@ -8,6 +8,7 @@ mod cmd;
 mod config;
 mod exit;
 mod output;
+mod peer;
 mod system;
 
 use std::io::Write as _;

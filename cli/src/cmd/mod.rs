@@ -15,6 +15,7 @@ mod stats;
 mod stream;
 mod submit;
 mod verify;
+mod watch;
 
 use anyhow::Result;
 
@@ -46,5 +47,6 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Submit(a) => submit::run(&a),
         Command::Peers { node, json } => query::peers(&node, json),
         Command::Stats { node, json } => stats::run(&node, json),
+        Command::Watch(a) => watch::run(&a),
     }
 }

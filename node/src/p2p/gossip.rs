@@ -6,28 +6,14 @@ use libp2p::gossipsub::{
     self, ConfigBuilder, MessageId, PeerScoreParams, PeerScoreThresholds, TopicHash,
     TopicScoreParams, ValidationMode,
 };
-use vouch_attest::{Digest, Envelope};
-
-/// Verdict envelopes.
-pub const VERDICTS_TOPIC: &str = "vouch/verdicts/1";
-/// Fork proofs.
-pub const FORKS_TOPIC: &str = "vouch/forks/1";
-/// Largest gossip message: a fork proof (two envelopes) with room to spare.
-pub const MAX_MESSAGE: usize = 64 * 1024;
+pub use vouch_attest::wire::{FORKS_TOPIC, MAX_GOSSIP_MESSAGE as MAX_MESSAGE, VERDICTS_TOPIC};
 
 /// The message id: SHA-256 of the verdict payload for envelopes (so the same
 /// verdict is one message whoever publishes it), SHA-256 of the bytes
 /// otherwise.
 pub fn message_id(m: &gossipsub::Message) -> MessageId {
     let verdicts = gossipsub::IdentTopic::new(VERDICTS_TOPIC).hash();
-    let digest = if m.topic == verdicts {
-        match Envelope::decode(&m.data) {
-            Ok(e) => e.id(),
-            Err(_) => Digest::of(&m.data),
-        }
-    } else {
-        Digest::of(&m.data)
-    };
+    let digest = vouch_attest::wire::gossip_message_id(m.topic == verdicts, &m.data);
     MessageId::from(digest.as_bytes().to_vec())
 }
 
