@@ -24,8 +24,41 @@ pub struct Config {
     pub rebuild: crate::worker::RebuildConfig,
     /// Remote workers.
     pub workers: WorkersConfig,
+    /// Evidence of other signers' verdicts.
+    pub evidence: EvidenceConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// Whose evidence a node fetches from its peers and keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepEvidence {
+    /// The build logs and diffoscopes named by verdicts of the signers this
+    /// node knows (keyring, `trusted`).
+    Keyring,
+    /// None but its own (blobs are still fetched for a reader who asks).
+    None,
+}
+
+/// `[evidence]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceConfig {
+    /// Whose evidence to fetch and keep.
+    pub keep: KeepEvidence,
+    /// Evidence kept (compressed, this node's own included), in MiB: beyond
+    /// it, blobs of others are no longer stored (a reader still gets them).
+    pub quota_mib: u64,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig {
+            keep: KeepEvidence::Keyring,
+            quota_mib: 4096,
+        }
+    }
 }
 
 /// `[http]`
@@ -320,6 +353,15 @@ pub const DEFAULT_FILE: &str = r#"# vouchd configuration. Every setting is shown
 # First back-off in seconds, doubled per attempt, at most max_backoff_secs.
 #backoff_secs = 3600
 #max_backoff_secs = 604800
+
+[evidence]
+# Whose build logs and diffoscopes this node fetches from its peers and
+# keeps: "keyring" (the signers it knows: keyring and trusted) or "none".
+# A blob it lacks is fetched from peers for whoever asks either way.
+#keep = "keyring"
+# Evidence kept, compressed, this node's own included, in MiB; beyond it,
+# others' blobs are no longer stored.
+#quota_mib = 4096
 
 [log]
 # error, warn, info, debug, trace, or a RUST_LOG-style filter such as

@@ -261,7 +261,11 @@ impl Daemon {
             rebuild,
             workers,
             started: Instant::now(),
+            evidence_quota: config.evidence.quota_mib.saturating_mul(1 << 20),
         };
+        if let Some(n) = &network {
+            crate::evidence::start(&store, n.clone(), config.evidence.clone());
+        }
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("binding the HTTP API to {}", config.http.listen))?;

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod config;
 pub mod daemon;
 pub mod datadir;
+pub mod evidence;
 pub mod ingest;
 pub mod metrics;
 pub mod p2p;

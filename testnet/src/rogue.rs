@@ -119,3 +119,69 @@ pub async fn run(bootstrap: Multiaddr, count: usize, linger: Duration) -> Result
     {}
     Ok(())
 }
+
+/// A peer that answers every `/vouch/blobs/1` request with a blob whose
+/// content is not the one asked for. It dials `node` and serves until
+/// dropped (its thread ends with the process).
+pub fn lying_blob_server(node: Multiaddr) -> Result<()> {
+    use libp2p::StreamProtocol;
+    use libp2p::request_response::{self, ProtocolSupport};
+    use vouch_node::p2p::blobs::{BlobRequest, BlobResponse, PROTOCOL};
+
+    type Liar = request_response::cbor::Behaviour<BlobRequest, BlobResponse>;
+    let mut swarm: Swarm<Liar> = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .context("TCP")?
+        .with_behaviour(|_| {
+            Liar::new(
+                [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+                request_response::Config::default(),
+            )
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
+        .build();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            if swarm.dial(node).is_err() {
+                return;
+            }
+            let lie = zstd::bulk::compress(b"not what you asked for", 3).unwrap_or_default();
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished { .. } => {
+                        let _ = ready_tx.send(());
+                    }
+                    SwarmEvent::Behaviour(request_response::Event::Message {
+                        message: request_response::Message::Request { channel, .. },
+                        ..
+                    }) => {
+                        let _ = swarm.behaviour_mut().send_response(
+                            channel,
+                            BlobResponse::Found {
+                                zstd: serde_bytes::ByteBuf::from(lie.clone()),
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        });
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .context("the lying peer never connected")?;
+    Ok(())
+}

@@ -35,9 +35,20 @@ pub struct AppState {
     pub workers: Arc<crate::remote::WorkerAuth>,
     /// When the node started.
     pub started: Instant,
+    /// Bytes of evidence kept at most (`[evidence] quota_mib`).
+    pub evidence_quota: u64,
 }
 
 impl AppState {
+    /// The zstd-compressed evidence blob `id`, from the store or fetched
+    /// from peers.
+    pub async fn find_blob(&self, id: vouch_attest::Digest) -> Result<Option<Vec<u8>>, ApiError> {
+        Ok(
+            crate::evidence::find(&self.store, self.network.as_ref(), id, self.evidence_quota)
+                .await?,
+        )
+    }
+
     /// Checks `Authorization: Bearer <admin token>` in constant time.
     pub fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let given = headers

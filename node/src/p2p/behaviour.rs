@@ -11,6 +11,7 @@ use libp2p::{
     request_response,
 };
 
+use crate::p2p::blobs::{self, BlobRequest, BlobResponse};
 use crate::p2p::gossip;
 use crate::p2p::limits::{AddressCaps, AddressLimits};
 use crate::p2p::sync::{self, SyncRequest, SyncResponse};
@@ -50,6 +51,8 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     /// Anti-entropy.
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    /// Evidence from peers.
+    pub blobs: request_response::cbor::Behaviour<BlobRequest, BlobResponse>,
     /// Local-network discovery, off unless configured.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
@@ -99,6 +102,19 @@ impl Behaviour {
                 .with_request_timeout(Duration::from_secs(60))
                 .with_max_concurrent_streams(64),
         );
+        let blob_codec = request_response::cbor::codec::Codec::default()
+            .set_request_size_maximum(blobs::MAX_REQUEST_BYTES)
+            .set_response_size_maximum(blobs::MAX_RESPONSE_BYTES);
+        let blobs = request_response::Behaviour::with_codec(
+            blob_codec,
+            [(
+                StreamProtocol::new(blobs::PROTOCOL),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(120))
+                .with_max_concurrent_streams(blobs::MAX_STREAMS),
+        );
         let mdns = if mdns_on {
             Some(
                 mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
@@ -127,6 +143,7 @@ impl Behaviour {
                     .with_timeout(Duration::from_secs(10)),
             ),
             sync,
+            blobs,
             mdns: Toggle::from(mdns),
         })
     }

@@ -7,6 +7,7 @@
 
 mod actor;
 pub mod behaviour;
+pub mod blobs;
 pub mod gossip;
 pub mod limits;
 pub mod sync;
@@ -69,6 +70,12 @@ pub struct PeerInfo {
 enum Command {
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    /// Find a blob at peers (`prefer` first): its content, checked.
+    FetchBlob {
+        sha256: vouch_attest::Digest,
+        prefer: Option<PeerId>,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    },
 }
 
 /// A handle to the running swarm.
@@ -135,6 +142,27 @@ impl Network {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// Asks connected peers, one after the other (`prefer`, e.g. the peer
+    /// of the verdict's signer, first), for the blob `sha256`: its content,
+    /// decompressed with a cap and checked against the hash; None when no
+    /// peer has it.
+    pub async fn fetch_blob(
+        &self,
+        sha256: vouch_attest::Digest,
+        prefer: Option<PeerId>,
+    ) -> Option<Vec<u8>> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::FetchBlob {
+                sha256,
+                prefer,
+                reply: tx,
+            })
+            .await
+            .ok()?;
+        rx.await.ok().flatten()
     }
 
     /// Asks the actor to stop.

@@ -8,6 +8,7 @@
 //! blobs. Every verdict and all its index entries are written in one
 //! transaction; [`Store::flush`] makes them durable.
 
+mod blobs;
 mod check;
 mod forks;
 pub mod jobs;
@@ -233,7 +234,14 @@ impl Store {
         let t = &self.tally;
         t.signers.store(self.heads.len() as u64, Ordering::Relaxed);
         t.forks.store(self.forks.len() as u64, Ordering::Relaxed);
-        t.blobs.store(self.blobs.len() as u64, Ordering::Relaxed);
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for item in self.blobs.iter() {
+            let (_, v) = item?;
+            n += 1;
+            bytes += v.len() as u64;
+        }
+        t.blobs.store(n, Ordering::Relaxed);
+        t.blob_bytes.store(bytes, Ordering::Relaxed);
         for item in self.jobs.iter() {
             let (k, v) = item?;
             let state = jobs::decode(&v)?.state;
@@ -247,31 +255,6 @@ impl Store {
         self.maybe_save_stats(false)?;
         self.db.flush()?;
         Ok(())
-    }
-
-    /// Stores an evidence blob (zstd-compressed), addressed by the sha256 of
-    /// `content`.
-    pub fn put_blob(&self, content: &[u8]) -> Result<Digest, StoreError> {
-        if content.len() > MAX_BLOB {
-            return Err(StoreError::Blob(format!(
-                "{} bytes, over the limit of {MAX_BLOB}",
-                content.len()
-            )));
-        }
-        let id = Digest::of(content);
-        if !self.blobs.contains_key(id.as_bytes())? {
-            let compressed =
-                zstd::bulk::compress(content, 3).map_err(|e| StoreError::Blob(e.to_string()))?;
-            if self.blobs.insert(id.as_bytes(), compressed)?.is_none() {
-                tally::Tally::add(&self.tally.blobs, 1);
-            }
-        }
-        Ok(id)
-    }
-
-    /// The zstd-compressed blob with content sha256 `id`.
-    pub fn blob(&self, id: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.blobs.get(id.as_bytes())?.map(|v| v.to_vec()))
     }
 
     /// Counts for status and metrics.

@@ -125,8 +125,8 @@ pub(crate) struct Appended {
     pub(crate) outcome: OutcomeKind,
     pub(crate) id: Digest,
     pub(crate) issued_at: u64,
-    pub(crate) has_log: bool,
-    pub(crate) has_diffoscope: bool,
+    pub(crate) log: Option<Digest>,
+    pub(crate) diffoscope: Option<Digest>,
     pub(crate) seq: u64,
     /// `distribution/release/component` of its subject.
     pub(crate) group: String,
@@ -441,8 +441,8 @@ impl Store {
                     outcome: a.outcome,
                     verdict: a.id,
                     issued_at: a.issued_at,
-                    has_log: a.has_log,
-                    has_diffoscope: a.has_diffoscope,
+                    has_log: a.log.is_some(),
+                    has_diffoscope: a.diffoscope.is_some(),
                 },
                 &rows,
             );

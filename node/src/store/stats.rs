@@ -428,6 +428,11 @@ impl Store {
         Ok(())
     }
 
+    /// Whether `k` is a tracked signer.
+    pub fn is_tracked(&self, k: &PublicKey) -> bool {
+        self.tally.stats().lock().tracked.binary_search(k).is_ok()
+    }
+
     /// Saves the counters now if they changed (at shutdown).
     pub fn persist_stats(&self) -> Result<(), StoreError> {
         self.maybe_save_stats(true)

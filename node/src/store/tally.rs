@@ -9,12 +9,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::jobs::{JobState, QueueCounts};
 
+/// A callback told of missing evidence.
+pub(crate) type EvidenceWanted =
+    Box<dyn Fn(vouch_attest::Digest, vouch_attest::PublicKey) + Send + Sync>;
+
 /// The counters.
 #[derive(Default)]
 pub(crate) struct Tally {
     pub(crate) signers: AtomicU64,
     pub(crate) forks: AtomicU64,
     pub(crate) blobs: AtomicU64,
+    /// Bytes of the stored (compressed) blobs.
+    pub(crate) blob_bytes: AtomicU64,
     queued: AtomicU64,
     done: AtomicU64,
     /// Keys of jobs held by workers (Running or Recording): few, and what
@@ -24,6 +30,8 @@ pub(crate) struct Tally {
     standing: super::standing::Standing,
     /// The researchers' counters.
     stats: super::stats::Stats,
+    /// Told about evidence that new verdicts name and this node lacks.
+    evidence_wanted: Mutex<Option<EvidenceWanted>>,
     /// This node's key, once the daemon names it.
     own: Mutex<Option<vouch_attest::PublicKey>>,
 }
@@ -44,6 +52,13 @@ impl Tally {
     /// The researchers' counters.
     pub(crate) fn stats(&self) -> &super::stats::Stats {
         &self.stats
+    }
+
+    /// The evidence callback.
+    pub(crate) fn evidence_wanted(&self) -> std::sync::MutexGuard<'_, Option<EvidenceWanted>> {
+        self.evidence_wanted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// This node's key, when set.

@@ -94,6 +94,7 @@ impl Store {
         Tally::add(&self.tally.forks, forks);
         self.note_appended(&appended)?;
         self.note_stats(&appended)?;
+        self.note_evidence(&appended)?;
         Ok(out)
     }
 }
@@ -278,8 +279,8 @@ impl Tx<'_> {
             outcome: v.outcome.result(),
             id: e.id,
             issued_at: v.issued_at,
-            has_log: v.evidence.build_log.is_some(),
-            has_diffoscope: v.evidence.diffoscope.is_some(),
+            log: v.evidence.build_log,
+            diffoscope: v.evidence.diffoscope,
             seq: v.seq,
             group: super::stats::group_of(v),
             rebuilt: match v.outcome {

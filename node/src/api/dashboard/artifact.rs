@@ -158,11 +158,11 @@ pub async fn evidence(
     Path(sha): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_sha(&sha)?;
-    let store = s.store.clone();
+    let compressed = s
+        .find_blob(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("neither this node nor its peers hold {id}")))?;
     let body = run(move || {
-        let compressed = store
-            .blob(&id)?
-            .ok_or_else(|| ApiError::not_found(format!("this node does not hold {id}")))?;
         use std::io::Read as _;
         let mut out = Vec::new();
         zstd::stream::read::Decoder::new(&compressed[..])

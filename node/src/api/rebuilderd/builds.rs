@@ -90,19 +90,25 @@ pub async fn artifacts(
     Ok(Json(body).into_response())
 }
 
-/// The content of the evidence blob `id` (decompressed, capped).
-fn blob_text(store: &Store, id: &Digest, what: &str) -> Result<Vec<u8>, ApiError> {
-    let compressed = store
-        .blob(id)?
-        .ok_or_else(|| ApiError::not_found(format!("the {what} {id} is not held by this node")))?;
-    use std::io::Read as _;
-    let mut out = Vec::new();
-    zstd::stream::read::Decoder::new(&compressed[..])
-        .map_err(|e| StoreError::Blob(e.to_string()))?
-        .take(MAX_BLOB as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| StoreError::Blob(e.to_string()))?;
-    Ok(out)
+/// The content of the evidence blob `id`, from the store or from peers
+/// (decompressed, capped).
+async fn blob_text(s: &AppState, id: Digest, what: &'static str) -> Result<Vec<u8>, ApiError> {
+    let compressed = s.find_blob(id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "the {what} {id} is held neither by this node nor by its peers"
+        ))
+    })?;
+    run(move || {
+        use std::io::Read as _;
+        let mut out = Vec::new();
+        zstd::stream::read::Decoder::new(&compressed[..])
+            .map_err(|e| StoreError::Blob(e.to_string()))?
+            .take(MAX_BLOB as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| StoreError::Blob(e.to_string()))?;
+        Ok(out)
+    })
+    .await
 }
 
 fn text(body: Vec<u8>) -> Response {
@@ -113,16 +119,14 @@ fn text(body: Vec<u8>) -> Response {
 pub async fn log(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let n = parse_id("build id", &id)?;
     let store = s.store.clone();
-    let body = run(move || {
-        let v = numbered(&store, n)?;
-        let log = v
+    let log = run(move || {
+        numbered(&store, n)?
             .evidence
             .build_log
-            .ok_or_else(|| ApiError::not_found(format!("build {n} names no build log")))?;
-        blob_text(&store, &log, "build log")
+            .ok_or_else(|| ApiError::not_found(format!("build {n} names no build log")))
     })
     .await?;
-    Ok(text(body))
+    Ok(text(blob_text(&s, log, "build log").await?))
 }
 
 /// `GET /api/v1/builds/{id}/artifacts/{aid}/diffoscope`.
@@ -138,16 +142,14 @@ pub async fn diffoscope(
         )));
     }
     let store = s.store.clone();
-    let body = run(move || {
-        let v = numbered(&store, n)?;
-        let d = v
+    let d = run(move || {
+        numbered(&store, n)?
             .evidence
             .diffoscope
-            .ok_or_else(|| ApiError::not_found(format!("build {n} names no diffoscope")))?;
-        blob_text(&store, &d, "diffoscope")
+            .ok_or_else(|| ApiError::not_found(format!("build {n} names no diffoscope")))
     })
     .await?;
-    Ok(text(body))
+    Ok(text(blob_text(&s, d, "diffoscope").await?))
 }
 
 /// `GET /api/v1/meta/public-keys`: this node's verdict key.

@@ -28,6 +28,7 @@ use crate::p2p::{Command, NetworkConfig, PeerInfo, gossip, signer_of};
 use crate::store::Store;
 
 mod anti_entropy;
+mod evidence;
 mod incoming;
 
 use anti_entropy::{Want, page_ingester};
@@ -57,6 +58,13 @@ enum Done {
     },
     /// A gossiped fork proof checked and stored.
     Fork(MessageId, PeerId, MessageAcceptance),
+    /// A blob a peer sent, checked: its content, or why not.
+    BlobChecked(vouch_attest::Digest, PeerId, Result<Vec<u8>, String>),
+    /// A blob request to answer.
+    BlobRespond(
+        ResponseChannel<crate::p2p::blobs::BlobResponse>,
+        crate::p2p::blobs::BlobResponse,
+    ),
 }
 
 /// A hole in a signer's log seen in gossip: fetch `from..upto` from `peer`.
@@ -117,6 +125,9 @@ pub(super) struct Actor {
     listen: Vec<Multiaddr>,
     bootstrapped: bool,
     round: u64,
+    /// Blobs being looked for at peers.
+    blob_hunts: HashMap<vouch_attest::Digest, evidence::BlobHunt>,
+    blob_requests: HashMap<OutboundRequestId, vouch_attest::Digest>,
 }
 
 impl Actor {
@@ -210,6 +221,8 @@ impl Actor {
             listen: Vec::new(),
             bootstrapped: false,
             round: 0,
+            blob_hunts: HashMap::new(),
+            blob_requests: HashMap::new(),
         })
     }
 
@@ -264,6 +277,11 @@ impl Actor {
             Command::ListenAddrs(reply) => {
                 let _ = reply.send(self.listen_with_id());
             }
+            Command::FetchBlob {
+                sha256,
+                prefer,
+                reply,
+            } => self.hunt_blob(sha256, prefer, reply),
         }
     }
 
@@ -347,6 +365,7 @@ impl Actor {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.gossip_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.sync_event(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Blobs(e)) => self.blobs_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -470,6 +489,14 @@ impl Actor {
                     .swarm
                     .behaviour_mut()
                     .sync
+                    .send_response(channel, response);
+            }
+            Done::BlobChecked(sha, peer, r) => self.blob_checked(sha, peer, r),
+            Done::BlobRespond(channel, response) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .blobs
                     .send_response(channel, response);
             }
         }
