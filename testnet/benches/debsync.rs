@@ -16,48 +16,9 @@ use vouch_node::sync::{IndexMemo, SyncProfile, debian, run_profile_with};
 use vouch_testnet::demo::sibling_binary;
 use vouch_testnet::serve::FileServer;
 
-fn sh(cmd: &str) -> Vec<u8> {
-    let out = Command::new("sh").args(["-c", cmd]).output().expect("sh");
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cache = std::env::temp_dir().join("vouch-bench-debian");
-    let mirror = cache.join("mirror");
-    let bin = mirror.join("dists/bookworm/main/binary-amd64");
-    let src = mirror.join("dists/bookworm/main/source");
-    std::fs::create_dir_all(&bin).expect("dirs");
-    std::fs::create_dir_all(&src).expect("dirs");
-    let lists = String::from_utf8(sh(
-        "apt-get indextargets --format '$(FILENAME)' 'Identifier: Packages' | grep 'debian_dists_bookworm_main_binary-amd64'",
-    ))
-    .expect("utf8");
-    let list = lists
-        .lines()
-        .next()
-        .expect("no bookworm main amd64 Packages list; run apt-get update");
-    let packages = sh(&format!("/usr/lib/apt/apt-helper cat-file {list}"));
-    if !bin.join("Packages.xz").exists() {
-        std::fs::write(cache.join("Packages"), &packages).expect("write");
-        sh(&format!(
-            "xz -T0 -1 -c {} > {}",
-            cache.join("Packages").display(),
-            bin.join("Packages.xz").display()
-        ));
-    }
-    if !src.join("Sources.xz").exists() {
-        sh(&format!(
-            "curl -sf -o {} https://deb.debian.org/debian/dists/bookworm/main/source/Sources.xz",
-            src.join("Sources.xz").display()
-        ));
-    }
-    let sources = sh(&format!("xz -dc {}", src.join("Sources.xz").display()));
+    let (mirror, packages, sources) = vouch_testnet::debrepo::bookworm_main_mirror();
     let text_bytes = packages.len() + sources.len();
     let mb = text_bytes as f64 / 1e6;
     println!(
@@ -100,12 +61,6 @@ fn main() {
     // The mirror is signed with the test-only key, so the sync verifies
     // InRelease and both indexes as it would against the archive.
     // (No .buildinfo template: this measures the sync alone.)
-    vouch_node::sync::release::write_inrelease(
-        &mirror.join("dists/bookworm"),
-        "bookworm",
-        &vouch_testnet::debrepo::archive_secret_key(),
-    )
-    .expect("InRelease");
     let server = FileServer::start(mirror.clone()).expect("server");
     let profile = SyncProfile {
         buildinfo: None,

@@ -167,3 +167,65 @@ pub fn publish(src: &Path, built: &Path, mirror: &Path, names: &[&str]) {
 pub fn archive_secret_key() -> String {
     std::fs::read_to_string(testdata("keys/test-archive.sec.asc")).unwrap_or_default()
 }
+
+/// Runs `cmd` with `sh -c`; its stdout. Panics naming the command when it
+/// fails (benchmark set-up).
+fn sh_out(cmd: &str) -> Vec<u8> {
+    let out = Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .expect("running sh");
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The real Debian 12 main amd64 index for benchmarks, as a mirror on disk
+/// (kept in the temporary directory between runs): `Packages` as
+/// `apt-get update` left it on this machine, `Sources.xz` fetched from the
+/// archive (this machine has no deb-src line), and an `InRelease` signed
+/// with the test-only archive key ([`archive_keyring`] verifies it).
+/// Returns the mirror directory and the uncompressed `Packages` and
+/// `Sources`.
+pub fn bookworm_main_mirror() -> (PathBuf, Vec<u8>, Vec<u8>) {
+    let cache = std::env::temp_dir().join("vouch-bench-debian");
+    let mirror = cache.join("mirror");
+    let bin = mirror.join("dists/bookworm/main/binary-amd64");
+    let src = mirror.join("dists/bookworm/main/source");
+    std::fs::create_dir_all(&bin).expect("dirs");
+    std::fs::create_dir_all(&src).expect("dirs");
+    let lists = String::from_utf8(sh_out(
+        "apt-get indextargets --format '$(FILENAME)' 'Identifier: Packages' | grep 'debian_dists_bookworm_main_binary-amd64'",
+    ))
+    .expect("utf8");
+    let list = lists
+        .lines()
+        .next()
+        .expect("no bookworm main amd64 Packages list; run apt-get update");
+    let packages = sh_out(&format!("/usr/lib/apt/apt-helper cat-file {list}"));
+    if !bin.join("Packages.xz").exists() {
+        std::fs::write(cache.join("Packages"), &packages).expect("write");
+        sh_out(&format!(
+            "xz -T0 -1 -c {} > {}",
+            cache.join("Packages").display(),
+            bin.join("Packages.xz").display()
+        ));
+    }
+    if !src.join("Sources.xz").exists() {
+        sh_out(&format!(
+            "curl -sf -o {} https://deb.debian.org/debian/dists/bookworm/main/source/Sources.xz",
+            src.join("Sources.xz").display()
+        ));
+    }
+    let sources = sh_out(&format!("xz -dc {}", src.join("Sources.xz").display()));
+    release::write_inrelease(
+        &mirror.join("dists/bookworm"),
+        "bookworm",
+        &archive_secret_key(),
+    )
+    .expect("InRelease");
+    (mirror, packages, sources)
+}
