@@ -261,6 +261,18 @@ async fn ask(
 }
 
 /// Sends a request and reads at most [`MAX_ANSWER`] bytes of a 200 answer.
+/// GETs `path` of one node as JSON, from a blocking caller.
+pub(crate) fn node_json(node: &str, path: &str, timeout: Duration) -> Result<serde_json::Value> {
+    let http = http(timeout)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let req = http.get(format!("{}{path}", node.trim_end_matches('/')));
+    let body = runtime.block_on(read_body(req))?;
+    serde_json::from_slice(&body).context("the node's answer is not JSON")
+}
+
 pub(crate) async fn read_body(req: reqwest::RequestBuilder) -> Result<Vec<u8>> {
     let mut resp = req.send().await.map_err(describe)?;
     let status = resp.status();

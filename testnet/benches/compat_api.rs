@@ -57,13 +57,23 @@ fn pkgs_ls(url: &str) -> (f64, usize) {
         .expect("rebuildctl");
     let secs = t.elapsed().as_secs_f64();
     assert!(out.status.success(), "rebuildctl pkgs ls failed");
-    (secs, out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count())
+    (
+        secs,
+        out.stdout
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count(),
+    )
 }
 
 /// The cost of pages of 1,000 sorted by name, walking the whole table as
 /// rebuildctl does: (first five, middle five, last five) medians in
 /// seconds, and the number of pages.
-fn page_costs(rt: &tokio::runtime::Runtime, c: &reqwest::Client, url: &str) -> (f64, f64, f64, usize) {
+fn page_costs(
+    rt: &tokio::runtime::Runtime,
+    c: &reqwest::Client,
+    url: &str,
+) -> (f64, f64, f64, usize) {
     let mut times = Vec::new();
     let mut after: Option<u64> = None;
     loop {
@@ -147,7 +157,10 @@ fn wait_total(url: &str, min: u64, limit: Duration) -> u64 {
             }
             last = total;
         }
-        assert!(Instant::now() < deadline, "the table never filled ({last} rows)");
+        assert!(
+            Instant::now() < deadline,
+            "the table never filled ({last} rows)"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
 }
@@ -157,7 +170,9 @@ fn wait_total(url: &str, min: u64, limit: Duration) -> u64 {
 fn rebuilderd(dir: &Path, mirror_url: &str) -> Option<(std::process::Child, String)> {
     let bin = std::env::var("VOUCH_BENCH_REBUILDERD").unwrap_or_else(|_| "rebuilderd".into());
     if Command::new(&bin).arg("--version").output().is_err() {
-        println!("rebuilderd: not installed; no baseline in this run (VOUCH_BENCH_REBUILDERD=PATH to give one)");
+        println!(
+            "rebuilderd: not installed; no baseline in this run (VOUCH_BENCH_REBUILDERD=PATH to give one)"
+        );
         return None;
     }
     let work = dir.join("rebuilderd");
@@ -178,7 +193,11 @@ fn rebuilderd(dir: &Path, mirror_url: &str) -> Option<(std::process::Child, Stri
         .current_dir(&work)
         .env("REBUILDERD_COOKIE_PATH", work.join("cookie"))
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(work.join("log")).map(Stdio::from).unwrap_or(Stdio::null()))
+        .stderr(
+            std::fs::File::create(work.join("log"))
+                .map(Stdio::from)
+                .unwrap_or(Stdio::null()),
+        )
         .spawn()
         .ok()?;
     let url = format!("http://127.0.0.1:{port}");
@@ -186,16 +205,29 @@ fn rebuilderd(dir: &Path, mirror_url: &str) -> Option<(std::process::Child, Stri
     let t = Instant::now();
     let status = Command::new("rebuildctl")
         .args(["-H", &url, "pkgs", "sync", "debian", mirror_url])
-        .args(["--release", "bookworm", "--component", "main", "--architecture", "amd64"])
+        .args([
+            "--release",
+            "bookworm",
+            "--component",
+            "main",
+            "--architecture",
+            "amd64",
+        ])
         .env("REBUILDERD_COOKIE_PATH", work.join("cookie"))
         .env("HOME", "/nonexistent")
         .status()
         .ok()?;
     if !status.success() {
-        println!("rebuilderd: the import failed; no baseline in this run (log: {})", work.join("log").display());
+        println!(
+            "rebuilderd: the import failed; no baseline in this run (log: {})",
+            work.join("log").display()
+        );
         return None;
     }
-    println!("rebuilderd: imported the index in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "rebuilderd: imported the index in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     Some((child, url))
 }
 

@@ -33,16 +33,7 @@ pub fn post_envelopes(url: &str, token: &str, body: Vec<u8>) -> Result<Value> {
 
 /// GETs a JSON document.
 pub fn get_json(url: &str, path: &str) -> Result<Value> {
-    runtime()?.block_on(async {
-        let resp = reqwest::get(format!("{url}{path}"))
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        let status = resp.status();
-        if !status.is_success() {
-            bail!("GET {path}: {status}");
-        }
-        resp.json().await.context("not JSON")
-    })
+    serde_json::from_slice(&get_bytes(url, path)?).context("not JSON")
 }
 
 /// The node's signer heads: signer text -> (seq, id), every page.

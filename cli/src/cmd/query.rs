@@ -186,20 +186,13 @@ fn check_item(item: &Value) -> Result<VerifiedVerdict, String> {
 
 /// `vouch peers`
 pub(crate) fn peers(node: &str, as_json: bool) -> Result<Exit> {
-    let http = client::http(Duration::from_secs(10))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let req = http.get(format!("{}/api/vouch/v1/peers", node.trim_end_matches('/')));
-    let body = match runtime.block_on(client::read_body(req)) {
-        Ok(b) => b,
+    let v = match client::node_json(node, "/api/vouch/v1/peers", Duration::from_secs(10)) {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("vouch: {node}: {e:#}");
             return Ok(Exit::Unreachable);
         }
     };
-    let v: Value = serde_json::from_slice(&body).context("the node's answer is not JSON")?;
     if as_json {
         output::json(&v)?;
         return Ok(Exit::Ok);

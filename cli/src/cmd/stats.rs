@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use comfy_table::Table;
 use serde_json::Value;
 
@@ -24,20 +24,13 @@ fn short(k: &str) -> String {
 
 /// Runs the command.
 pub(crate) fn run(node: &str, as_json: bool) -> Result<Exit> {
-    let http = client::http(Duration::from_secs(30))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let req = http.get(format!("{}/api/vouch/v1/stats", node.trim_end_matches('/')));
-    let body = match runtime.block_on(client::read_body(req)) {
-        Ok(b) => b,
+    let v = match client::node_json(node, "/api/vouch/v1/stats", Duration::from_secs(30)) {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("vouch: {node}: {e:#}");
             return Ok(Exit::Unreachable);
         }
     };
-    let v: Value = serde_json::from_slice(&body).context("the node's answer is not JSON")?;
     if as_json {
         output::json(&v)?;
         return Ok(Exit::Ok);

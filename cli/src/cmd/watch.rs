@@ -72,19 +72,10 @@ fn bootstrap(a: &WatchArgs) -> Result<Vec<Multiaddr>> {
                 .with_context(|| format!("--bootstrap `{b}` is not a multiaddr"))?,
         );
     }
-    if !a.node.is_empty() {
-        let http = client::http(Duration::from_secs(10))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
+    {
         for node in &a.node {
-            let req = http.get(format!("{}/api/vouch/v1/peers", node.trim_end_matches('/')));
-            let body = runtime
-                .block_on(client::read_body(req))
+            let v = client::node_json(node, "/api/vouch/v1/peers", Duration::from_secs(10))
                 .with_context(|| format!("asking {node} for its addresses"))?;
-            let v: Value = serde_json::from_slice(&body)
-                .with_context(|| format!("{node}: the answer is not JSON"))?;
             let peer = v["peer_id"]
                 .as_str()
                 .with_context(|| format!("{node} has p2p off"))?

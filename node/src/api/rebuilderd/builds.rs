@@ -115,18 +115,32 @@ fn text(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-/// `GET /api/v1/builds/{id}/log` (and v0's).
-pub async fn log(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let n = parse_id("build id", &id)?;
+/// Which evidence of a verdict.
+#[derive(Clone, Copy)]
+enum Kind {
+    Log,
+    Diffoscope,
+}
+
+/// The text of the evidence `kind` that build `n` names.
+async fn evidence(s: &AppState, n: u32, kind: Kind) -> Result<Response, ApiError> {
     let store = s.store.clone();
-    let log = run(move || {
-        numbered(&store, n)?
-            .evidence
-            .build_log
-            .ok_or_else(|| ApiError::not_found(format!("build {n} names no build log")))
+    let (blob, what) = run(move || {
+        let e = numbered(&store, n)?.evidence;
+        let (blob, what) = match kind {
+            Kind::Log => (e.build_log, "build log"),
+            Kind::Diffoscope => (e.diffoscope, "diffoscope"),
+        };
+        blob.map(|b| (b, what))
+            .ok_or_else(|| ApiError::not_found(format!("build {n} names no {what}")))
     })
     .await?;
-    Ok(text(blob_text(&s, log, "build log").await?))
+    Ok(text(blob_text(s, blob, what).await?))
+}
+
+/// `GET /api/v1/builds/{id}/log` (and v0's).
+pub async fn log(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    evidence(&s, parse_id("build id", &id)?, Kind::Log).await
 }
 
 /// `GET /api/v1/builds/{id}/artifacts/{aid}/diffoscope`.
@@ -141,15 +155,7 @@ pub async fn diffoscope(
             "build {n} has one artifact, {n}; not {a}"
         )));
     }
-    let store = s.store.clone();
-    let d = run(move || {
-        numbered(&store, n)?
-            .evidence
-            .diffoscope
-            .ok_or_else(|| ApiError::not_found(format!("build {n} names no diffoscope")))
-    })
-    .await?;
-    Ok(text(blob_text(&s, d, "diffoscope").await?))
+    evidence(&s, n, Kind::Diffoscope).await
 }
 
 /// `GET /api/v1/meta/public-keys`: this node's verdict key.

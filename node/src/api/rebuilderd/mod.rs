@@ -201,3 +201,20 @@ pub fn parse_id(what: &'static str, s: &str) -> Result<u32, ApiError> {
             )
         })
 }
+
+/// `limit` (default 1000, at most [`packages::MAX_LIMIT`]) and `after` of
+/// a page.
+pub fn parse_page(
+    limit: Option<&str>,
+    after: Option<&str>,
+) -> Result<(usize, Option<u32>), ApiError> {
+    let limit = match limit {
+        None | Some("") => 1000,
+        Some(l) => (parse_id("limit", l)? as usize).min(packages::MAX_LIMIT),
+    };
+    let after = match after {
+        None | Some("") => None,
+        Some(a) => Some(parse_id("after", a)?),
+    };
+    Ok((limit, after))
+}

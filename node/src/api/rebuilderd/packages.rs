@@ -183,14 +183,7 @@ fn to_binary(
 }
 
 fn parse_filter(q: BinaryQuery, s: &AppState) -> Result<(Filter, Page), ApiError> {
-    let limit = match q.limit.as_deref() {
-        None | Some("") => 1000,
-        Some(l) => (parse_id("limit", l)? as usize).min(MAX_LIMIT),
-    };
-    let after = match q.after.as_deref() {
-        None | Some("") => None,
-        Some(a) => Some(parse_id("after", a)?),
-    };
+    let (limit, after) = super::parse_page(q.limit.as_deref(), q.after.as_deref())?;
     if q.before.as_deref().is_some_and(|b| !b.is_empty()) {
         return Err(ApiError::bad_request(
             "bad_query",

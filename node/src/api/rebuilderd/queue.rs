@@ -15,8 +15,8 @@ use super::model::{
     PkgArtifact, PkgGroup, QueueItem, QueueJobRequest, QueuedJob, ResultPage, SuccessfullyQueued,
     SuiteStats, Worker,
 };
-use super::packages::{MAX_LIMIT, run};
-use super::{authorize, json_body, parse_id};
+use super::packages::run;
+use super::{authorize, json_body};
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::store::jobs::{JobRecord, JobState, Priority};
@@ -146,14 +146,8 @@ pub async fn list(
     State(s): State<AppState>,
     Query(q): Query<QueueQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = match q.limit.as_deref() {
-        None | Some("") => 1000,
-        Some(l) => (parse_id("limit", l)? as usize).min(MAX_LIMIT),
-    };
-    let after = match q.after.as_deref() {
-        None | Some("") => 0,
-        Some(a) => parse_id("after", a)?,
-    };
+    let (limit, after) = super::parse_page(q.limit.as_deref(), q.after.as_deref())?;
+    let after = after.unwrap_or(0);
     let filter = JobFilter {
         distribution: q.distribution,
         release: q.release,

@@ -62,25 +62,34 @@ impl Actor {
         }
     }
 
-    pub(super) fn serve(
-        &mut self,
-        peer: PeerId,
-        request: SyncRequest,
-        channel: ResponseChannel<SyncResponse>,
-    ) {
+    /// Takes one request from `peer`'s budget (sync and blob requests
+    /// share it); false, counted, when it is spent.
+    pub(super) fn take_request(&mut self, peer: PeerId) -> bool {
         let per_minute = f64::from(self.config.peer_requests_per_minute.max(1));
         let msg_rate = f64::from(self.config.peer_messages_per_second.max(1));
         let limits = self.limits.entry(peer).or_insert_with(|| PeerLimits {
             requests: Bucket::full(per_minute),
             messages: Bucket::full(msg_rate),
         });
-        if !limits.requests.take(per_minute, per_minute / 60.0) {
-            self.metrics
-                .dropped
-                .get_or_create(&ReasonLabel {
-                    reason: "p2p.peer_requests",
-                })
-                .inc();
+        if limits.requests.take(per_minute, per_minute / 60.0) {
+            return true;
+        }
+        self.metrics
+            .dropped
+            .get_or_create(&ReasonLabel {
+                reason: "p2p.peer_requests",
+            })
+            .inc();
+        false
+    }
+
+    pub(super) fn serve(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        if !self.take_request(peer) {
             let _ = self.swarm.behaviour_mut().sync.send_response(
                 channel,
                 SyncResponse::error("rate_limited", "too many sync requests"),

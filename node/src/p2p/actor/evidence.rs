@@ -158,19 +158,7 @@ impl Actor {
         request: BlobRequest,
         channel: ResponseChannel<BlobResponse>,
     ) {
-        let per_minute = f64::from(self.config.peer_requests_per_minute.max(1));
-        let msg_rate = f64::from(self.config.peer_messages_per_second.max(1));
-        let limits = self.limits.entry(peer).or_insert_with(|| PeerLimits {
-            requests: Bucket::full(per_minute),
-            messages: Bucket::full(msg_rate),
-        });
-        if !limits.requests.take(per_minute, per_minute / 60.0) {
-            self.metrics
-                .dropped
-                .get_or_create(&ReasonLabel {
-                    reason: "p2p.peer_requests",
-                })
-                .inc();
+        if !self.take_request(peer) {
             let _ = self.swarm.behaviour_mut().blobs.send_response(
                 channel,
                 BlobResponse::Refused {
