@@ -237,16 +237,15 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("vouchd");
     std::fs::create_dir_all(&data).expect("dir");
-    let config = vouch_node::config::Config {
-        sync: vec![vouch_node::sync::SyncProfile {
-            buildinfo: None,
-            ..debrepo::profile("bookworm-main", &server.url)
-        }],
-        ..Default::default()
-    };
     std::fs::write(
         data.join("vouchd.toml"),
-        toml::to_string(&config).expect("toml"),
+        format!(
+            "[[sync]]\nname = \"bookworm-main\"\ndistribution = \"debian\"\nmirror = \"{}\"\n\
+             releases = [\"bookworm\"]\ncomponents = [\"main\"]\narchitectures = [\"amd64\"]\n\
+             keyring = \"{}\"\n",
+            server.url,
+            debrepo::archive_keyring().display()
+        ),
     )
     .expect("config");
     let t = Instant::now();
