@@ -37,6 +37,19 @@ pub enum SyncRequest {
         /// Most entries wanted (capped at [`MAX_PAGE`]).
         limit: u32,
     },
+    /// The asker's head digest (`store::digest`): answered
+    /// [`SyncResponse::Same`] when the peer's is the same, else with the
+    /// peer's 256 bucket digests.
+    Digest {
+        /// SHA-256 over the asker's bucket digests.
+        root: ByteBuf,
+    },
+    /// The heads of the signers whose key starts with one of these bytes
+    /// (buckets that differ).
+    HeadsIn {
+        /// Bucket numbers, at most 256.
+        buckets: ByteBuf,
+    },
     /// A page of the fork proofs the peer keeps (one per signer), in signer
     /// order after `after`.
     Forks {
@@ -61,6 +74,10 @@ pub struct HeadEntry {
 pub enum SyncResponse {
     /// The peer's log heads.
     Heads(Vec<HeadEntry>),
+    /// The peer's head digest is the asker's: nothing to exchange.
+    Same,
+    /// The peer's 256 bucket digests (32 bytes each).
+    Buckets(Vec<ByteBuf>),
     /// Envelopes in seq order (possibly fewer than asked; empty past the head).
     Range(Vec<ByteBuf>),
     /// Encoded fork proofs (at most [`MAX_FORKS`] and about
@@ -101,20 +118,28 @@ pub fn serve(
         // Known signers first: however many signers the store holds, an
         // answer cut at MAX_HEADS still carries the ones that matter.
         SyncRequest::Heads => match store.heads() {
-            Ok(mut heads) => SyncResponse::Heads({
-                heads.sort_by_key(|h| !known.contains(&h.signer));
-                heads
-                    .into_iter()
-                    .take(MAX_HEADS)
-                    .map(|h| HeadEntry {
-                        signer: ByteBuf::from(h.signer.as_bytes().to_vec()),
-                        seq: h.seq,
-                        id: ByteBuf::from(h.id.as_bytes().to_vec()),
-                    })
-                    .collect()
-            }),
+            Ok(heads) => heads_answer(heads, known),
             Err(e) => SyncResponse::error("internal", e.to_string()),
         },
+        SyncRequest::Digest { root } => match store.head_digest() {
+            Ok(d) if root.as_slice() == d.root.as_bytes() => SyncResponse::Same,
+            Ok(d) => SyncResponse::Buckets(
+                d.buckets
+                    .iter()
+                    .map(|b| ByteBuf::from(b.as_bytes().to_vec()))
+                    .collect(),
+            ),
+            Err(e) => SyncResponse::error("internal", e.to_string()),
+        },
+        SyncRequest::HeadsIn { buckets } => {
+            let mut b = buckets.into_vec();
+            b.sort_unstable();
+            b.dedup();
+            match store.heads_in(&b) {
+                Ok(heads) => heads_answer(heads, known),
+                Err(e) => SyncResponse::error("internal", e.to_string()),
+            }
+        }
         SyncRequest::Range {
             signer,
             from,
@@ -160,6 +185,39 @@ pub fn serve(
             }
         }
     }
+}
+
+/// Heads as an answer: known signers first, at most [`MAX_HEADS`].
+fn heads_answer(
+    mut heads: Vec<crate::store::SignerHead>,
+    known: &std::collections::HashSet<PublicKey>,
+) -> SyncResponse {
+    heads.sort_by_key(|h| !known.contains(&h.signer));
+    SyncResponse::Heads(
+        heads
+            .into_iter()
+            .take(MAX_HEADS)
+            .map(|h| HeadEntry {
+                signer: ByteBuf::from(h.signer.as_bytes().to_vec()),
+                seq: h.seq,
+                id: ByteBuf::from(h.id.as_bytes().to_vec()),
+            })
+            .collect(),
+    )
+}
+
+/// The buckets whose digests differ between `ours` and `theirs` (all of
+/// them when `theirs` is malformed).
+pub fn differing_buckets(ours: &[Digest], theirs: &[ByteBuf]) -> Vec<u8> {
+    if theirs.len() != ours.len() || ours.len() != crate::store::digest::BUCKETS {
+        return (0..=255u8).collect();
+    }
+    ours.iter()
+        .zip(theirs)
+        .enumerate()
+        .filter(|(_, (a, b))| a.as_bytes().as_slice() != b.as_slice())
+        .map(|(i, _)| i as u8)
+        .collect()
 }
 
 /// A 32-byte signer key from the wire.

@@ -10,6 +10,7 @@
 
 mod blobs;
 mod check;
+pub mod digest;
 mod forks;
 pub mod jobs;
 mod keys;

@@ -30,6 +30,8 @@ pub(crate) struct Tally {
     standing: super::standing::Standing,
     /// The researchers' counters.
     stats: super::stats::Stats,
+    /// The head digest's buckets.
+    head_buckets: super::digest::HeadBuckets,
     /// Told about evidence that new verdicts name and this node lacks.
     evidence_wanted: Mutex<Option<EvidenceWanted>>,
     /// This node's key, once the daemon names it.
@@ -52,6 +54,11 @@ impl Tally {
     /// The researchers' counters.
     pub(crate) fn stats(&self) -> &super::stats::Stats {
         &self.stats
+    }
+
+    /// The head digest's buckets.
+    pub(crate) fn head_buckets(&self) -> &super::digest::HeadBuckets {
+        &self.head_buckets
     }
 
     /// The evidence callback.

@@ -92,6 +92,7 @@ impl Store {
         let (out, signers, forks, appended) = result.map_err(tx_error)?;
         Tally::add(&self.tally.signers, signers);
         Tally::add(&self.tally.forks, forks);
+        self.note_heads(&appended);
         self.note_appended(&appended)?;
         self.note_stats(&appended)?;
         self.note_evidence(&appended)?;

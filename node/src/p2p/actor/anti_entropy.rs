@@ -4,16 +4,36 @@
 use super::*;
 
 impl Actor {
+    /// A round: our head digest is computed off the swarm's task, then
+    /// [`Actor::digest_ready`] asks the peers.
     pub(super) fn anti_entropy(&mut self) {
         self.round += 1;
+        let store = self.store.clone();
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            match tokio::task::spawn_blocking(move || store.head_digest()).await {
+                Ok(Ok(d)) => {
+                    let _ = done.send(Done::OwnDigest(d)).await;
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "computing the head digest"),
+                Err(e) => tracing::error!(error = %e, "computing the head digest"),
+            }
+        });
+    }
+
+    /// Our head digest is ready: each peer picked this round is sent its
+    /// root; a peer that agrees answers in one message.
+    pub(super) fn digest_ready(&mut self, d: crate::store::digest::HeadDigest) {
+        let root = ByteBuf::from(d.root.as_bytes().to_vec());
+        self.own_buckets = d.buckets;
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in pick(&peers, self.config.sync_peers) {
             let id = self
                 .swarm
                 .behaviour_mut()
                 .sync
-                .send_request(&peer, SyncRequest::Heads);
-            self.requests.insert(id, Purpose::Heads);
+                .send_request(&peer, SyncRequest::Digest { root: root.clone() });
+            self.requests.insert(id, Purpose::Digest);
             if self.round % 4 == 1 {
                 let id = self
                     .swarm
@@ -49,13 +69,25 @@ impl Actor {
                 ..
             } => {
                 tracing::debug!(%peer, %error, "sync request failed");
-                if let Some(Purpose::Range { signer }) = self.requests.remove(&request_id)
-                    && let Some(f) = self.fetching.get_mut(&signer)
-                {
-                    f.outstanding = false;
-                    if f.queued == 0 {
-                        self.fetching.remove(&signer);
+                match self.requests.remove(&request_id) {
+                    Some(Purpose::Range { signer }) => {
+                        if let Some(f) = self.fetching.get_mut(&signer) {
+                            f.outstanding = false;
+                            if f.queued == 0 {
+                                self.fetching.remove(&signer);
+                            }
+                        }
                     }
+                    // An older peer cannot decode the digest request.
+                    Some(Purpose::Digest)
+                        if matches!(
+                            error,
+                            request_response::OutboundFailure::UnsupportedProtocols
+                        ) || matches!(error, request_response::OutboundFailure::Io(_)) =>
+                    {
+                        self.ask_all_heads(peer);
+                    }
+                    _ => {}
                 }
             }
             _ => {}
@@ -110,6 +142,24 @@ impl Actor {
 
     pub(super) fn response(&mut self, peer: PeerId, purpose: Purpose, response: SyncResponse) {
         match (purpose, response) {
+            (Purpose::Digest, SyncResponse::Same) => {}
+            (Purpose::Digest, SyncResponse::Buckets(theirs)) => {
+                let differ = sync::differing_buckets(&self.own_buckets, &theirs);
+                if !differ.is_empty() {
+                    let id = self.swarm.behaviour_mut().sync.send_request(
+                        &peer,
+                        SyncRequest::HeadsIn {
+                            buckets: ByteBuf::from(differ),
+                        },
+                    );
+                    self.requests.insert(id, Purpose::Heads);
+                }
+            }
+            (Purpose::Digest, SyncResponse::Error { code, message }) => {
+                // A peer that does not know digests: all its heads.
+                tracing::debug!(%peer, %code, %message, "digest refused; asking for every head");
+                self.ask_all_heads(peer);
+            }
             (Purpose::Heads, SyncResponse::Heads(heads)) => {
                 // Comparing up to 100,000 heads with ours is store work:
                 // it runs off the swarm's task and reports back.
@@ -205,6 +255,15 @@ impl Actor {
                 }
             }
         }
+    }
+
+    fn ask_all_heads(&mut self, peer: PeerId) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, SyncRequest::Heads);
+        self.requests.insert(id, Purpose::Heads);
     }
 
     /// Starts the catch-ups a peer's heads call for, known signers first,

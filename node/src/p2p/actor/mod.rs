@@ -58,6 +58,8 @@ enum Done {
     },
     /// A gossiped fork proof checked and stored.
     Fork(MessageId, PeerId, MessageAcceptance),
+    /// Our head digest, computed for an anti-entropy round.
+    OwnDigest(crate::store::digest::HeadDigest),
     /// A blob a peer sent, checked: its content, or why not.
     BlobChecked(vouch_attest::Digest, PeerId, Result<Vec<u8>, String>),
     /// A blob request to answer.
@@ -76,6 +78,7 @@ struct Gap {
 
 /// What an outbound sync request was for.
 enum Purpose {
+    Digest,
     Heads,
     Range { signer: PublicKey },
     Forks,
@@ -125,6 +128,8 @@ pub(super) struct Actor {
     listen: Vec<Multiaddr>,
     bootstrapped: bool,
     round: u64,
+    /// Our bucket digests, as of the last round.
+    own_buckets: Vec<vouch_attest::Digest>,
     /// Blobs being looked for at peers.
     blob_hunts: HashMap<vouch_attest::Digest, evidence::BlobHunt>,
     blob_requests: HashMap<OutboundRequestId, vouch_attest::Digest>,
@@ -221,6 +226,7 @@ impl Actor {
             listen: Vec::new(),
             bootstrapped: false,
             round: 0,
+            own_buckets: Vec::new(),
             blob_hunts: HashMap::new(),
             blob_requests: HashMap::new(),
         })
@@ -491,6 +497,7 @@ impl Actor {
                     .sync
                     .send_response(channel, response);
             }
+            Done::OwnDigest(d) => self.digest_ready(d),
             Done::BlobChecked(sha, peer, r) => self.blob_checked(sha, peer, r),
             Done::BlobRespond(channel, response) => {
                 let _ = self
