@@ -88,6 +88,9 @@ fn queue_key(priority: Priority, next_at: u64, job_key: &str) -> Vec<u8> {
     k
 }
 
+/// New jobs queued in one transaction, at most.
+const QUEUE_CHUNK: usize = 1000;
+
 fn synced_key(origin: &str) -> Vec<u8> {
     format!("synced:{origin}").into_bytes()
 }
@@ -123,9 +126,13 @@ impl Store {
         now: u64,
     ) -> Result<usize, StoreError> {
         let present: std::collections::HashSet<String> = jobs.iter().map(Job::key).collect();
-        let mut new = 0;
+        let mut fresh: Vec<&Job> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for job in jobs {
             let key = job.key();
+            if !seen.insert(key.clone()) {
+                continue; // listed twice in one index: queued once
+            }
             match self.jobs.get(key.as_bytes())? {
                 Some(v) => {
                     let mut r = decode(&v)?;
@@ -135,33 +142,12 @@ impl Store {
                         self.note_published(&key, true)?;
                     }
                 }
-                None => {
-                    let r = JobRecord {
-                        job: job.clone(),
-                        state: JobState::Queued,
-                        priority: Priority::New,
-                        next_at: now,
-                        fails: 0,
-                        bads: 0,
-                        last: None,
-                        worker: None,
-                        lease_until: 0,
-                        started_at: 0,
-                        published: true,
-                        queued_at: now,
-                    };
-                    (&self.jobs, &self.queue)
-                        .transaction(|(jobs, queue)| {
-                            jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
-                            queue.insert(queue_key(r.priority, r.next_at, &key), &[])?;
-                            Ok(())
-                        })
-                        .map_err(tx_error)?;
-                    self.register_job(job)?;
-                    self.job_moved(&key, None, JobState::Queued);
-                    new += 1;
-                }
+                None => fresh.push(job),
             }
+        }
+        let new = fresh.len();
+        for chunk in fresh.chunks(QUEUE_CHUNK) {
+            self.queue_new(chunk, now)?;
         }
         for prefix in scope {
             self.meta
@@ -190,6 +176,70 @@ impl Store {
         Ok(super::keys::u64_value(
             self.meta.get(synced_key(origin))?.as_deref(),
         ))
+    }
+
+    /// Queues `fresh` jobs (none of them known) in one transaction: each
+    /// job's record, its queue entry, its ids and its package rows, so that
+    /// a crash leaves all of them or none.
+    fn queue_new(&self, fresh: &[&Job], now: u64) -> Result<(), StoreError> {
+        let records: Vec<(String, Vec<u8>, Vec<u8>)> = fresh
+            .iter()
+            .map(|job| {
+                let key = job.key();
+                let r = JobRecord {
+                    job: (*job).clone(),
+                    state: JobState::Queued,
+                    priority: Priority::New,
+                    next_at: now,
+                    fails: 0,
+                    bads: 0,
+                    last: None,
+                    worker: None,
+                    lease_until: 0,
+                    started_at: 0,
+                    published: true,
+                    queued_at: now,
+                };
+                let qk = queue_key(r.priority, r.next_at, &key);
+                encode(&r).map(|v| (key, v, qk))
+            })
+            .collect::<Result<_, _>>()?;
+        let trees = (
+            &self.jobs,
+            &self.queue,
+            &self.meta,
+            &self.job_ids,
+            &self.jobs_by_id,
+            &self.packages,
+            &self.packages_by_name,
+            &self.packages_by_sha,
+        );
+        let rows = trees
+            .transaction(
+                |(jobs, queue, meta, job_ids, jobs_by_id, packages, by_name, by_sha)| {
+                    let tx = super::packages::PackageTx {
+                        meta,
+                        job_ids,
+                        jobs_by_id,
+                        packages,
+                        by_name,
+                        by_sha,
+                    };
+                    let mut rows = Vec::new();
+                    for (job, (key, v, qk)) in fresh.iter().zip(&records) {
+                        jobs.insert(key.as_bytes(), v.as_slice())?;
+                        queue.insert(qk.as_slice(), &[])?;
+                        rows.extend(super::packages::register_in(&tx, job)?.1);
+                    }
+                    Ok(rows)
+                },
+            )
+            .map_err(tx_error)?;
+        self.note_rows(rows)?;
+        for (key, _, _) in &records {
+            self.job_moved(key, None, JobState::Queued);
+        }
+        Ok(())
     }
 
     /// Gives the next ready job to `worker` for `lease` seconds.

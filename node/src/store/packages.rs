@@ -117,6 +117,70 @@ fn sha_key(sha: &Digest, id: u32) -> [u8; 36] {
     k
 }
 
+/// The package trees inside a transaction.
+pub(crate) struct PackageTx<'a> {
+    pub(crate) meta: &'a sled::transaction::TransactionalTree,
+    pub(crate) job_ids: &'a sled::transaction::TransactionalTree,
+    pub(crate) jobs_by_id: &'a sled::transaction::TransactionalTree,
+    pub(crate) packages: &'a sled::transaction::TransactionalTree,
+    pub(crate) by_name: &'a sled::transaction::TransactionalTree,
+    pub(crate) by_sha: &'a sled::transaction::TransactionalTree,
+}
+
+fn abort(e: StoreError) -> sled::transaction::ConflictableTransactionError<StoreError> {
+    sled::transaction::ConflictableTransactionError::Abort(e)
+}
+
+/// Gives `job` its ids and its packages rows inside a transaction, unless
+/// it has them: its ids, and the rows written (none when it had ids).
+pub(crate) fn register_in(
+    tx: &PackageTx<'_>,
+    job: &Job,
+) -> super::TxResult<(JobIds, Vec<PackageRow>)> {
+    let key = job.key();
+    if let Some(v) = tx.job_ids.get(key.as_bytes())? {
+        let ids = JobIds::decode(&v).ok_or_else(|| abort(damaged(keys::JOB_IDS, "bad job ids")))?;
+        return Ok((ids, Vec::new()));
+    }
+    let n = u32::try_from(job.subjects.len())
+        .map_err(|_| abort(damaged(keys::PACKAGES, "job too large")))?;
+    let job_id = next_id(tx.meta, keys::META_NEXT_JOB, 1)?;
+    let first = next_id(tx.meta, keys::META_NEXT_PACKAGE, n)?;
+    let ids = JobIds {
+        id: job_id,
+        first_package: first,
+        packages: n,
+    };
+    tx.job_ids.insert(key.as_bytes(), &ids.encode()[..])?;
+    tx.jobs_by_id
+        .insert(&job_id.to_be_bytes()[..], key.as_bytes())?;
+    let mut rows = Vec::with_capacity(job.subjects.len());
+    for (i, s) in job.subjects.iter().enumerate() {
+        let id = first + i as u32;
+        let row = PackageRow {
+            id,
+            job_id,
+            job: key.clone(),
+            distribution: job.distribution.clone(),
+            release: job.release.clone(),
+            component: job.component.clone(),
+            architecture: job.architecture.clone(),
+            name: s.name.clone(),
+            version: s.version.clone(),
+            source: job.source.clone(),
+            source_version: job.version.clone(),
+            url: format!("{}/{}", job.mirror.trim_end_matches('/'), s.path),
+            sha256: s.sha256,
+        };
+        let v = serde_json::to_vec(&row).map_err(|e| abort(damaged(keys::PACKAGES, e.to_string())))?;
+        tx.packages.insert(&id.to_be_bytes()[..], v)?;
+        tx.by_name.insert(name_key(&row.name, id), &[])?;
+        tx.by_sha.insert(&sha_key(&row.sha256, id)[..], &[])?;
+        rows.push(row);
+    }
+    Ok((ids, rows))
+}
+
 /// A verdict a write appended, as the in-memory counts need it.
 #[derive(Debug, Clone)]
 pub(crate) struct Appended {
@@ -147,30 +211,6 @@ impl Store {
     /// Gives `job` (already queued) its job id and its artifacts package
     /// ids, unless it has them. Returns its ids.
     pub fn register_job(&self, job: &Job) -> Result<JobIds, StoreError> {
-        let key = job.key();
-        if let Some(v) = self.job_ids.get(key.as_bytes())? {
-            return JobIds::decode(&v).ok_or_else(|| damaged(keys::JOB_IDS, "bad job ids"));
-        }
-        let rows: Vec<PackageRow> = job
-            .subjects
-            .iter()
-            .map(|s| PackageRow {
-                id: 0,
-                job_id: 0,
-                job: key.clone(),
-                distribution: job.distribution.clone(),
-                release: job.release.clone(),
-                component: job.component.clone(),
-                architecture: job.architecture.clone(),
-                name: s.name.clone(),
-                version: s.version.clone(),
-                source: job.source.clone(),
-                source_version: job.version.clone(),
-                url: format!("{}/{}", job.mirror.trim_end_matches('/'), s.path),
-                sha256: s.sha256,
-            })
-            .collect();
-        let n = u32::try_from(rows.len()).map_err(|_| damaged(keys::PACKAGES, "job too large"))?;
         let trees = (
             &self.meta,
             &self.job_ids,
@@ -179,52 +219,32 @@ impl Store {
             &self.packages_by_name,
             &self.packages_by_sha,
         );
-        let ids = trees
+        let (ids, rows) = trees
             .transaction(|(meta, job_ids, jobs_by_id, packages, by_name, by_sha)| {
-                if let Some(v) = job_ids.get(key.as_bytes())? {
-                    return JobIds::decode(&v).ok_or_else(|| {
-                        sled::transaction::ConflictableTransactionError::Abort(damaged(
-                            keys::JOB_IDS,
-                            "bad job ids",
-                        ))
-                    });
-                }
-                let job_id = next_id(meta, keys::META_NEXT_JOB, 1)?;
-                let first = next_id(meta, keys::META_NEXT_PACKAGE, n)?;
-                let ids = JobIds {
-                    id: job_id,
-                    first_package: first,
-                    packages: n,
-                };
-                job_ids.insert(key.as_bytes(), &ids.encode()[..])?;
-                jobs_by_id.insert(&job_id.to_be_bytes()[..], key.as_bytes())?;
-                for (i, row) in rows.iter().enumerate() {
-                    let id = first + i as u32;
-                    let row = PackageRow {
-                        job_id,
-                        ..row.clone()
-                    };
-                    let v = serde_json::to_vec(&row).map_err(|e| {
-                        sled::transaction::ConflictableTransactionError::Abort(damaged(
-                            keys::PACKAGES,
-                            e.to_string(),
-                        ))
-                    })?;
-                    packages.insert(&id.to_be_bytes()[..], v)?;
-                    by_name.insert(name_key(&row.name, id), &[])?;
-                    by_sha.insert(&sha_key(&row.sha256, id)[..], &[])?;
-                }
-                Ok(ids)
+                register_in(
+                    &PackageTx {
+                        meta,
+                        job_ids,
+                        jobs_by_id,
+                        packages,
+                        by_name,
+                        by_sha,
+                    },
+                    job,
+                )
             })
             .map_err(tx_error)?;
-        for (i, mut row) in rows.into_iter().enumerate() {
-            row.id = ids.first_package + i as u32;
-            row.job_id = ids.id;
-            self.tally
-                .packages()
-                .added(&row, self.own_status(&row.sha256)?);
-        }
+        self.note_rows(rows)?;
         Ok(ids)
+    }
+
+    /// Counts newly registered rows in the standing.
+    pub(crate) fn note_rows(&self, rows: Vec<PackageRow>) -> Result<(), StoreError> {
+        for row in rows {
+            let own = self.own_status(&row.sha256)?;
+            self.tally.packages().added(&row, own);
+        }
+        Ok(())
     }
 
     /// Assigns ids to every job that has none (after a crash between
