@@ -388,3 +388,17 @@ fn a_format_1_store_is_migrated() {
     // Opening again finds format 2 and changes nothing.
     assert_eq!(Store::open(&path).unwrap().check_consistency().unwrap(), 3);
 }
+
+#[test]
+fn a_store_in_use_is_refused_with_a_message_that_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let held = Store::open(&path).unwrap();
+    let t = std::time::Instant::now();
+    let err = Store::open(&path).err().expect("opened twice");
+    assert!(t.elapsed() >= vouch_node::store::LOCK_WAIT);
+    assert!(err.to_string().contains("is in use"), "{err}");
+    drop(held);
+    // Once closed, it opens (the lock may outlive the close a moment).
+    Store::open(&path).unwrap();
+}

@@ -94,6 +94,12 @@ fn main() {
     println!(
         "  + compare with the store and write {new} new jobs durably: {write:.2} s; whole real sync {whole:.2} s (goal < 5 s)"
     );
+    let disk = store.size_on_disk().expect("size");
+    println!(
+        "  store on disk: {:.1} MB = {:.2} KB per job (jobs, queue, package table)",
+        disk as f64 / 1e6,
+        disk as f64 / 1e3 / jobs.max(1) as f64
+    );
 
     let t = Instant::now();
     let second = rt

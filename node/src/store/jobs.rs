@@ -96,17 +96,11 @@ fn synced_key(origin: &str) -> Vec<u8> {
 }
 
 fn encode(r: &JobRecord) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(r).map_err(|e| StoreError::Damaged {
-        tree: "jobs",
-        detail: e.to_string(),
-    })
+    super::packed::encode(r, "jobs")
 }
 
 pub(crate) fn decode(v: &[u8]) -> Result<JobRecord, StoreError> {
-    serde_json::from_slice(v).map_err(|e| StoreError::Damaged {
-        tree: "jobs",
-        detail: e.to_string(),
-    })
+    super::packed::decode(v, "jobs")
 }
 
 fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {

@@ -16,6 +16,7 @@ pub mod jobs;
 mod keys;
 mod migrate;
 pub mod packages;
+mod packed;
 mod read;
 pub mod standing;
 pub mod stats;
@@ -29,6 +30,9 @@ use std::sync::atomic::Ordering;
 use sled::transaction::ConflictableTransactionError;
 use thiserror::Error;
 use vouch_attest::{Digest, PublicKey};
+
+/// How long [`Store::open`] waits for the store's lock.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Largest evidence blob accepted (uncompressed), in bytes.
 pub const MAX_BLOB: usize = 64 << 20;
@@ -51,6 +55,12 @@ pub enum StoreError {
         found: String,
         /// The format this build reads.
         expected: &'static str,
+    },
+    /// Another process (or a store not yet closed) holds the store.
+    #[error("the store at {path} is in use (is another vouchd running on this data directory?)")]
+    InUse {
+        /// The data directory.
+        path: String,
     },
     /// A stored entry does not decode: the store is damaged.
     #[error("damaged store entry in {tree}: {detail}")]
@@ -156,13 +166,31 @@ pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>
 
 impl Store {
     /// Opens (or creates) the store in `dir`, refusing another format.
+    ///
+    /// sled's file lock outlives a closed store for as long as its
+    /// background flusher takes to stop, so a lock held elsewhere is waited
+    /// for up to [`LOCK_WAIT`] before the store is reported in use.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(256 << 20)
-            .mode(sled::Mode::LowSpace)
-            .open()?;
-        Store::from_db(db, dir)
+        let started = std::time::Instant::now();
+        loop {
+            match sled::Config::new()
+                .path(dir)
+                .cache_capacity(256 << 20)
+                .mode(sled::Mode::LowSpace)
+                .open()
+            {
+                Ok(db) => return Store::from_db(db, dir),
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    if started.elapsed() >= LOCK_WAIT {
+                        return Err(StoreError::InUse {
+                            path: dir.display().to_string(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// A temporary in-memory store, for tests and benchmarks.

@@ -172,7 +172,7 @@ pub(crate) fn register_in(
             url: format!("{}/{}", job.mirror.trim_end_matches('/'), s.path),
             sha256: s.sha256,
         };
-        let v = serde_json::to_vec(&row).map_err(|e| abort(damaged(keys::PACKAGES, e.to_string())))?;
+        let v = super::packed::encode(&row, keys::PACKAGES).map_err(abort)?;
         tx.packages.insert(&id.to_be_bytes()[..], v)?;
         tx.by_name.insert(name_key(&row.name, id), &[])?;
         tx.by_sha.insert(&sha_key(&row.sha256, id)[..], &[])?;
@@ -577,8 +577,7 @@ fn id_of(k: &[u8]) -> Result<u32, StoreError> {
 }
 
 fn decode_row(id: u32, v: &[u8]) -> Result<PackageRow, StoreError> {
-    let mut row: PackageRow =
-        serde_json::from_slice(v).map_err(|e| damaged(keys::PACKAGES, e.to_string()))?;
+    let mut row: PackageRow = super::packed::decode(v, keys::PACKAGES)?;
     row.id = id;
     Ok(row)
 }
