@@ -19,6 +19,8 @@ use crate::store::{Store, StoreError};
 const QUEUE: usize = 4096;
 /// Blobs fetched at once.
 const PARALLEL: usize = 4;
+/// Wait before asking again for a blob no peer gave.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Starts keeping the evidence of tracked signers (when `config.keep` says
 /// so).
@@ -26,9 +28,10 @@ pub fn start(store: &Store, network: Network, config: EvidenceConfig) {
     if config.keep == KeepEvidence::None {
         return;
     }
-    let (tx, mut rx) = mpsc::channel::<(Digest, PublicKey)>(QUEUE);
+    let (tx, mut rx) = mpsc::channel::<(Digest, PublicKey, u8)>(QUEUE);
+    let retry = tx.clone();
     store.on_missing_evidence(move |d, k| {
-        if tx.try_send((d, k)).is_err() {
+        if tx.try_send((d, k, 0)).is_err() {
             tracing::debug!(blob = %d, "evidence queue full; left for readers to fetch");
         }
     });
@@ -37,24 +40,38 @@ pub fn start(store: &Store, network: Network, config: EvidenceConfig) {
     tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(PARALLEL));
         let warned = Arc::new(AtomicBool::new(false));
-        while let Some((blob, signer)) = rx.recv().await {
+        while let Some((blob, signer, attempt)) = rx.recv().await {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let (store, network, warned) = (store.clone(), network.clone(), warned.clone());
+            let (store, network, warned, retry) = (
+                store.clone(),
+                network.clone(),
+                warned.clone(),
+                retry.clone(),
+            );
             tokio::spawn(async move {
-                let _permit = permit;
-                if store.blob_bytes() >= quota {
-                    if !warned.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            quota_mib = quota >> 20,
-                            "the evidence quota is full; others' evidence is no longer kept"
-                        );
+                let found = {
+                    let _permit = permit;
+                    if store.blob_bytes() >= quota {
+                        if !warned.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(
+                                quota_mib = quota >> 20,
+                                "the evidence quota is full; others' evidence is no longer kept"
+                            );
+                        }
+                        return;
                     }
-                    return;
-                }
-                match keep(&store, &network, blob, Some(signer), quota).await {
+                    keep(&store, &network, blob, Some(signer), quota).await
+                };
+                match found {
                     Ok(true) => tracing::debug!(%blob, %signer, "evidence kept"),
+                    // Peers may be busy, or not hold it yet: asked once
+                    // more later (without holding a slot meanwhile).
+                    Ok(false) if attempt == 0 => {
+                        tokio::time::sleep(RETRY_AFTER).await;
+                        let _ = retry.try_send((blob, signer, 1));
+                    }
                     Ok(false) => tracing::debug!(%blob, %signer, "evidence not found at peers"),
                     Err(e) => tracing::warn!(%blob, error = %e, "storing evidence"),
                 }

@@ -21,6 +21,8 @@ pub const MAX_RESPONSE_BYTES: u64 = MAX_BLOB as u64 + (MAX_BLOB as u64 >> 7) + 4
 pub const MAX_TRIES: usize = 8;
 /// Blob requests served at once per connection.
 pub const MAX_STREAMS: usize = 2;
+/// Blob answers being prepared or sent at once, in total.
+pub const MAX_SERVING: usize = 4;
 
 /// A request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,6 +55,15 @@ pub struct HeadDigest {
     pub buckets: Vec<Digest>,
 }
 
+/// The root over bucket digests: SHA-256 of them in order.
+pub fn root_of(buckets: &[Digest]) -> Digest {
+    let mut h = Hasher::new();
+    for d in buckets {
+        h.update(d.as_bytes());
+    }
+    h.finish()
+}
+
 impl Store {
     /// The digest of every head (see the module doc).
     pub fn head_digest(&self) -> Result<HeadDigest, StoreError> {
@@ -76,12 +85,8 @@ impl Store {
             };
             buckets.push(d);
         }
-        let mut h = Hasher::new();
-        for d in &buckets {
-            h.update(d.as_bytes());
-        }
         Ok(HeadDigest {
-            root: h.finish(),
+            root: root_of(&buckets),
             buckets,
         })
     }

@@ -257,6 +257,25 @@ impl Actor {
         }
     }
 
+    /// Compares logs with `peer` now: by digest when this node's bucket
+    /// digests are known from a round (a digest older than the last write
+    /// is safe: a bucket the peer shares with our older state holds
+    /// nothing we lack), else by every head.
+    pub(super) fn compare_with(&mut self, peer: PeerId) {
+        if self.own_buckets.len() != crate::store::digest::BUCKETS {
+            self.ask_all_heads(peer);
+            return;
+        }
+        let root = crate::store::digest::root_of(&self.own_buckets);
+        let root = ByteBuf::from(root.as_bytes().to_vec());
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, SyncRequest::Digest { root });
+        self.requests.insert(id, Purpose::Digest);
+    }
+
     fn ask_all_heads(&mut self, peer: PeerId) {
         let id = self
             .swarm

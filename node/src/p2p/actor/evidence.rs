@@ -127,7 +127,11 @@ impl Actor {
                     self.ask_next(sha);
                 }
             }
-            _ => {}
+            // An answer is done with once sent, or once it failed.
+            request_response::Event::ResponseSent { request_id, .. }
+            | request_response::Event::InboundFailure { request_id, .. } => {
+                self.blob_serving.remove(&request_id);
+            }
         }
     }
 
@@ -154,7 +158,7 @@ impl Actor {
     fn serve_blob(
         &mut self,
         peer: PeerId,
-        _id: InboundRequestId,
+        id: InboundRequestId,
         request: BlobRequest,
         channel: ResponseChannel<BlobResponse>,
     ) {
@@ -179,6 +183,24 @@ impl Actor {
             );
             return;
         };
+        // Each answer holds a blob in memory: a few at once in total,
+        // whoever asks and however many identities they use.
+        if self.blob_serving.len() >= blobs::MAX_SERVING {
+            self.metrics
+                .dropped
+                .get_or_create(&ReasonLabel {
+                    reason: "p2p.blob_busy",
+                })
+                .inc();
+            let _ = self.swarm.behaviour_mut().blobs.send_response(
+                channel,
+                BlobResponse::Refused {
+                    reason: "busy".into(),
+                },
+            );
+            return;
+        }
+        self.blob_serving.insert(id);
         let store = self.store.clone();
         let done = self.done_tx.clone();
         tokio::spawn(async move {

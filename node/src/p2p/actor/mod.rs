@@ -133,6 +133,8 @@ pub(super) struct Actor {
     /// Blobs being looked for at peers.
     blob_hunts: HashMap<vouch_attest::Digest, evidence::BlobHunt>,
     blob_requests: HashMap<OutboundRequestId, vouch_attest::Digest>,
+    /// Blob answers being read from the store or sent.
+    blob_serving: HashSet<request_response::InboundRequestId>,
 }
 
 impl Actor {
@@ -229,6 +231,7 @@ impl Actor {
             own_buckets: Vec::new(),
             blob_hunts: HashMap::new(),
             blob_requests: HashMap::new(),
+            blob_serving: HashSet::new(),
         })
     }
 
@@ -337,12 +340,7 @@ impl Actor {
                 // than at the next round, so a joining or healed node
                 // catches up without waiting for the timer.
                 if num_established.get() == 1 {
-                    let id = self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_request(&peer_id, SyncRequest::Heads);
-                    self.requests.insert(id, Purpose::Heads);
+                    self.compare_with(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
