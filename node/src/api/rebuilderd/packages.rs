@@ -366,25 +366,26 @@ pub async fn list_v0(
         status: parse_status(q.status.as_deref())?,
         view: View::parse(q.signer.as_deref(), &s.node_key)?,
     };
+    // Whole-table answers are streamed in chunks through a short channel,
+    // so one costs a few chunks of memory however large the table, and a
+    // few run at once in total.
+    let permit = LISTINGS.acquire().await.map_err(ApiError::internal)?;
     let store = s.store.clone();
-    let body = run(move || {
-        let mut out = Vec::new();
-        let mut failed = None;
-        store.walk_packages(Order::Id, filter.name.as_deref(), None, |row| {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut buf = Vec::with_capacity(CHUNK + 4096);
+        buf.push(b'[');
+        let mut first = true;
+        let walked = store.walk_packages(Order::Id, filter.name.as_deref(), None, |row| {
             let Some(r) = evaluate(&store, &filter, row)? else {
                 return Ok(true);
             };
             let number = match &r.shown {
-                Some(s) => match store.verdict_number(&s.verdict) {
-                    Ok(n) => Some(n),
-                    Err(e) => {
-                        failed = Some(e);
-                        return Ok(false);
-                    }
-                },
+                Some(s) => Some(store.verdict_number(&s.verdict)?),
                 None => None,
             };
-            out.push(PkgRelease {
+            let item = PkgRelease {
                 name: r.row.name,
                 version: r.row.version,
                 status: r
@@ -399,18 +400,47 @@ pub async fn list_v0(
                 built_at: r.shown.map(|s| Naive(s.issued_at)),
                 has_diffoscope: r.shown.is_some_and(|s| s.has_diffoscope),
                 has_attestation: false,
-            });
+            };
+            if !first {
+                buf.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut buf, &item).map_err(|e| StoreError::Damaged {
+                tree: "packages",
+                detail: e.to_string(),
+            })?;
+            if buf.len() >= CHUNK {
+                let chunk = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + 4096));
+                // The reader went away: stop.
+                return Ok(tx.blocking_send(Ok(chunk)).is_ok());
+            }
             Ok(true)
-        })?;
-        if let Some(e) = failed {
-            return Err(e.into());
+        });
+        match walked {
+            Ok(()) => {
+                buf.push(b']');
+                let _ = tx.blocking_send(Ok(buf));
+            }
+            Err(e) => {
+                // The status is sent already: the answer is cut short, and
+                // its JSON does not parse.
+                tracing::error!(error = %e, "listing packages");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
         }
-        serde_json::to_vec(&out).map_err(ApiError::internal)
-    })
-    .await?;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
+        axum::body::Body::from_stream(stream),
     )
         .into_response())
 }
+
+/// Bytes of JSON sent at a time by a whole-table answer.
+const CHUNK: usize = 256 * 1024;
+
+/// Whole-table answers being written at once, in total.
+static LISTINGS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
