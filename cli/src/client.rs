@@ -273,6 +273,29 @@ pub(crate) fn node_json(node: &str, path: &str, timeout: Duration) -> Result<ser
     serde_json::from_slice(&body).context("the node's answer is not JSON")
 }
 
+/// [`node_json`] for a command that shows one node's answer: `Err(exit)`
+/// when the node could not be reached (said on stderr) or when `as_json`
+/// printed the answer as it is.
+pub(crate) fn node_answer(
+    node: &str,
+    path: &str,
+    timeout: Duration,
+    as_json: bool,
+) -> Result<std::result::Result<serde_json::Value, crate::exit::Exit>> {
+    let v = match node_json(node, path, timeout) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("vouch: {node}: {e:#}");
+            return Ok(Err(crate::exit::Exit::Unreachable));
+        }
+    };
+    if as_json {
+        crate::output::json(&v)?;
+        return Ok(Err(crate::exit::Exit::Ok));
+    }
+    Ok(Ok(v))
+}
+
 pub(crate) async fn read_body(req: reqwest::RequestBuilder) -> Result<Vec<u8>> {
     let mut resp = req.send().await.map_err(describe)?;
     let status = resp.status();

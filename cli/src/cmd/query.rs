@@ -186,17 +186,15 @@ fn check_item(item: &Value) -> Result<VerifiedVerdict, String> {
 
 /// `vouch peers`
 pub(crate) fn peers(node: &str, as_json: bool) -> Result<Exit> {
-    let v = match client::node_json(node, "/api/vouch/v1/peers", Duration::from_secs(10)) {
+    let v = match client::node_answer(
+        node,
+        "/api/vouch/v1/peers",
+        Duration::from_secs(10),
+        as_json,
+    )? {
         Ok(v) => v,
-        Err(e) => {
-            eprintln!("vouch: {node}: {e:#}");
-            return Ok(Exit::Unreachable);
-        }
+        Err(exit) => return Ok(exit),
     };
-    if as_json {
-        output::json(&v)?;
-        return Ok(Exit::Ok);
-    }
     let mut table = Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
     table.set_header(["peer", "signer", "address", "score"]);

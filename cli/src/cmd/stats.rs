@@ -24,17 +24,15 @@ fn short(k: &str) -> String {
 
 /// Runs the command.
 pub(crate) fn run(node: &str, as_json: bool) -> Result<Exit> {
-    let v = match client::node_json(node, "/api/vouch/v1/stats", Duration::from_secs(30)) {
+    let v = match client::node_answer(
+        node,
+        "/api/vouch/v1/stats",
+        Duration::from_secs(30),
+        as_json,
+    )? {
         Ok(v) => v,
-        Err(e) => {
-            eprintln!("vouch: {node}: {e:#}");
-            return Ok(Exit::Unreachable);
-        }
+        Err(exit) => return Ok(exit),
     };
-    if as_json {
-        output::json(&v)?;
-        return Ok(Exit::Ok);
-    }
     let mut per = Table::new();
     per.load_preset(comfy_table::presets::NOTHING);
     per.set_header(["signer", "repository", "GOOD", "BAD", "FAIL", "reproduced"]);

@@ -41,6 +41,20 @@ pub struct QueueQuery {
     version: Option<String>,
 }
 
+impl From<QueueQuery> for JobFilter {
+    fn from(q: QueueQuery) -> JobFilter {
+        JobFilter {
+            distribution: q.distribution,
+            release: q.release,
+            component: q.component,
+            architecture: q.architecture,
+            name: q.name,
+            version: q.version,
+            status: None,
+        }
+    }
+}
+
 /// What a job must match (fields left out match anything).
 #[derive(Debug, Default)]
 struct JobFilter {
@@ -148,15 +162,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let (limit, after) = super::parse_page(q.limit.as_deref(), q.after.as_deref())?;
     let after = after.unwrap_or(0);
-    let filter = JobFilter {
-        distribution: q.distribution,
-        release: q.release,
-        component: q.component,
-        architecture: q.architecture,
-        name: q.name,
-        version: q.version,
-        status: None,
-    };
+    let filter = JobFilter::from(q);
     let store = s.store.clone();
     let body = run(move || {
         let running = running(&store)?;
@@ -278,15 +284,7 @@ pub async fn drop(
     Query(q): Query<QueueQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    let filter = JobFilter {
-        distribution: q.distribution,
-        release: q.release,
-        component: q.component,
-        architecture: q.architecture,
-        name: q.name,
-        version: q.version,
-        status: None,
-    };
+    let filter = JobFilter::from(q);
     let store = s.store.clone();
     let affected = run(move || {
         let mut n = 0;
