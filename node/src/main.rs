@@ -494,10 +494,12 @@ fn sync_command(config_path: &Option<PathBuf>, data: &DataDir, a: SyncArgs) -> R
         .block_on(vouch_node::sync::run_profile(&client, &profile))
         .map_err(|e| anyhow::anyhow!(e))?;
     use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
+    // One buffered stream, each line serialized straight into it.
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     for job in &result.jobs {
         if a.json {
-            writeln!(out, "{}", serde_json::to_string(job)?)?;
+            serde_json::to_writer(&mut out, job)?;
+            out.write_all(b"\n")?;
         } else {
             writeln!(
                 out,
@@ -514,6 +516,7 @@ fn sync_command(config_path: &Option<PathBuf>, data: &DataDir, a: SyncArgs) -> R
             )?;
         }
     }
+    out.flush()?;
     for r in &result.refused {
         if a.json {
             eprintln!("{}", serde_json::json!({ "refused": r }));
