@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::api::verdicts::{blocking, parse_sha};
-use crate::store::{MAX_BLOB, StoreError};
+use crate::store::unpack_blob;
 
 /// `?peers=false`: answer from this node's store only.
 #[derive(Debug, serde::Deserialize)]
@@ -50,18 +50,7 @@ pub async fn get(
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
         r
     } else {
-        let content = blocking(move || {
-            let mut out = Vec::new();
-            let mut decoder = zstd::stream::read::Decoder::new(&blob[..])
-                .map_err(|e| StoreError::Blob(e.to_string()))?;
-            use std::io::Read as _;
-            (&mut decoder)
-                .take(MAX_BLOB as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| StoreError::Blob(e.to_string()))?;
-            Ok(out)
-        })
-        .await?;
+        let content = blocking(move || unpack_blob(&blob)).await?;
         content.into_response()
     };
     response.headers_mut().insert(

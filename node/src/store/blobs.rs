@@ -89,3 +89,16 @@ impl Store {
         self.tally.blob_bytes.load(Ordering::Relaxed)
     }
 }
+
+/// The content of a zstd-compressed blob, read up to [`MAX_BLOB`] bytes
+/// and one more.
+pub fn unpack_blob(compressed: &[u8]) -> Result<Vec<u8>, StoreError> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(compressed)
+        .map_err(|e| StoreError::Blob(e.to_string()))?
+        .take(MAX_BLOB as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| StoreError::Blob(e.to_string()))?;
+    Ok(out)
+}

@@ -9,6 +9,7 @@
 //! transaction; [`Store::flush`] makes them durable.
 
 mod blobs;
+pub use blobs::unpack_blob;
 mod check;
 pub mod digest;
 mod forks;

@@ -402,14 +402,13 @@ impl Store {
         let Some(bytes) = self.latest(sha, &own)? else {
             return Ok(None);
         };
-        let v = Envelope::decode(&bytes)
-            .and_then(|e| e.unverified_verdict())
+        let env = Envelope::decode(&bytes).map_err(|e| damaged(keys::ENVELOPES, e.to_string()))?;
+        let v = env
+            .unverified_verdict()
             .map_err(|e| damaged(keys::ENVELOPES, e.to_string()))?;
         Ok(Some(Own {
             outcome: v.outcome.result(),
-            verdict: Envelope::decode(&bytes)
-                .map(|e| e.id())
-                .map_err(|e| damaged(keys::ENVELOPES, e.to_string()))?,
+            verdict: env.id(),
             issued_at: v.issued_at,
             has_log: v.evidence.build_log.is_some(),
             has_diffoscope: v.evidence.diffoscope.is_some(),

@@ -13,7 +13,7 @@ use crate::api::error::ApiError;
 use crate::api::rebuilderd::packages::run;
 use crate::api::state::AppState;
 use crate::api::verdicts::parse_sha;
-use crate::store::MAX_BLOB;
+use crate::store::unpack_blob;
 
 /// Signers per page.
 const SIGNERS_PER_PAGE: usize = 100;
@@ -162,17 +162,7 @@ pub async fn evidence(
         .find_blob(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("neither this node nor its peers hold {id}")))?;
-    let body = run(move || {
-        use std::io::Read as _;
-        let mut out = Vec::new();
-        zstd::stream::read::Decoder::new(&compressed[..])
-            .map_err(ApiError::internal)?
-            .take(MAX_BLOB as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(ApiError::internal)?;
-        Ok(out)
-    })
-    .await?;
+    let body = run(move || Ok(unpack_blob(&compressed)?)).await?;
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(

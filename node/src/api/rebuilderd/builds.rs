@@ -13,7 +13,7 @@ use super::packages::run;
 use super::parse_id;
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
-use crate::store::{MAX_BLOB, Store, StoreError};
+use crate::store::{Store, unpack_blob};
 
 /// The verdict with number `n`.
 fn numbered(store: &Store, n: u32) -> Result<Verdict, ApiError> {
@@ -98,17 +98,7 @@ async fn blob_text(s: &AppState, id: Digest, what: &'static str) -> Result<Vec<u
             "the {what} {id} is held neither by this node nor by its peers"
         ))
     })?;
-    run(move || {
-        use std::io::Read as _;
-        let mut out = Vec::new();
-        zstd::stream::read::Decoder::new(&compressed[..])
-            .map_err(|e| StoreError::Blob(e.to_string()))?
-            .take(MAX_BLOB as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| StoreError::Blob(e.to_string()))?;
-        Ok(out)
-    })
-    .await
+    run(move || Ok(unpack_blob(&compressed)?)).await
 }
 
 fn text(body: Vec<u8>) -> Response {
