@@ -254,8 +254,10 @@ impl Store {
             db,
             tally: Arc::default(),
         };
-        store.count_all()?;
+        // Jobs get their ids first, so that one pass over the jobs counts
+        // them and their standing.
         store.register_missing()?;
+        store.count_all()?;
         Ok(store)
     }
 
@@ -274,8 +276,17 @@ impl Store {
         t.blob_bytes.store(bytes, Ordering::Relaxed);
         for item in self.jobs.iter() {
             let (k, v) = item?;
-            let state = jobs::decode(&v)?.state;
-            t.job_moved(&String::from_utf8_lossy(&k), None, state);
+            let r = jobs::decode(&v)?;
+            let key = String::from_utf8_lossy(&k);
+            t.job_moved(&key, None, r.state);
+            if let Some(ids) = self.job_ids(&key)? {
+                if !r.published {
+                    t.packages().published(ids.id, false, &[]);
+                }
+                if r.state == jobs::JobState::Queued {
+                    t.packages().queued(ids.id, true);
+                }
+            }
         }
         Ok(())
     }

@@ -421,19 +421,6 @@ impl Store {
         self.tally.set_own(*key);
         let standing = self.tally.packages();
         standing.reset();
-        for item in self.jobs.iter() {
-            let (k, v) = item?;
-            let r = super::jobs::decode(&v)?;
-            let Some(ids) = self.job_ids(&String::from_utf8_lossy(&k))? else {
-                continue;
-            };
-            if !r.published {
-                standing.published(ids.id, false, &[]);
-            }
-            if r.state == super::jobs::JobState::Queued {
-                standing.queued(ids.id, true);
-            }
-        }
         for item in self.packages.iter() {
             let (k, v) = item?;
             let row = decode_row(id_of(&k)?, &v)?;

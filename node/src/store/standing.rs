@@ -99,9 +99,13 @@ impl Standing {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Forgets everything (before counting again).
+    /// Forgets the statuses and counts (before counting them again); the
+    /// sets of unpublished and queued jobs, kept from the store's open,
+    /// stay.
     pub(crate) fn reset(&self) {
-        *self.lock() = Inner::default();
+        let mut g = self.lock();
+        g.status.clear();
+        g.origins.clear();
     }
 
     /// A package was registered (or counted at open), with this node's
