@@ -104,9 +104,13 @@ source_dir and source_files. Refused index entries go to stderr (with --json as 
         #[arg(long)]
         once: bool,
     },
-    /// Check the store (the node must be stopped): every index agrees with
-    /// the stored envelopes, every envelope verifies, heads match logs.
+    /// Check the store (the node must be stopped): every segment record is
+    /// intact, verifies and is indexed where it is; every index entry names
+    /// a stored envelope; heads match logs.
     Check,
+    /// Convert a store of an older format to this vouchd's (the node must
+    /// be stopped). A store already in this format is left alone.
+    Migrate,
 }
 
 #[derive(Debug, clap::Args)]
@@ -398,6 +402,21 @@ fn run(cli: Cli) -> Result<()> {
                 "store consistent: {n} verdicts, {} signers, {} pending, {} fork proofs",
                 counts.signers, counts.pending, counts.forks
             );
+            Ok(())
+        }
+        Command::Migrate => {
+            let path = data.store();
+            match vouch_node::store::Store::migrate(&path)
+                .with_context(|| format!("migrating {}", path.display()))?
+            {
+                Some(m) => println!(
+                    "migrated {} from {} to the current format: {} verdicts moved into segment files",
+                    path.display(),
+                    m.from,
+                    m.verdicts
+                ),
+                None => println!("{} already has the current format", path.display()),
+            }
             Ok(())
         }
         Command::Run {

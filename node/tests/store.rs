@@ -316,7 +316,8 @@ fn a_flood_of_signers_cannot_hide_a_named_signer() {
 }
 
 /// A store of format 1 (one artifact index entry per verdict id, every fork
-/// proof kept) is migrated in place on open.
+/// proof kept, envelopes in sled) is refused at open with a message naming
+/// `vouchd migrate`, and `vouchd migrate` converts it in place.
 #[test]
 fn a_format_1_store_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
@@ -375,8 +376,38 @@ fn a_format_1_store_is_migrated() {
         }
         db.flush().unwrap();
     }
+    let err = Store::open(&path)
+        .err()
+        .expect("an old store opened")
+        .to_string();
+    assert!(
+        err.contains("vouch-store-1") && err.contains("vouchd migrate"),
+        "{err}"
+    );
+    let data = path.parent().unwrap();
+    let migrate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vouchd"))
+            .args(["--data-dir", data.to_str().unwrap(), "migrate"])
+            .output()
+            .unwrap()
+    };
+    let out = migrate();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("from vouch-store-1") && said.contains("3 verdicts"),
+        "{said}"
+    );
     let store = Store::open(&path).unwrap();
     assert_eq!(store.check_consistency().unwrap(), 3);
+    assert!(
+        store.segments_size().unwrap() > 3 * 300,
+        "envelopes are in segments"
+    );
     assert_eq!(
         store.latest(&artifact(1), &k.public_key()).unwrap(),
         Some(a[1].envelope().to_vec())
@@ -385,8 +416,17 @@ fn a_format_1_store_is_migrated() {
     assert_eq!(count, 2);
     assert_eq!(Digest::of(&kept), Digest::of(&p1).min(Digest::of(&p2)));
     drop(store);
-    // Opening again finds format 2 and changes nothing.
+    // Migrating again changes nothing.
+    let out = migrate();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already has the current format"));
     assert_eq!(Store::open(&path).unwrap().check_consistency().unwrap(), 3);
+    // A directory without a store is an error that says so.
+    let none = dir.path().join("none");
+    let err = Store::migrate(&none.join("store"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("no store"), "{err}");
 }
 
 #[test]

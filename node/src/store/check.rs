@@ -1,4 +1,5 @@
-//! `vouchd check`: every index agrees with the stored envelopes, both ways.
+//! `vouchd check`: every segment record is intact and indexed where it is,
+//! and every index entry names a stored envelope: both ways.
 
 use vouch_attest::{ForkProof, open};
 
@@ -12,49 +13,32 @@ impl Store {
     /// logs; the verdict count matches. Returns the number of verdicts.
     pub fn check_consistency(&self) -> Result<u64, StoreError> {
         let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
-        let mut n = 0u64;
-        for item in self.envelopes.iter() {
-            let (id, bytes) = item?;
-            let v = open(&bytes).map_err(|e| damaged(keys::ENVELOPES, e.to_string()))?;
-            if v.id().as_bytes()[..] != id[..] {
+        // Every record: intact, verifies, and indexed at exactly its place.
+        let records = self.segments.scan(|ptr, bytes| {
+            let v = open(bytes).map_err(|e| {
+                damaged(
+                    keys::ENVELOPES,
+                    format!("record {ptr:?} does not verify: {e}"),
+                )
+            })?;
+            let id = v.id();
+            let indexed = self.envelopes.get(id.as_bytes())?;
+            if indexed.as_deref() != Some(&ptr.encode()[..]) {
                 return Err(damaged(
                     keys::ENVELOPES,
-                    format!("key {} holds verdict {}", hex::encode(&id), v.id()),
+                    format!("verdict {id} in record {ptr:?} is not indexed there"),
                 ));
             }
-            let vd = v.verdict();
-            let s = vd.signer.as_bytes();
-            let logged = self.log.get(keys::signer_seq(s, vd.seq))?;
-            if logged.as_deref() != Some(&id[..]) {
-                return Err(damaged(
-                    keys::LOG,
-                    format!("verdict {} is not in its signer's log", v.id()),
-                ));
-            }
-            let indexed = self.by_artifact.get(keys::artifact_signer_seq(
-                vd.subject.sha256.as_bytes(),
-                s,
-                vd.seq,
-            ))?;
-            if indexed.as_deref() != Some(v.id().as_bytes()) {
-                return Err(damaged(
-                    keys::BY_ARTIFACT,
-                    format!("verdict {} is not indexed", v.id()),
-                ));
-            }
-            let name_key = keys::by_name(
-                &vd.subject.distribution,
-                &vd.subject.name,
-                &vd.subject.version,
-                v.id().as_bytes(),
-            );
-            if !self.by_name.contains_key(name_key)? {
-                return Err(damaged(
-                    keys::BY_NAME,
-                    format!("verdict {} is not indexed", v.id()),
-                ));
-            }
-            n += 1;
+            self.check_indexed(&v)
+        })?;
+        // Every pointer: one of those records (ids are unique keys, so
+        // equal counts make it one to one).
+        let n = self.envelopes.len() as u64;
+        if n != records {
+            return Err(damaged(
+                keys::ENVELOPES,
+                format!("{n} pointers for {records} records in the segments"),
+            ));
         }
         for item in self.by_artifact.iter() {
             let (_, id) = item?;
@@ -122,6 +106,45 @@ impl Store {
         }
         self.check_tally()?;
         Ok(n)
+    }
+
+    /// Checks that the verdict `v` is in its signer's log and both indexes.
+    fn check_indexed(&self, v: &vouch_attest::VerifiedVerdict) -> Result<(), StoreError> {
+        let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
+        let vd = v.verdict();
+        let id = v.id();
+        let s = vd.signer.as_bytes();
+        let logged = self.log.get(keys::signer_seq(s, vd.seq))?;
+        if logged.as_deref() != Some(id.as_bytes()) {
+            return Err(damaged(
+                keys::LOG,
+                format!("verdict {id} is not in its signer's log"),
+            ));
+        }
+        let indexed = self.by_artifact.get(keys::artifact_signer_seq(
+            vd.subject.sha256.as_bytes(),
+            s,
+            vd.seq,
+        ))?;
+        if indexed.as_deref() != Some(id.as_bytes()) {
+            return Err(damaged(
+                keys::BY_ARTIFACT,
+                format!("verdict {id} is not indexed"),
+            ));
+        }
+        let name_key = keys::by_name(
+            &vd.subject.distribution,
+            &vd.subject.name,
+            &vd.subject.version,
+            id.as_bytes(),
+        );
+        if !self.by_name.contains_key(name_key)? {
+            return Err(damaged(
+                keys::BY_NAME,
+                format!("verdict {id} is not indexed by name"),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks the in-memory counts against a walk of the trees.

@@ -3,12 +3,16 @@
 //! format: bump [`FORMAT`].
 
 /// The store format this build reads and writes.
-pub(crate) const FORMAT: &str = "vouch-store-2";
-/// The format before: migrated on open (see `migrate.rs`).
+pub(crate) const FORMAT: &str = "vouch-store-3";
+/// The formats before, which `vouchd migrate` converts (see `migrate.rs`).
 pub(crate) const FORMAT_V1: &str = "vouch-store-1";
+pub(crate) const FORMAT_V2: &str = "vouch-store-2";
 
 pub(crate) const META: &str = "meta";
-pub(crate) const ENVELOPES: &str = "envelopes-1";
+/// Verdict id → [`super::segments::Ptr`] of its envelope.
+pub(crate) const ENVELOPES: &str = "envelope-ptrs-1";
+/// Format 2 kept the envelopes themselves in sled, by id.
+pub(crate) const ENVELOPES_V2: &str = "envelopes-1";
 pub(crate) const LOG: &str = "log-1";
 pub(crate) const BY_ARTIFACT: &str = "by-artifact-signer-2";
 pub(crate) const BY_NAME: &str = "by-name-1";
@@ -42,6 +46,9 @@ pub(crate) const META_NEXT_PACKAGE: &[u8] = b"next-package-id";
 pub(crate) const META_NEXT_NUMBER: &[u8] = b"next-verdict-number";
 /// The researchers' counters (`stats.rs`), with the verdicts they reflect.
 pub(crate) const META_STATS: &[u8] = b"stats";
+/// The segments' durable end ([`super::segments::End`]), committed with the
+/// index entries that point below it.
+pub(crate) const META_SEGMENT_END: &[u8] = b"segment-end";
 
 /// `log`, `pending`: signer ‖ seq.
 pub(crate) fn signer_seq(signer: &[u8; 32], seq: u64) -> [u8; 40] {

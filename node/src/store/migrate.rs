@@ -1,4 +1,11 @@
-//! Migration of older store formats, run on open.
+//! Migration of older store formats, run by `vouchd migrate` (an older
+//! store is refused at open with a message naming it).
+//!
+//! Format 2 → 3: the envelopes move out of sled into segment files, in log
+//! order, and sled keeps a pointer per verdict id. The pointers and the
+//! segments are started afresh on each run; the format mark is written once
+//! they are complete and durable, and only then is the old tree dropped, so
+//! a migration cut short by a crash is simply run again.
 //!
 //! Format 1 → 2: the artifact index becomes (artifact, signer, seq) → id, so
 //! that lookups name the signers they want and find each one's latest
@@ -9,14 +16,17 @@
 //! simply run again on the next open.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
 use vouch_attest::{Digest, Envelope, ForkProof};
 
+use super::segments::{DiskIo, SEGMENT_LEN, SegmentIo, Segments, Staging};
 use super::{StoreError, keys};
 
 pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
     let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
-    let envelopes = db.open_tree(keys::ENVELOPES)?;
+    let envelopes = db.open_tree(keys::ENVELOPES_V2)?;
     let log = db.open_tree(keys::LOG)?;
     let by_artifact = db.open_tree(keys::BY_ARTIFACT)?;
     let forks = db.open_tree(keys::FORKS)?;
@@ -71,14 +81,134 @@ pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
         db.drop_tree(old)?;
     }
     db.open_tree(keys::META)?
-        .insert(keys::META_FORMAT, keys::FORMAT.as_bytes())?;
+        .insert(keys::META_FORMAT, keys::FORMAT_V2.as_bytes())?;
     db.flush()?;
     tracing::info!(
         verdicts = n,
         forked_signers = kept.len(),
         "migrated the store from {} to {}",
         keys::FORMAT_V1,
-        keys::FORMAT
+        keys::FORMAT_V2
     );
     Ok(())
+}
+
+/// Moves the envelopes of a format-2 store into segments. The number of
+/// verdicts moved.
+pub(crate) fn v2_to_v3(db: &sled::Db, io: Arc<dyn SegmentIo>) -> Result<u64, StoreError> {
+    let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
+    let old = db.open_tree(keys::ENVELOPES_V2)?;
+    let ptrs = db.open_tree(keys::ENVELOPES)?;
+    let log = db.open_tree(keys::LOG)?;
+    let meta = db.open_tree(keys::META)?;
+    // Start afresh: a run cut short leaves pointers and segments behind.
+    ptrs.clear()?;
+    meta.remove(keys::META_SEGMENT_END)?;
+    for n in io.list().map_err(|e| StoreError::Segment(e.to_string()))? {
+        io.remove(n)
+            .map_err(|e| StoreError::Segment(e.to_string()))?;
+    }
+    let segments = Segments::open(io, None, SEGMENT_LEN)?;
+    let mut writer = segments.writer();
+    let mut staging = writer.staging();
+    let mut batch = sled::Batch::default();
+    let mut n = 0u64;
+    let flush = |staging: &mut Staging,
+                 batch: &mut sled::Batch,
+                 writer: &mut super::segments::WriteGuard<'_>|
+     -> Result<(), StoreError> {
+        writer.write(staging)?;
+        ptrs.apply_batch(std::mem::take(batch))?;
+        meta.insert(keys::META_SEGMENT_END, &staging.end().encode()[..])?;
+        writer.committed(staging);
+        *staging = writer.staging();
+        Ok(())
+    };
+    for item in log.iter() {
+        let (_, id) = item?;
+        let bytes = old.get(&id)?.ok_or_else(|| {
+            damaged(
+                keys::LOG,
+                format!("logged verdict {} missing", hex::encode(&id)),
+            )
+        })?;
+        let ptr = staging.stage(&bytes)?;
+        batch.insert(id, &ptr.encode()[..]);
+        n += 1;
+        if n.is_multiple_of(4096) {
+            flush(&mut staging, &mut batch, &mut writer)?;
+        }
+    }
+    flush(&mut staging, &mut batch, &mut writer)?;
+    if old.len() as u64 != n {
+        tracing::warn!(
+            stored = old.len(),
+            logged = n,
+            "migration: envelopes outside any log are left behind"
+        );
+    }
+    db.flush()?;
+    meta.insert(keys::META_FORMAT, keys::FORMAT.as_bytes())?;
+    db.flush()?;
+    db.drop_tree(keys::ENVELOPES_V2)?;
+    db.flush()?;
+    tracing::info!(
+        verdicts = n,
+        "migrated the store from {} to {}",
+        keys::FORMAT_V2,
+        keys::FORMAT
+    );
+    Ok(n)
+}
+
+/// What `vouchd migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// The format the store had.
+    pub from: String,
+    /// Verdicts moved into segments.
+    pub verdicts: u64,
+}
+
+impl super::Store {
+    /// Converts the store in `dir` to this build's format. `None` when it
+    /// already has it.
+    pub fn migrate(dir: &Path) -> Result<Option<Migrated>, StoreError> {
+        if !dir.exists() {
+            return Err(StoreError::NoStore {
+                path: dir.display().to_string(),
+            });
+        }
+        let db = super::open_sled(dir)?;
+        let found = db.open_tree(keys::META)?.get(keys::META_FORMAT)?;
+        let found = match found {
+            Some(f) => String::from_utf8_lossy(&f).into_owned(),
+            None => {
+                return Err(StoreError::Format {
+                    path: dir.display().to_string(),
+                    found: "(no format mark)".into(),
+                    expected: keys::FORMAT,
+                });
+            }
+        };
+        if found == keys::FORMAT {
+            return Ok(None);
+        }
+        if found == keys::FORMAT_V1 {
+            v1_to_v2(&db)?;
+        } else if found != keys::FORMAT_V2 {
+            return Err(StoreError::Format {
+                path: dir.display().to_string(),
+                found,
+                expected: keys::FORMAT,
+            });
+        }
+        let io = DiskIo::new(dir.join("segments"))
+            .map_err(|e| StoreError::Segment(format!("{}: {e}", dir.display())))?;
+        let verdicts = v2_to_v3(&db, Arc::new(io))?;
+        Ok(Some(Migrated {
+            from: found,
+            verdicts,
+        }))
+    }
 }

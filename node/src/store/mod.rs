@@ -16,9 +16,11 @@ mod forks;
 pub mod jobs;
 mod keys;
 mod migrate;
+pub use migrate::Migrated;
 pub mod packages;
 mod packed;
 mod read;
+pub mod segments;
 pub mod standing;
 pub mod stats;
 mod tally;
@@ -57,6 +59,25 @@ pub enum StoreError {
         /// The format this build reads.
         expected: &'static str,
     },
+    /// The store is of an older format that `vouchd migrate` converts.
+    #[error(
+        "the store at {path} has the older format `{found}`, this vouchd reads `{expected}`; \
+         stop the node and run `vouchd migrate` (with the same --data-dir) to convert it"
+    )]
+    NeedsMigration {
+        /// The data directory.
+        path: String,
+        /// The format found.
+        found: String,
+        /// The format this build reads.
+        expected: &'static str,
+    },
+    /// There is no store where one was named.
+    #[error("there is no store at {path}")]
+    NoStore {
+        /// The data directory.
+        path: String,
+    },
     /// Another process (or a store not yet closed) holds the store.
     #[error("the store at {path} is in use (is another vouchd running on this data directory?)")]
     InUse {
@@ -74,6 +95,9 @@ pub enum StoreError {
     /// Compressing or decompressing a blob failed.
     #[error("blob: {0}")]
     Blob(String),
+    /// Reading or writing a segment file failed.
+    #[error("segment file: {0}")]
+    Segment(String),
 }
 
 /// What happened to one verified envelope.
@@ -142,7 +166,9 @@ pub struct Counts {
 pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
+    /// Verdict id → where its envelope is in the segments.
     envelopes: sled::Tree,
+    segments: Arc<segments::Segments>,
     log: sled::Tree,
     by_artifact: sled::Tree,
     by_name: sled::Tree,
@@ -166,45 +192,56 @@ pub struct Store {
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 impl Store {
-    /// Opens (or creates) the store in `dir`, refusing another format.
-    ///
-    /// sled's file lock outlives a closed store for as long as its
-    /// background flusher takes to stop, so a lock held elsewhere is waited
-    /// for up to [`LOCK_WAIT`] before the store is reported in use.
+    /// Opens (or creates) the store in `dir`, refusing another format,
+    /// and cuts off whatever the segment files hold past the committed end
+    /// (see [`segments`]).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let started = std::time::Instant::now();
-        loop {
-            match sled::Config::new()
-                .path(dir)
-                .cache_capacity(256 << 20)
-                .mode(sled::Mode::LowSpace)
-                .open()
-            {
-                Ok(db) => return Store::from_db(db, dir),
-                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                    if started.elapsed() >= LOCK_WAIT {
-                        return Err(StoreError::InUse {
-                            path: dir.display().to_string(),
-                        });
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let db = open_sled(dir)?;
+        let io = segments::DiskIo::new(dir.join("segments"))
+            .map_err(|e| StoreError::Segment(format!("{}: {e}", dir.display())))?;
+        Store::from_db(db, dir, Arc::new(io), segments::SEGMENT_LEN)
+    }
+
+    /// Opens the store in `dir` with its segment files in `io`, each full at
+    /// `segment_len` bytes: for the tests that cut the power between
+    /// writes.
+    #[doc(hidden)]
+    pub fn open_with(
+        dir: &Path,
+        io: Arc<dyn segments::SegmentIo>,
+        segment_len: u32,
+    ) -> Result<Store, StoreError> {
+        Store::from_db(open_sled(dir)?, dir, io, segment_len)
     }
 
     /// A temporary in-memory store, for tests and benchmarks.
     pub fn temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
-        Store::from_db(db, Path::new("(temporary)"))
+        Store::from_db(
+            db,
+            Path::new("(temporary)"),
+            Arc::new(segments::MemIo::new()),
+            segments::SEGMENT_LEN,
+        )
     }
 
-    fn from_db(db: sled::Db, dir: &Path) -> Result<Store, StoreError> {
+    fn from_db(
+        db: sled::Db,
+        dir: &Path,
+        io: Arc<dyn segments::SegmentIo>,
+        segment_len: u32,
+    ) -> Result<Store, StoreError> {
         let meta = db.open_tree(keys::META)?;
         match meta.get(keys::META_FORMAT)? {
-            Some(found) if found.as_ref() == keys::FORMAT_V1.as_bytes() => {
-                migrate::v1_to_v2(&db)?;
+            Some(found)
+                if found.as_ref() == keys::FORMAT_V1.as_bytes()
+                    || found.as_ref() == keys::FORMAT_V2.as_bytes() =>
+            {
+                return Err(StoreError::NeedsMigration {
+                    path: dir.display().to_string(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    expected: keys::FORMAT,
+                });
             }
             Some(found) if found.as_ref() != keys::FORMAT.as_bytes() => {
                 return Err(StoreError::Format {
@@ -213,7 +250,17 @@ impl Store {
                     expected: keys::FORMAT,
                 });
             }
-            Some(_) => {}
+            Some(_) => {
+                // A migration stopped between its format mark and dropping
+                // the old envelopes.
+                if db
+                    .tree_names()
+                    .iter()
+                    .any(|n| n == keys::ENVELOPES_V2.as_bytes())
+                {
+                    db.drop_tree(keys::ENVELOPES_V2)?;
+                }
+            }
             None => {
                 // A database with trees but no format mark was not written
                 // by vouchd: refuse rather than misread it.
@@ -231,8 +278,19 @@ impl Store {
                 db.flush()?;
             }
         }
+        let end = match meta.get(keys::META_SEGMENT_END)? {
+            Some(v) => Some(
+                segments::End::decode(&v).ok_or_else(|| StoreError::Damaged {
+                    tree: keys::META,
+                    detail: "bad segment end".into(),
+                })?,
+            ),
+            None => None,
+        };
+        let segments = Arc::new(segments::Segments::open(io, end, segment_len)?);
         let store = Store {
             envelopes: db.open_tree(keys::ENVELOPES)?,
+            segments,
             log: db.open_tree(keys::LOG)?,
             by_artifact: db.open_tree(keys::BY_ARTIFACT)?,
             by_name: db.open_tree(keys::BY_NAME)?,
@@ -309,9 +367,14 @@ impl Store {
         })
     }
 
-    /// Bytes on disk.
+    /// Bytes on disk: sled's files and the segment files.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.db.size_on_disk()? + self.segments.size()?)
+    }
+
+    /// Bytes in the segment files.
+    pub fn segments_size(&self) -> Result<u64, StoreError> {
+        self.segments.size()
     }
 }
 
@@ -348,4 +411,31 @@ pub(crate) fn abort_damaged(
         tree,
         detail: detail.to_string(),
     })
+}
+
+/// Opens the sled database in `dir`. sled's file lock outlives a closed
+/// store for as long as its background flusher takes to stop, so a lock held
+/// elsewhere is waited for up to [`LOCK_WAIT`] before the store is reported
+/// in use.
+pub(crate) fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 << 20)
+            .mode(sled::Mode::LowSpace)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(StoreError::InUse {
+                        path: dir.display().to_string(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

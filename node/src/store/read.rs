@@ -2,12 +2,29 @@
 
 use vouch_attest::{Digest, PublicKey};
 
+use super::segments::Ptr;
 use super::{SignerHead, Store, StoreError, keys, parse_signer_head};
+
+/// A stored envelope pointer.
+pub(crate) fn parse_ptr(v: &[u8]) -> Result<Ptr, StoreError> {
+    Ptr::decode(v).ok_or_else(|| StoreError::Damaged {
+        tree: keys::ENVELOPES,
+        detail: format!("bad pointer {}", hex::encode(v)),
+    })
+}
 
 impl Store {
     /// The envelope with verdict id `id`.
     pub fn envelope(&self, id: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.envelopes.get(id.as_bytes())?.map(|v| v.to_vec()))
+        self.envelope_bytes(id.as_bytes())
+    }
+
+    /// The envelope with verdict id `id` (as stored bytes).
+    pub(crate) fn envelope_bytes(&self, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.envelopes.get(id)? {
+            Some(p) => self.segments.read(parse_ptr(&p)?).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// `signer`'s latest verdict (highest seq) about the artifact `sha256`.
@@ -103,16 +120,13 @@ impl Store {
     }
 
     fn envelope_at(&self, id: &[u8]) -> Result<Vec<u8>, StoreError> {
-        self.envelopes
-            .get(id)?
-            .map(|v| v.to_vec())
-            .ok_or_else(|| StoreError::Damaged {
-                tree: keys::ENVELOPES,
-                detail: format!(
-                    "index names verdict {} which is not stored",
-                    hex::encode(id)
-                ),
-            })
+        self.envelope_bytes(id)?.ok_or_else(|| StoreError::Damaged {
+            tree: keys::ENVELOPES,
+            detail: format!(
+                "index names verdict {} which is not stored",
+                hex::encode(id)
+            ),
+        })
     }
 
     /// Every signer's head.

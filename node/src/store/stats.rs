@@ -294,8 +294,7 @@ impl Store {
     /// The group and outcome of the stored verdict `id`.
     fn said(&self, id: &[u8]) -> Result<(String, Said), StoreError> {
         let bytes = self
-            .envelopes
-            .get(id)?
+            .envelope_bytes(id)?
             .ok_or_else(|| damaged("index names a verdict that is not stored"))?;
         let v = Envelope::decode(&bytes)
             .and_then(|e| e.unverified_verdict())

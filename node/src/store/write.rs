@@ -1,15 +1,19 @@
 //! Writing verdicts: one sled transaction per group commit appends what
 //! continues a log, holds what follows a gap, and turns conflicts into fork
-//! proofs.
+//! proofs. The envelopes it appends go to the segment files, written and
+//! synced inside the transaction before it commits, with the new durable
+//! end committed beside the index entries (see `segments`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use sled::Transactional as _;
-use sled::transaction::TransactionalTree;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use vouch_attest::{Digest, Envelope, ForkProof, Verdict, VerifiedVerdict, open};
 
 use super::packages::Appended;
+use super::read::parse_ptr;
+use super::segments::Staging;
 use super::tally::Tally;
 use super::{Applied, Store, StoreError, TxResult, abort_damaged, forks, keys, tx_error};
 
@@ -48,8 +52,11 @@ impl Store {
             &self.forks,
             &self.fork_counts,
         );
+        let mut writer = self.segments.writer();
         let result = trees.transaction(|t| {
             let tx = Tx {
+                store: self,
+                staging: RefCell::new(writer.staging()),
                 meta: &t.0,
                 envelopes: &t.1,
                 log: &t.2,
@@ -82,14 +89,26 @@ impl Store {
                 keys::u64_value(tx.meta.get(keys::META_PENDING)?.as_deref()) as i64 + pending_delta;
             tx.meta
                 .insert(keys::META_PENDING, &(p.max(0) as u64).to_be_bytes())?;
+            let staging = tx.staging.into_inner();
+            if !staging.is_empty() {
+                // Durable before the entries that point at it can commit.
+                writer
+                    .write(&staging)
+                    .map_err(ConflictableTransactionError::Abort)?;
+                tx.meta
+                    .insert(keys::META_SEGMENT_END, &staging.end().encode()[..])?;
+            }
             Ok((
                 out,
                 tx.new_signers.get(),
                 tx.new_forks.get(),
                 tx.appended.take(),
+                staging,
             ))
         });
-        let (out, signers, forks, appended) = result.map_err(tx_error)?;
+        let (out, signers, forks, appended, staging) = result.map_err(tx_error)?;
+        writer.committed(&staging);
+        drop(writer);
         Tally::add(&self.tally.signers, signers);
         Tally::add(&self.tally.forks, forks);
         self.note_heads(&appended);
@@ -102,6 +121,9 @@ impl Store {
 
 /// The trees inside one transaction.
 struct Tx<'a> {
+    store: &'a Store,
+    /// The envelopes this attempt appends, until they are written.
+    staging: RefCell<Staging>,
     meta: &'a TransactionalTree,
     envelopes: &'a TransactionalTree,
     log: &'a TransactionalTree,
@@ -156,8 +178,7 @@ impl Tx<'_> {
                 return Ok(Applied::Duplicate);
             }
             let existing_bytes = self
-                .envelopes
-                .get(&stored)?
+                .envelope(&stored)?
                 .ok_or_else(|| abort_damaged(keys::ENVELOPES, "logged verdict missing"))?;
             return self.fork(v, &existing_bytes);
         }
@@ -252,7 +273,12 @@ impl Tx<'_> {
         let v = e.verdict;
         let signer = v.signer.as_bytes();
         let id = e.id.as_bytes();
-        self.envelopes.insert(id, e.envelope)?;
+        let ptr = self
+            .staging
+            .borrow_mut()
+            .stage(e.envelope)
+            .map_err(ConflictableTransactionError::Abort)?;
+        self.envelopes.insert(id, &ptr.encode()[..])?;
         self.log.insert(&keys::signer_seq(signer, v.seq)[..], id)?;
         self.by_artifact.insert(
             &keys::artifact_signer_seq(v.subject.sha256.as_bytes(), signer, v.seq)[..],
@@ -295,12 +321,12 @@ impl Tx<'_> {
     /// The stored log entry of `v`'s signer that names the same `prev` as
     /// `v` (and so conflicts with it), if there is one: the entry after the
     /// one `v.prev` names, when that one is this signer's and not its head.
-    fn same_prev(&self, v: &VerifiedVerdict) -> TxResult<Option<sled::IVec>> {
+    fn same_prev(&self, v: &VerifiedVerdict) -> TxResult<Option<Vec<u8>>> {
         let vd = v.verdict();
         if vd.seq == 0 {
             return Ok(None);
         }
-        let Some(prev_bytes) = self.envelopes.get(vd.prev.as_bytes())? else {
+        let Some(prev_bytes) = self.envelope(vd.prev.as_bytes())? else {
             return Ok(None);
         };
         let Ok(prev) = Envelope::decode(&prev_bytes).and_then(|e| e.unverified_verdict()) else {
@@ -318,7 +344,23 @@ impl Tx<'_> {
         if after.as_ref() == v.id().as_bytes() {
             return Ok(None);
         }
-        Ok(self.envelopes.get(&after)?)
+        self.envelope(&after)
+    }
+
+    /// The envelope of a verdict appended before or in this attempt.
+    fn envelope(&self, id: &[u8]) -> TxResult<Option<Vec<u8>>> {
+        let Some(p) = self.envelopes.get(id)? else {
+            return Ok(None);
+        };
+        let ptr = parse_ptr(&p).map_err(ConflictableTransactionError::Abort)?;
+        if let Some(bytes) = self.staging.borrow().staged(ptr) {
+            return Ok(Some(bytes.to_vec()));
+        }
+        self.store
+            .segments
+            .read(ptr)
+            .map(Some)
+            .map_err(ConflictableTransactionError::Abort)
     }
 
     /// Records that `v` conflicts with the stored or held envelope `other`.

@@ -1,0 +1,463 @@
+//! Append-only segment files holding verdict envelopes; sled keeps only the
+//! index entries that point into them (`spec/store.md`).
+//!
+//! A segment starts with a 16-byte header (`VOUCHSEG`, format, number) and
+//! holds records one after another: length (u32 BE), CRC-32 of the bytes
+//! (u32 BE), the bytes. A [`Ptr`] names a record by segment, offset and
+//! length. The store's durable end — the segment being written and how far
+//! — is kept in sled, in the same transaction as the index entries; the
+//! records of a group commit are written and synced before that transaction
+//! is committed, so no index entry can point past what is durable. At open,
+//! whatever lies past the end (a torn or unacknowledged tail, a segment
+//! started but never committed) is cut off.
+
+mod io;
+mod mem;
+
+pub use io::{DiskIo, SegmentFile, SegmentIo};
+pub use mem::MemIo;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use super::StoreError;
+
+/// Segment header: magic, format version, segment number, reserved.
+pub(crate) const HEADER_LEN: u32 = 16;
+const MAGIC: &[u8; 8] = b"VOUCHSEG";
+const VERSION: u32 = 1;
+/// Length and checksum before each record's bytes.
+pub(crate) const RECORD_HEAD: u32 = 8;
+/// Largest record (an envelope is at most 64 KiB; evidence is larger).
+pub(crate) const MAX_RECORD: u32 = 80 << 20;
+/// A segment is full once it holds this many bytes.
+pub const SEGMENT_LEN: u32 = 64 << 20;
+
+/// Where a record is: segment, offset of its record head, length of its
+/// bytes. Stored as 12 bytes, big-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ptr {
+    /// Segment number.
+    pub seg: u32,
+    /// Offset of the record head in the segment.
+    pub off: u32,
+    /// Length of the record's bytes.
+    pub len: u32,
+}
+
+impl Ptr {
+    /// The stored form.
+    pub fn encode(self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&self.seg.to_be_bytes());
+        b[4..8].copy_from_slice(&self.off.to_be_bytes());
+        b[8..].copy_from_slice(&self.len.to_be_bytes());
+        b
+    }
+
+    /// Parses the stored form.
+    pub fn decode(b: &[u8]) -> Option<Ptr> {
+        let b: &[u8; 12] = b.try_into().ok()?;
+        let word = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        Some(Ptr {
+            seg: word(0),
+            off: word(4),
+            len: word(8),
+        })
+    }
+
+    /// The offset just past this record.
+    pub fn end(self) -> u32 {
+        self.off + RECORD_HEAD + self.len
+    }
+}
+
+/// The durable end: the segment being written and the offset past its last
+/// committed record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct End {
+    /// The segment being written.
+    pub seg: u32,
+    /// Bytes of it committed.
+    pub off: u32,
+}
+
+impl End {
+    /// A new store's end.
+    pub const START: End = End {
+        seg: 0,
+        off: HEADER_LEN,
+    };
+
+    /// The stored form (in sled's meta tree).
+    pub fn encode(self) -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&self.seg.to_be_bytes());
+        b[4..].copy_from_slice(&self.off.to_be_bytes());
+        b
+    }
+
+    /// Parses the stored form.
+    pub fn decode(b: &[u8]) -> Option<End> {
+        let b: &[u8; 8] = b.try_into().ok()?;
+        Some(End {
+            seg: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            off: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        })
+    }
+}
+
+fn header(n: u32) -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_be_bytes());
+    h[12..16].copy_from_slice(&n.to_be_bytes());
+    h
+}
+
+/// The record head of `bytes`.
+pub(crate) fn record_head(bytes: &[u8]) -> [u8; RECORD_HEAD as usize] {
+    let mut h = [0u8; RECORD_HEAD as usize];
+    h[..4].copy_from_slice(&(bytes.len() as u32).to_be_bytes());
+    h[4..].copy_from_slice(&crc32fast::hash(bytes).to_be_bytes());
+    h
+}
+
+fn damaged(detail: String) -> StoreError {
+    StoreError::Damaged {
+        tree: "segments",
+        detail,
+    }
+}
+
+fn io_error(what: &str, e: std::io::Error) -> StoreError {
+    StoreError::Segment(format!("{what}: {e}"))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The segment files of one store.
+pub struct Segments {
+    io: Arc<dyn SegmentIo>,
+    /// The durable end; held for the whole of a write.
+    writer: Mutex<End>,
+    files: RwLock<HashMap<u32, Arc<dyn SegmentFile>>>,
+    /// When a segment counts as full (smaller in tests).
+    segment_len: u32,
+}
+
+/// Records staged by one attempt of a write, not yet on disk.
+pub(crate) struct Staging {
+    start: End,
+    end: End,
+    /// Per segment touched: its number, the offset of the first staged
+    /// byte, the staged bytes.
+    runs: Vec<(u32, u32, Vec<u8>)>,
+    segment_len: u32,
+}
+
+impl Staging {
+    /// Stages `bytes` as the next record.
+    pub(crate) fn stage(&mut self, bytes: &[u8]) -> Result<Ptr, StoreError> {
+        let len = u32::try_from(bytes.len())
+            .ok()
+            .filter(|l| *l <= MAX_RECORD)
+            .ok_or_else(|| StoreError::Segment(format!("record of {} bytes", bytes.len())))?;
+        let size = RECORD_HEAD + len;
+        if self.end.off > HEADER_LEN && self.end.off.saturating_add(size) > self.segment_len {
+            self.end = End {
+                seg: self.end.seg + 1,
+                off: HEADER_LEN,
+            };
+        }
+        if self.runs.last().is_none_or(|r| r.0 != self.end.seg) {
+            self.runs.push((self.end.seg, self.end.off, Vec::new()));
+        }
+        let ptr = Ptr {
+            seg: self.end.seg,
+            off: self.end.off,
+            len,
+        };
+        if let Some(run) = self.runs.last_mut() {
+            run.2.extend_from_slice(&record_head(bytes));
+            run.2.extend_from_slice(bytes);
+        }
+        self.end.off += size;
+        Ok(ptr)
+    }
+
+    /// The bytes of a record staged here, if `ptr` names one.
+    pub(crate) fn staged(&self, ptr: Ptr) -> Option<&[u8]> {
+        let run = self
+            .runs
+            .iter()
+            .find(|r| r.0 == ptr.seg && ptr.off >= r.1)?;
+        let at = (ptr.off - run.1 + RECORD_HEAD) as usize;
+        run.2.get(at..at + ptr.len as usize)
+    }
+
+    /// Where the store ends once these records are written.
+    pub(crate) fn end(&self) -> End {
+        self.end
+    }
+
+    /// Whether anything is staged.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// The writer's hold on the segments, for the length of one write.
+pub(crate) struct WriteGuard<'a> {
+    segments: &'a Segments,
+    end: MutexGuard<'a, End>,
+}
+
+impl WriteGuard<'_> {
+    /// An empty staging area at the durable end.
+    pub(crate) fn staging(&self) -> Staging {
+        Staging {
+            start: *self.end,
+            end: *self.end,
+            runs: Vec::new(),
+            segment_len: self.segments.segment_len,
+        }
+    }
+
+    /// Writes and syncs the staged records (creating segments as needed).
+    /// The durable end moves only with [`WriteGuard::committed`], once the
+    /// index entries are committed: until then a retry writes over them.
+    pub(crate) fn write(&self, staging: &Staging) -> Result<(), StoreError> {
+        for (seg, off, bytes) in &staging.runs {
+            let file = if *seg == self.end.seg {
+                self.segments.file(*seg)?
+            } else {
+                let f = self
+                    .segments
+                    .io
+                    .create(*seg, &header(*seg))
+                    .map_err(|e| io_error(&format!("creating segment {seg}"), e))?;
+                self.segments.put_file(*seg, f.clone());
+                f
+            };
+            file.write_at(bytes, u64::from(*off))
+                .map_err(|e| io_error(&format!("writing segment {seg}"), e))?;
+            file.sync()
+                .map_err(|e| io_error(&format!("syncing segment {seg}"), e))?;
+        }
+        // A segment this write fills is cut to its last record, so that an
+        // earlier attempt's longer tail never stays behind in it.
+        if staging.end.seg > self.end.seg {
+            let seg = self.end.seg;
+            let len = match staging.runs.first() {
+                Some((s, off, bytes)) if *s == seg => u64::from(*off) + bytes.len() as u64,
+                _ => u64::from(self.end.off),
+            };
+            self.segments
+                .file(seg)?
+                .truncate(len)
+                .map_err(|e| io_error(&format!("sealing segment {seg}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Moves the durable end past the staged records, whose index entries
+    /// are now committed.
+    pub(crate) fn committed(&mut self, staging: &Staging) {
+        *self.end = staging.end;
+    }
+}
+
+impl Segments {
+    /// Opens the segments of a store whose durable end is `end` (`None`: a
+    /// new store), cutting off whatever lies past it.
+    pub fn open(
+        io: Arc<dyn SegmentIo>,
+        end: Option<End>,
+        segment_len: u32,
+    ) -> Result<Segments, StoreError> {
+        let end = end.unwrap_or(End::START);
+        let present = io.list().map_err(|e| io_error("listing segments", e))?;
+        for n in present.iter().filter(|n| **n > end.seg) {
+            tracing::warn!(
+                segment = n,
+                "removing a segment started but never committed"
+            );
+            io.remove(*n)
+                .map_err(|e| io_error(&format!("removing segment {n}"), e))?;
+        }
+        for n in 0..end.seg {
+            if !present.contains(&n) {
+                return Err(damaged(format!(
+                    "segment {n} is missing (the store's end is in segment {})",
+                    end.seg
+                )));
+            }
+        }
+        let active = if present.contains(&end.seg) {
+            let f = io
+                .open(end.seg)
+                .map_err(|e| io_error(&format!("opening segment {}", end.seg), e))?;
+            let len = f
+                .size()
+                .map_err(|e| io_error(&format!("segment {}", end.seg), e))?;
+            if len < u64::from(end.off) {
+                return Err(damaged(format!(
+                    "segment {} holds {len} bytes, but {} were committed",
+                    end.seg, end.off
+                )));
+            }
+            if len > u64::from(end.off) {
+                tracing::warn!(
+                    segment = end.seg,
+                    cut = len - u64::from(end.off),
+                    "cutting an uncommitted tail off the segment being written"
+                );
+                f.truncate(u64::from(end.off))
+                    .map_err(|e| io_error(&format!("truncating segment {}", end.seg), e))?;
+            }
+            f
+        } else if end.off == HEADER_LEN {
+            io.create(end.seg, &header(end.seg))
+                .map_err(|e| io_error(&format!("creating segment {}", end.seg), e))?
+        } else {
+            return Err(damaged(format!(
+                "segment {} is missing, but {} bytes of it were committed",
+                end.seg, end.off
+            )));
+        };
+        let segments = Segments {
+            io,
+            writer: Mutex::new(end),
+            files: RwLock::default(),
+            segment_len,
+        };
+        segments.check_header(end.seg, active.as_ref())?;
+        segments.put_file(end.seg, active);
+        Ok(segments)
+    }
+
+    /// Holds the writer's place until dropped.
+    pub(crate) fn writer(&self) -> WriteGuard<'_> {
+        WriteGuard {
+            segments: self,
+            end: lock(&self.writer),
+        }
+    }
+
+    /// The durable end.
+    pub fn end(&self) -> End {
+        *lock(&self.writer)
+    }
+
+    fn put_file(&self, n: u32, f: Arc<dyn SegmentFile>) {
+        self.files
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(n, f);
+    }
+
+    fn file(&self, n: u32) -> Result<Arc<dyn SegmentFile>, StoreError> {
+        if let Some(f) = self
+            .files
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&n)
+        {
+            return Ok(f.clone());
+        }
+        let f = self
+            .io
+            .open(n)
+            .map_err(|e| io_error(&format!("opening segment {n}"), e))?;
+        self.check_header(n, f.as_ref())?;
+        self.put_file(n, f.clone());
+        Ok(f)
+    }
+
+    fn check_header(&self, n: u32, f: &dyn SegmentFile) -> Result<(), StoreError> {
+        let mut h = [0u8; HEADER_LEN as usize];
+        f.read_at(&mut h, 0)
+            .map_err(|e| io_error(&format!("reading segment {n}'s header"), e))?;
+        if h != header(n) {
+            return Err(damaged(format!("segment {n} has a wrong header")));
+        }
+        Ok(())
+    }
+
+    /// The bytes of the record at `ptr`, checked against its record head.
+    pub fn read(&self, ptr: Ptr) -> Result<Vec<u8>, StoreError> {
+        if ptr.len > MAX_RECORD {
+            return Err(damaged(format!(
+                "pointer {ptr:?} names an oversized record"
+            )));
+        }
+        let f = self.file(ptr.seg)?;
+        let mut buf = vec![0u8; (RECORD_HEAD + ptr.len) as usize];
+        f.read_at(&mut buf, u64::from(ptr.off))
+            .map_err(|e| damaged(format!("record {ptr:?}: {e}")))?;
+        let (head, bytes) = buf.split_at(RECORD_HEAD as usize);
+        if head != record_head(bytes) {
+            return Err(damaged(format!(
+                "record {ptr:?} fails its length or checksum"
+            )));
+        }
+        buf.drain(..RECORD_HEAD as usize);
+        Ok(buf)
+    }
+
+    /// Every committed record in order, each checked, to `visit`.
+    pub fn scan(
+        &self,
+        mut visit: impl FnMut(Ptr, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        let end = self.end();
+        let mut n = 0u64;
+        for seg in 0..=end.seg {
+            let f = self.file(seg)?;
+            let len = if seg == end.seg {
+                u64::from(end.off)
+            } else {
+                f.size()
+                    .map_err(|e| io_error(&format!("segment {seg}"), e))?
+            };
+            let mut off = u64::from(HEADER_LEN);
+            while off < len {
+                let mut head = [0u8; RECORD_HEAD as usize];
+                f.read_at(&mut head, off)
+                    .map_err(|e| damaged(format!("segment {seg} at {off}: {e}")))?;
+                let rlen = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+                if rlen > MAX_RECORD || off + u64::from(RECORD_HEAD + rlen) > len {
+                    return Err(damaged(format!(
+                        "segment {seg} at {off}: a record of {rlen} bytes runs past the end ({len})"
+                    )));
+                }
+                let ptr = Ptr {
+                    seg,
+                    off: off as u32,
+                    len: rlen,
+                };
+                let bytes = self.read(ptr)?;
+                visit(ptr, &bytes)?;
+                n += 1;
+                off += u64::from(RECORD_HEAD + rlen);
+            }
+        }
+        Ok(n)
+    }
+
+    /// Bytes in all segment files.
+    pub fn size(&self) -> Result<u64, StoreError> {
+        let end = self.end();
+        let mut total = 0;
+        for seg in 0..=end.seg {
+            total += self
+                .file(seg)?
+                .size()
+                .map_err(|e| io_error(&format!("segment {seg}"), e))?;
+        }
+        Ok(total)
+    }
+}
