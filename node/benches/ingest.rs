@@ -1,147 +1,216 @@
-//! `cargo bench -p vouch-node`: the issue-3 figures, each measured in this
-//! run.
+//! `cargo bench -p vouch-node --bench ingest`: the store at scale, every
+//! figure measured in this run.
 //!
-//! (a) ingest through the whole pipeline (decode, batch verify, chain check,
-//!     transactional write, group-commit flush) into an on-disk sled store,
-//!     as a ratio to raw ed25519-dalek single verification of the same
-//!     envelopes (goal >= 0.5);
-//! (b) `POST /verdicts/lookup` for 2,000 artifacts against a store of
-//!     1,000,000 verdicts from 5 signers, over loopback: time and bytes, JSON
-//!     and CBOR;
-//! (c) the store's disk size per verdict at 1,000,000 verdicts.
+//! `VOUCH_BENCH_VERDICTS` verdicts (default 1,000,000) from 20 signers over
+//! 500,000 artifacts (each signer judges artifacts 0, 1, 2, … in order, so
+//! every artifact a lookup names has a verdict from each of the 20) are
+//! signed in chunks of 100,000 and ingested through the whole pipeline
+//! (decode, batch verify, chain check, segment write, index transaction,
+//! group-commit sync) of an in-process node. Reported:
 //!
-//! `VOUCH_BENCH_VERDICTS` scales (b) and (c) down (default 1,000,000).
+//! - ingest rate, as a ratio to raw ed25519-dalek single verification of the
+//!   same envelopes, overall and for the first and last chunk (flatness);
+//! - disk bytes per verdict (segments, sled, total) against the raw envelope
+//!   bytes;
+//! - then the real `vouchd` binary is started on the store: start-up time
+//!   until its HTTP API answers, `POST /verdicts/lookup` for 2,000
+//!   artifacts (40,000 verdicts), its RSS (current and peak);
+//! - the time of `vouchd check` on the store.
 
-use std::sync::Arc;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use vouch_attest::*;
-use vouch_node::admission::{Admission, AdmissionConfig};
+use vouch_node::admission::AdmissionConfig;
 use vouch_node::config::Config;
 use vouch_node::daemon::Daemon;
 use vouch_node::datadir::DataDir;
-use vouch_node::ingest::{Ingest, IngestConfig, Status};
-use vouch_node::metrics::Metrics;
-use vouch_node::store::Store;
+use vouch_node::ingest::{Ingest, Status};
 
-const SIGNERS: usize = 5;
+const SIGNERS: u64 = 20;
+const ARTIFACTS: u64 = 500_000;
+const CHUNK: u64 = 100_000;
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let total: u64 = std::env::var("VOUCH_BENCH_VERDICTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+        .max(CHUNK);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
+    let keys: Vec<SecretKey> = (0..SIGNERS as u8)
+        .map(|i| SecretKey::from_seed(&[i + 7; 32]))
+        .collect();
+    let mut prevs = vec![Digest::ZERO; SIGNERS as usize];
+    let per_chunk = CHUNK / SIGNERS;
 
-    // (a)
-    let per_signer = 10_000;
-    let chains = make_chains(per_signer);
-    let all: Vec<Vec<u8>> = interleave(&chains);
-    let raw = raw_verify_rate(&all);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("store")).expect("store");
-    let (ingest, writer) = Ingest::start(
-        store.clone(),
-        IngestConfig::default(),
-        Arc::new(Metrics::new()),
-        Arc::new(Admission::new(unlimited(), Default::default())),
-        None,
-    );
-    let start = Instant::now();
-    rt.block_on(ingest_all(&ingest, &all, 1000, 4));
-    let secs = start.elapsed().as_secs_f64();
-    let rate = all.len() as f64 / secs;
-    drop(ingest);
-    let _ = writer.join();
-    assert_eq!(store.counts().expect("counts").verdicts, all.len() as u64);
-    println!(
-        "(a) ingest, {} verdicts from {SIGNERS} signers, batches of 1000, 4 submitters",
-        all.len()
-    );
-    println!("    raw ed25519-dalek verify (baseline) {raw:>10.0} verdicts/s  1.00x");
-    println!(
-        "    whole pipeline into sled (durable)  {rate:>10.0} verdicts/s  {:.2}x (goal >= 0.5x)",
-        rate / raw
-    );
-    drop(store);
-    drop(dir);
-
-    // (b), (c)
-    let total: usize = std::env::var("VOUCH_BENCH_VERDICTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let per_signer = total / SIGNERS;
-    let t = Instant::now();
-    let chains = make_chains(per_signer);
-    let all = interleave(&chains);
-    drop(chains);
-    println!(
-        "\nsigned {} verdicts in {:.1} s",
-        all.len(),
-        t.elapsed().as_secs_f64()
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir =
+        tempfile::tempdir_in(std::env::var_os("VOUCH_BENCH_DIR").unwrap_or("/var/tmp".into()))
+            .expect("tempdir");
+    let root = dir.path().join("node");
+    let data = DataDir::new(&root);
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().expect("addr");
     config.p2p.enabled = false;
     config.admission = unlimited();
-    let data = DataDir::new(dir.path().join("node"));
+
+    let mut raw = 0.0;
+    let mut raw_bytes = 0u64;
+    let mut chunk_secs = Vec::new();
     rt.block_on(async {
         let daemon = Daemon::start(data.clone(), config).await.expect("daemon");
-        let t = Instant::now();
-        ingest_all(&daemon.ingest, &all, 5000, 4).await;
-        let ingest_secs = t.elapsed().as_secs_f64();
-        println!("ingested {} verdicts in {ingest_secs:.1} s ({:.0}/s)", all.len(), all.len() as f64 / ingest_secs);
-        daemon.store.flush().expect("flush");
-        let size = daemon.store.size_on_disk().expect("size");
-        let du = dir_size(&data.store());
-        println!(
-            "(c) disk: sled size_on_disk {:.1} MiB, files {:.1} MiB: {:.0} bytes per verdict (files {:.0}); envelopes average {:.0} bytes",
-            size as f64 / 1048576.0,
-            du as f64 / 1048576.0,
-            size as f64 / all.len() as f64,
-            du as f64 / all.len() as f64,
-            all.iter().map(Vec::len).sum::<usize>() as f64 / all.len() as f64
-        );
-
-        // 2,000 artifacts, each rebuilt by all 5 signers.
-        let shas: Vec<String> = (0..2000u64)
-            .map(|i| artifact(i * (per_signer as u64 / 2000).max(1)).to_hex())
-            .collect();
-        let body = serde_json::json!({ "sha256": shas });
-        let url = format!("http://{}/api/vouch/v1/verdicts/lookup", daemon.http_addr);
-        let client = reqwest::Client::new();
-        for (label, accept) in [("JSON", "application/json"), ("CBOR", "application/cbor")] {
-            let mut times = Vec::new();
-            let mut bytes = 0;
-            for _ in 0..5 {
-                let t = Instant::now();
-                let resp = client
-                    .post(&url)
-                    .header("accept", accept)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("lookup");
-                let b = resp.bytes().await.expect("body");
-                times.push(t.elapsed());
-                bytes = b.len();
+        let mut done = 0u64;
+        while done < total {
+            let first_seq = done / SIGNERS;
+            let chunk = make_chunk(&keys, &mut prevs, first_seq, per_chunk);
+            if done == 0 {
+                raw = raw_verify_rate(&chunk);
             }
-            times.sort();
-            println!(
-                "(b) lookup of 2,000 artifacts ({} verdicts) in a store of {}: {label} median {:.0} ms (min {:.0} ms), {:.1} MiB",
-                2000 * SIGNERS,
-                all.len(),
-                ms(times[2]),
-                ms(times[0]),
-                bytes as f64 / 1048576.0
-            );
+            raw_bytes += chunk.iter().map(|e| e.len() as u64).sum::<u64>();
+            let t = Instant::now();
+            ingest_all(&daemon.ingest, &chunk, 1000, 4).await;
+            chunk_secs.push(t.elapsed().as_secs_f64());
+            done += chunk.len() as u64;
+            if chunk_secs.len() % 10 == 0 {
+                eprintln!(
+                    "  {done} verdicts, last chunk {:.0}/s",
+                    chunk.len() as f64 / chunk_secs[chunk_secs.len() - 1]
+                );
+            }
         }
+        daemon.store.flush().expect("flush");
         daemon.shutdown().await.expect("shutdown");
     });
+    let ingest_secs: f64 = chunk_secs.iter().sum();
+    let rate = total as f64 / ingest_secs;
+    let first = CHUNK as f64 / chunk_secs[0];
+    let last = CHUNK as f64 / chunk_secs[chunk_secs.len() - 1];
+    println!("{total} verdicts from {SIGNERS} signers over {ARTIFACTS} artifacts");
+    println!("ingest (batches of 1000, 4 submitters, durable group commits):");
+    println!("    raw ed25519-dalek verify (baseline) {raw:>8.0} verdicts/s  1.00x");
+    println!(
+        "    whole pipeline into the store       {rate:>8.0} verdicts/s  {:.2}x (goal >= 1.0x)",
+        rate / raw
+    );
+    println!(
+        "    first chunk {first:.0}/s, last chunk {last:.0}/s: last/first {:.2}",
+        last / first
+    );
+
+    let store = data.store();
+    let seg = dir_size(&store.join("segments"));
+    let all = dir_size(&store);
+    let per = |b: u64| b as f64 / total as f64;
+    let envelope = raw_bytes as f64 / total as f64;
+    println!(
+        "disk per verdict: segments {:.0} B, sled {:.0} B, total {:.0} B; envelopes {envelope:.0} B: total {:.2}x raw (goal <= 1.3x)",
+        per(seg),
+        per(all - seg),
+        per(all),
+        per(all) / envelope
+    );
+
+    // The real daemon on this store.
+    let vouchd = env!("CARGO_BIN_EXE_vouchd");
+    let t = Instant::now();
+    let mut child = Command::new(vouchd)
+        .args(["--data-dir"])
+        .arg(&root)
+        .args(["run", "--no-p2p", "--http", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vouchd");
+    let client = reqwest::Client::new();
+    let get_ok = |url: String| {
+        rt.block_on(async {
+            client
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+    };
+    let base = loop {
+        if let Ok(addr) = std::fs::read_to_string(data.http_addr()) {
+            let base = format!("http://{}", addr.trim());
+            if get_ok(format!("{base}/api/vouch/v1/status")) {
+                break base;
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "vouchd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let startup = t.elapsed();
+    println!(
+        "vouchd start-up until its API answers: {:.2} s (goal < 2 s)",
+        startup.as_secs_f64()
+    );
+
+    let covered = (total / SIGNERS).min(ARTIFACTS);
+    let shas: Vec<String> = (0..2000u64)
+        .map(|i| artifact(i * covered / 2000).to_hex())
+        .collect();
+    let body = serde_json::json!({ "sha256": shas });
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..7 {
+        let t = Instant::now();
+        let b = rt.block_on(async {
+            client
+                .post(format!("{base}/api/vouch/v1/verdicts/lookup"))
+                .header("accept", "application/json")
+                .json(&body)
+                .send()
+                .await
+                .expect("lookup")
+                .bytes()
+                .await
+                .expect("body")
+        });
+        times.push(t.elapsed());
+        bytes = b.len();
+    }
+    times.sort();
+    println!(
+        "lookup of 2,000 artifacts ({} verdicts): median {:.0} ms (min {:.0} ms), {:.1} MiB JSON",
+        2000 * SIGNERS,
+        ms(times[3]),
+        ms(times[0]),
+        bytes as f64 / 1048576.0
+    );
+    let (rss, hwm) = rss(child.id());
+    println!("vouchd RSS after the lookups: {rss:.0} MiB (peak {hwm:.0} MiB; goal < 512 MiB)");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+
+    let t = Instant::now();
+    let out = Command::new(vouchd)
+        .args(["--data-dir"])
+        .arg(&root)
+        .arg("check")
+        .output()
+        .expect("vouchd check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "vouchd check: {:.1} s ({})",
+        t.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
 }
 
 /// The benchmark's signers are strangers to the node: lift the quotas.
@@ -157,6 +226,21 @@ fn unlimited() -> AdmissionConfig {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Current and peak resident memory of process `pid`, in MiB.
+fn rss(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 async fn ingest_all(ingest: &Ingest, all: &[Vec<u8>], batch: usize, submitters: usize) {
@@ -218,77 +302,81 @@ fn artifact(i: u64) -> Digest {
     Digest::of(format!("artifact {i}").as_bytes())
 }
 
-/// One chain per signer, each about artifacts 0..n, signed on two threads.
-fn make_chains(n: usize) -> Vec<Vec<Vec<u8>>> {
-    let keys: Vec<SecretKey> = (0..SIGNERS as u8)
-        .map(|i| SecretKey::from_seed(&[i + 7; 32]))
-        .collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                scope.spawn(move || {
-                    let mut out = Vec::with_capacity(n);
-                    let mut prev = Digest::ZERO;
-                    for seq in 0..n as u64 {
-                        let v = Verdict {
-                            version: FORMAT_VERSION,
-                            signer: k.public_key(),
-                            seq,
-                            prev,
-                            issued_at: 1_795_651_200 + seq,
-                            subject: Subject {
-                                distribution: "archlinux".into(),
-                                release: None,
-                                component: Some("extra".into()),
-                                architecture: "x86_64".into(),
-                                name: format!("package-{seq}"),
-                                version: "1.2.3-1".into(),
-                                filename: format!("package-{seq}-1.2.3-1-x86_64.pkg.tar.zst"),
-                                sha256: artifact(seq),
-                            },
-                            inputs: Inputs {
-                                buildinfo_sha256: Some(Digest::of(&seq.to_be_bytes())),
-                                source_url: None,
-                                backend: "archlinux-repro".into(),
-                                backend_version: "20240101".into(),
-                            },
-                            outcome: Outcome::Good,
-                            evidence: Evidence {
-                                build_log: Some(Digest::of(&seq.to_le_bytes())),
-                                diffoscope: None,
-                            },
-                        };
-                        let s = sign(&v, k).expect("sign");
-                        prev = s.id();
-                        out.push(s.envelope().to_vec());
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("signer thread"))
-            .collect()
-    })
-}
-
-/// Round-robin over the signers' chains.
-fn interleave(chains: &[Vec<Vec<u8>>]) -> Vec<Vec<u8>> {
-    let n = chains.iter().map(Vec::len).max().unwrap_or(0);
-    let mut out = Vec::with_capacity(n * chains.len());
-    for i in 0..n {
-        for c in chains {
-            if let Some(e) = c.get(i) {
-                out.push(e.clone());
-            }
+/// The next `n` verdicts of every signer from `first_seq`, signed on two
+/// threads, round-robin over the signers.
+fn make_chunk(keys: &[SecretKey], prevs: &mut [Digest], first_seq: u64, n: u64) -> Vec<Vec<u8>> {
+    let half = keys.len() / 2;
+    let (k1, k2) = keys.split_at(half);
+    let (p1, p2) = prevs.split_at_mut(half);
+    let chains: Vec<Vec<Vec<u8>>> = std::thread::scope(|scope| {
+        let a = scope.spawn(|| sign_chains(k1, p1, first_seq, n));
+        let b = scope.spawn(|| sign_chains(k2, p2, first_seq, n));
+        let mut out = a.join().expect("signer thread");
+        out.extend(b.join().expect("signer thread"));
+        out
+    });
+    let mut out = Vec::with_capacity(chains.len() * n as usize);
+    for i in 0..n as usize {
+        for c in &chains {
+            out.push(c[i].clone());
         }
     }
     out
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
+fn sign_chains(
+    keys: &[SecretKey],
+    prevs: &mut [Digest],
+    first_seq: u64,
+    n: u64,
+) -> Vec<Vec<Vec<u8>>> {
+    keys.iter()
+        .zip(prevs.iter_mut())
+        .map(|(k, prev)| {
+            (first_seq..first_seq + n)
+                .map(|seq| {
+                    let a = seq % ARTIFACTS;
+                    let v = Verdict {
+                        version: FORMAT_VERSION,
+                        signer: k.public_key(),
+                        seq,
+                        prev: *prev,
+                        issued_at: 1_795_651_200 + seq,
+                        subject: Subject {
+                            distribution: "archlinux".into(),
+                            release: None,
+                            component: Some("extra".into()),
+                            architecture: "x86_64".into(),
+                            name: format!("package-{a}"),
+                            version: format!("1.2.{}-1", seq / ARTIFACTS),
+                            filename: format!(
+                                "package-{a}-1.2.{}-1-x86_64.pkg.tar.zst",
+                                seq / ARTIFACTS
+                            ),
+                            sha256: artifact(a),
+                        },
+                        inputs: Inputs {
+                            buildinfo_sha256: Some(Digest::of(&seq.to_be_bytes())),
+                            source_url: None,
+                            backend: "archlinux-repro".into(),
+                            backend_version: "20240101".into(),
+                        },
+                        outcome: Outcome::Good,
+                        evidence: Evidence {
+                            build_log: Some(Digest::of(&seq.to_le_bytes())),
+                            diffoscope: None,
+                        },
+                    };
+                    let s = sign(&v, k).expect("sign");
+                    *prev = s.id();
+                    s.envelope().to_vec()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn dir_size(p: &Path) -> u64 {
     std::fs::read_dir(p)
         .map(|rd| {
             rd.filter_map(Result::ok)

@@ -114,3 +114,63 @@ fn a_segment_shorter_than_committed_is_refused_at_open() {
     let err = Store::open(&path).err().expect("opened").to_string();
     assert!(err.contains("is missing"), "{err}");
 }
+
+/// `spec/vectors/segments.json`: a segment file of two records, their
+/// pointers and the durable end, made by the writer and read back from the
+/// file (`VOUCH_UPDATE_VECTORS=1` rewrites it after a deliberate change).
+#[test]
+fn the_segment_vectors_match() {
+    use std::sync::Arc;
+    use vouch_node::store::segments::{DiskIo, End, Ptr, SEGMENT_LEN, Segments};
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/vectors/segments.json");
+    let records: [&[u8]; 2] = [b"first record", b"a second, longer record"];
+    let dir = tempfile::tempdir().unwrap();
+    let segments = Segments::open(
+        Arc::new(DiskIo::new(dir.path().to_path_buf()).unwrap()),
+        None,
+        SEGMENT_LEN,
+    )
+    .unwrap();
+    let ptrs = segments.append(&records).unwrap();
+    let bytes = std::fs::read(dir.path().join("00000000.seg")).unwrap();
+    let made = serde_json::json!({
+        "description": "A segment file (00000000.seg) holding two records: 16-byte header, then per record u32 BE length, u32 BE CRC-32 (IEEE) of the bytes, the bytes. Pointers are segment u32 BE, offset u32 BE, length u32 BE; the durable end is segment u32 BE, offset u32 BE.",
+        "records_hex": records.iter().map(hex::encode).collect::<Vec<_>>(),
+        "segment_hex": hex::encode(&bytes),
+        "pointers_hex": ptrs.iter().map(|p| hex::encode(p.encode())).collect::<Vec<_>>(),
+        "end_hex": hex::encode(segments.end().encode()),
+    });
+    if std::env::var_os("VOUCH_UPDATE_VECTORS").is_some() {
+        std::fs::write(&file, serde_json::to_string_pretty(&made).unwrap() + "\n").unwrap();
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        stored, made,
+        "spec/vectors/segments.json differs from what the writer makes"
+    );
+
+    // Read the stored file back through the reader alone.
+    let other = tempfile::tempdir().unwrap();
+    let seg = hex::decode(stored["segment_hex"].as_str().unwrap()).unwrap();
+    std::fs::write(other.path().join("00000000.seg"), &seg).unwrap();
+    let end = End::decode(&hex::decode(stored["end_hex"].as_str().unwrap()).unwrap()).unwrap();
+    let segments = Segments::open(
+        Arc::new(DiskIo::new(other.path().to_path_buf()).unwrap()),
+        Some(end),
+        SEGMENT_LEN,
+    )
+    .unwrap();
+    for (p, r) in stored["pointers_hex"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(stored["records_hex"].as_array().unwrap())
+    {
+        let ptr = Ptr::decode(&hex::decode(p.as_str().unwrap()).unwrap()).unwrap();
+        assert_eq!(
+            hex::encode(segments.read(ptr).unwrap()),
+            r.as_str().unwrap()
+        );
+    }
+}

@@ -339,6 +339,20 @@ impl Segments {
         Ok(segments)
     }
 
+    /// Appends `records` and makes them durable, outside any index
+    /// transaction: for migration and for tools. Where each one is.
+    pub fn append(&self, records: &[&[u8]]) -> Result<Vec<Ptr>, StoreError> {
+        let mut writer = self.writer();
+        let mut staging = writer.staging();
+        let ptrs = records
+            .iter()
+            .map(|r| staging.stage(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        writer.write(&staging)?;
+        writer.committed(&staging);
+        Ok(ptrs)
+    }
+
     /// Holds the writer's place until dropped.
     pub(crate) fn writer(&self) -> WriteGuard<'_> {
         WriteGuard {
