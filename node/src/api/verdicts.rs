@@ -250,11 +250,13 @@ async fn respond(
         return Ok(r);
     }
     let store = s.store.clone();
-    let (items, forks) = blocking(move || {
-        let mut items = Vec::with_capacity(envelopes.len());
+    // Each item is serialized straight into the answer, one at a time: no
+    // tree of values for tens of thousands of verdicts.
+    let body = blocking(move || {
+        let mut out = Vec::with_capacity(envelopes.len() * 1800 + 64);
+        out.extend_from_slice(b"{\"forks\":");
         let mut signers = BTreeMap::new();
         for e in &envelopes {
-            items.push(item(e));
             if let Ok(v) = Envelope::decode(e).and_then(|env| env.unverified_verdict()) {
                 signers.insert(*v.signer.as_bytes(), v.signer);
             }
@@ -265,21 +267,40 @@ async fn respond(
                 forks.push(fork_item(&p));
             }
         }
-        Ok((items, forks))
+        let json_error = |e: serde_json::Error| crate::store::StoreError::Blob(e.to_string());
+        serde_json::to_writer(&mut out, &forks).map_err(json_error)?;
+        out.extend_from_slice(format!(",\"truncated\":{truncated},\"verdicts\":[").as_bytes());
+        for (i, e) in envelopes.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, &Item::of(e)).map_err(json_error)?;
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
     })
     .await?;
-    Ok(Json(json!({ "verdicts": items, "forks": forks, "truncated": truncated })).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// One stored envelope as JSON.
-pub fn item(envelope: &[u8]) -> Value {
-    let env = Envelope::decode(envelope).ok();
-    let verdict = env.as_ref().and_then(|e| e.unverified_verdict().ok());
-    json!({
-        "id": env.as_ref().map(|e| e.id().to_hex()),
-        "verdict": verdict,
-        "envelope": STANDARD.encode(envelope),
-    })
+/// One stored envelope as JSON: its id, the decoded verdict and the
+/// envelope in base64 (fields in the order `json!` gave them).
+#[derive(serde::Serialize)]
+struct Item {
+    envelope: String,
+    id: Option<String>,
+    verdict: Option<vouch_attest::Verdict>,
+}
+
+impl Item {
+    fn of(envelope: &[u8]) -> Item {
+        let env = Envelope::decode(envelope).ok();
+        Item {
+            envelope: STANDARD.encode(envelope),
+            id: env.as_ref().map(|e| e.id().to_hex()),
+            verdict: env.and_then(|e| e.unverified_verdict().ok()),
+        }
+    }
 }
 
 /// One fork proof as JSON.

@@ -29,7 +29,7 @@ impl Store {
                     format!("verdict {id} in record {ptr:?} is not indexed there"),
                 ));
             }
-            self.check_indexed(&v)
+            self.check_indexed(&v, &ptr.encode())
         })?;
         // Every pointer: one of those records (ids are unique keys, so
         // equal counts make it one to one).
@@ -40,28 +40,17 @@ impl Store {
                 format!("{n} pointers for {records} records in the segments"),
             ));
         }
-        for item in self.by_artifact.iter() {
-            let (_, id) = item?;
-            if !self.envelopes.contains_key(&id)? {
+        // Each record has its own entry in each index (its key holds its
+        // signer and seq, or its pointer), so equal counts leave no entry
+        // naming anything else.
+        for (tree, name) in [
+            (&self.by_artifact, keys::BY_ARTIFACT),
+            (&self.by_name, keys::BY_NAME),
+        ] {
+            if tree.len() as u64 != n {
                 return Err(damaged(
-                    keys::BY_ARTIFACT,
-                    format!("entry names missing verdict {}", hex::encode(&id)),
-                ));
-            }
-        }
-        if self.by_artifact.len() as u64 != n {
-            return Err(damaged(
-                keys::BY_ARTIFACT,
-                format!("{} entries for {n} verdicts", self.by_artifact.len()),
-            ));
-        }
-        for item in self.by_name.iter() {
-            let (k, _) = item?;
-            let at = k.len().saturating_sub(32);
-            if !self.envelopes.contains_key(&k[at..])? {
-                return Err(damaged(
-                    keys::BY_NAME,
-                    format!("entry names missing verdict {}", hex::encode(&k[at..])),
+                    name,
+                    format!("{} entries for {n} verdicts", tree.len()),
                 ));
             }
         }
@@ -109,13 +98,17 @@ impl Store {
     }
 
     /// Checks that the verdict `v` is in its signer's log and both indexes.
-    fn check_indexed(&self, v: &vouch_attest::VerifiedVerdict) -> Result<(), StoreError> {
+    fn check_indexed(
+        &self,
+        v: &vouch_attest::VerifiedVerdict,
+        ptr: &[u8; 12],
+    ) -> Result<(), StoreError> {
         let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
         let vd = v.verdict();
         let id = v.id();
         let s = vd.signer.as_bytes();
         let logged = self.log.get(keys::signer_seq(s, vd.seq))?;
-        if logged.as_deref() != Some(id.as_bytes()) {
+        if logged.as_deref() != Some(&ptr[..]) {
             return Err(damaged(
                 keys::LOG,
                 format!("verdict {id} is not in its signer's log"),
@@ -126,7 +119,7 @@ impl Store {
             s,
             vd.seq,
         ))?;
-        if indexed.as_deref() != Some(id.as_bytes()) {
+        if indexed.as_deref() != Some(&ptr[..]) {
             return Err(damaged(
                 keys::BY_ARTIFACT,
                 format!("verdict {id} is not indexed"),
@@ -136,7 +129,7 @@ impl Store {
             &vd.subject.distribution,
             &vd.subject.name,
             &vd.subject.version,
-            id.as_bytes(),
+            ptr,
         );
         if !self.by_name.contains_key(name_key)? {
             return Err(damaged(

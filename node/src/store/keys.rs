@@ -13,9 +13,18 @@ pub(crate) const META: &str = "meta";
 pub(crate) const ENVELOPES: &str = "envelope-ptrs-1";
 /// Format 2 kept the envelopes themselves in sled, by id.
 pub(crate) const ENVELOPES_V2: &str = "envelopes-1";
-pub(crate) const LOG: &str = "log-1";
-pub(crate) const BY_ARTIFACT: &str = "by-artifact-signer-2";
-pub(crate) const BY_NAME: &str = "by-name-1";
+/// signer ‖ seq → pointer.
+pub(crate) const LOG: &str = "log-2";
+/// artifact ‖ signer ‖ seq → pointer.
+pub(crate) const BY_ARTIFACT: &str = "by-artifact-signer-3";
+/// distribution NUL name NUL version NUL ‖ pointer → empty.
+pub(crate) const BY_NAME: &str = "by-name-2";
+/// Format 2's trees, whose entries named verdict ids.
+pub(crate) const LOG_V2: &str = "log-1";
+pub(crate) const BY_ARTIFACT_V2: &str = "by-artifact-signer-2";
+pub(crate) const BY_NAME_V2: &str = "by-name-1";
+/// The trees of format 2 that format 3 replaces (dropped once migrated).
+pub(crate) const REPLACED_BY_V3: [&str; 4] = [ENVELOPES_V2, LOG_V2, BY_ARTIFACT_V2, BY_NAME_V2];
 pub(crate) const HEADS: &str = "heads-1";
 pub(crate) const PENDING: &str = "pending-1";
 pub(crate) const FORKS: &str = "forks-2";
@@ -58,7 +67,7 @@ pub(crate) fn signer_seq(signer: &[u8; 32], seq: u64) -> [u8; 40] {
     k
 }
 
-/// `by-artifact-signer`: artifact sha256 ‖ signer ‖ seq → verdict id. The
+/// `by-artifact-signer`: artifact sha256 ‖ signer ‖ seq → pointer. The
 /// last key under `artifact ‖ signer` is that signer's latest verdict about
 /// the artifact.
 pub(crate) fn artifact_signer_seq(artifact: &[u8; 32], signer: &[u8; 32], seq: u64) -> [u8; 72] {
@@ -77,11 +86,12 @@ pub(crate) fn pair(a: &[u8; 32], b: &[u8; 32]) -> [u8; 64] {
     k
 }
 
-/// `by-name`: distribution NUL name NUL version NUL id. Text fields never
-/// contain NUL (control characters are refused by the verdict format).
-pub(crate) fn by_name(distribution: &str, name: &str, version: &str, id: &[u8; 32]) -> Vec<u8> {
+/// `by-name`: distribution NUL name NUL version NUL, then the envelope's
+/// pointer (format 2: its id). Text fields never contain NUL (control
+/// characters are refused by the verdict format).
+pub(crate) fn by_name(distribution: &str, name: &str, version: &str, tail: &[u8]) -> Vec<u8> {
     let mut k = by_name_prefix(distribution, name, Some(version));
-    k.extend_from_slice(id);
+    k.extend_from_slice(tail);
     k
 }
 

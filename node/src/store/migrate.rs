@@ -2,10 +2,11 @@
 //! store is refused at open with a message naming it).
 //!
 //! Format 2 → 3: the envelopes move out of sled into segment files, in log
-//! order, and sled keeps a pointer per verdict id. The pointers and the
-//! segments are started afresh on each run; the format mark is written once
-//! they are complete and durable, and only then is the old tree dropped, so
-//! a migration cut short by a crash is simply run again.
+//! order, and the log and the indexes are rebuilt with pointers to them in
+//! place of verdict ids. The new trees and the segments are started afresh
+//! on each run; the format mark is written once they are complete and
+//! durable, and only then are the old trees dropped, so a migration cut
+//! short by a crash is simply run again.
 //!
 //! Format 1 → 2: the artifact index becomes (artifact, signer, seq) → id, so
 //! that lookups name the signers they want and find each one's latest
@@ -27,8 +28,8 @@ use super::{StoreError, keys};
 pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
     let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
     let envelopes = db.open_tree(keys::ENVELOPES_V2)?;
-    let log = db.open_tree(keys::LOG)?;
-    let by_artifact = db.open_tree(keys::BY_ARTIFACT)?;
+    let log = db.open_tree(keys::LOG_V2)?;
+    let by_artifact = db.open_tree(keys::BY_ARTIFACT_V2)?;
     let forks = db.open_tree(keys::FORKS)?;
     let counts = db.open_tree(keys::FORK_COUNTS)?;
     by_artifact.clear()?;
@@ -39,7 +40,7 @@ pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
         let (_, id) = item?;
         let bytes = envelopes.get(&id)?.ok_or_else(|| {
             damaged(
-                keys::LOG,
+                keys::LOG_V2,
                 format!("logged verdict {} missing", hex::encode(&id)),
             )
         })?;
@@ -98,11 +99,16 @@ pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
 pub(crate) fn v2_to_v3(db: &sled::Db, io: Arc<dyn SegmentIo>) -> Result<u64, StoreError> {
     let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
     let old = db.open_tree(keys::ENVELOPES_V2)?;
+    let old_log = db.open_tree(keys::LOG_V2)?;
     let ptrs = db.open_tree(keys::ENVELOPES)?;
     let log = db.open_tree(keys::LOG)?;
+    let by_artifact = db.open_tree(keys::BY_ARTIFACT)?;
+    let by_name = db.open_tree(keys::BY_NAME)?;
     let meta = db.open_tree(keys::META)?;
     // Start afresh: a run cut short leaves pointers and segments behind.
-    ptrs.clear()?;
+    for t in [&ptrs, &log, &by_artifact, &by_name] {
+        t.clear()?;
+    }
     meta.remove(keys::META_SEGMENT_END)?;
     for n in io.list().map_err(|e| StoreError::Segment(e.to_string()))? {
         io.remove(n)
@@ -111,29 +117,51 @@ pub(crate) fn v2_to_v3(db: &sled::Db, io: Arc<dyn SegmentIo>) -> Result<u64, Sto
     let segments = Segments::open(io, None, SEGMENT_LEN)?;
     let mut writer = segments.writer();
     let mut staging = writer.staging();
-    let mut batch = sled::Batch::default();
+    let mut batch: [sled::Batch; 4] = Default::default();
     let mut n = 0u64;
     let flush = |staging: &mut Staging,
-                 batch: &mut sled::Batch,
+                 batch: &mut [sled::Batch; 4],
                  writer: &mut super::segments::WriteGuard<'_>|
      -> Result<(), StoreError> {
         writer.write(staging)?;
-        ptrs.apply_batch(std::mem::take(batch))?;
+        for (tree, b) in [&ptrs, &log, &by_artifact, &by_name]
+            .iter()
+            .zip(batch.iter_mut())
+        {
+            tree.apply_batch(std::mem::take(b))?;
+        }
         meta.insert(keys::META_SEGMENT_END, &staging.end().encode()[..])?;
         writer.committed(staging);
         *staging = writer.staging();
         Ok(())
     };
-    for item in log.iter() {
-        let (_, id) = item?;
+    for item in old_log.iter() {
+        let (k, id) = item?;
         let bytes = old.get(&id)?.ok_or_else(|| {
             damaged(
-                keys::LOG,
+                keys::LOG_V2,
                 format!("logged verdict {} missing", hex::encode(&id)),
             )
         })?;
-        let ptr = staging.stage(&bytes)?;
-        batch.insert(id, &ptr.encode()[..]);
+        let v = Envelope::decode(&bytes)
+            .and_then(|e| e.unverified_verdict())
+            .map_err(|e| damaged(keys::ENVELOPES_V2, e.to_string()))?;
+        let ptr = staging.stage(&bytes)?.encode();
+        batch[0].insert(id, &ptr[..]);
+        batch[1].insert(k, &ptr[..]);
+        batch[2].insert(
+            &keys::artifact_signer_seq(v.subject.sha256.as_bytes(), v.signer.as_bytes(), v.seq)[..],
+            &ptr[..],
+        );
+        batch[3].insert(
+            keys::by_name(
+                &v.subject.distribution,
+                &v.subject.name,
+                &v.subject.version,
+                &ptr,
+            ),
+            &[][..],
+        );
         n += 1;
         if n.is_multiple_of(4096) {
             flush(&mut staging, &mut batch, &mut writer)?;
@@ -150,7 +178,9 @@ pub(crate) fn v2_to_v3(db: &sled::Db, io: Arc<dyn SegmentIo>) -> Result<u64, Sto
     db.flush()?;
     meta.insert(keys::META_FORMAT, keys::FORMAT.as_bytes())?;
     db.flush()?;
-    db.drop_tree(keys::ENVELOPES_V2)?;
+    for t in keys::REPLACED_BY_V3 {
+        db.drop_tree(t)?;
+    }
     db.flush()?;
     tracing::info!(
         verdicts = n,

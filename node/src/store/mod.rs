@@ -252,13 +252,12 @@ impl Store {
             }
             Some(_) => {
                 // A migration stopped between its format mark and dropping
-                // the old envelopes.
-                if db
-                    .tree_names()
-                    .iter()
-                    .any(|n| n == keys::ENVELOPES_V2.as_bytes())
-                {
-                    db.drop_tree(keys::ENVELOPES_V2)?;
+                // the trees it replaced.
+                let names = db.tree_names();
+                for old in keys::REPLACED_BY_V3 {
+                    if names.iter().any(|n| n == old.as_bytes()) {
+                        db.drop_tree(old)?;
+                    }
                 }
             }
             None => {

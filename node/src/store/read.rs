@@ -36,8 +36,8 @@ impl Store {
         let prefix = keys::pair(sha256.as_bytes(), signer.as_bytes());
         match self.by_artifact.scan_prefix(prefix).next_back() {
             Some(item) => {
-                let (_, id) = item?;
-                self.envelope_at(&id).map(Some)
+                let (_, p) = item?;
+                self.at(&p).map(Some)
             }
             None => Ok(None),
         }
@@ -94,8 +94,8 @@ impl Store {
             let signer: [u8; 32] = keys::id32(&k[32..64]).unwrap_or([0; 32]);
             let last = keys::artifact_signer_seq(sha256.as_bytes(), &signer, u64::MAX);
             if let Some(item) = self.by_artifact.range(..=last).next_back() {
-                let (_, id) = item?;
-                out.push(self.envelope_at(&id)?);
+                let (_, p) = item?;
+                out.push(self.at(&p)?);
             }
             lower = Bound::Excluded(last.to_vec());
         }
@@ -113,20 +113,15 @@ impl Store {
         let mut out = Vec::new();
         for item in self.by_name.scan_prefix(&prefix).take(limit) {
             let (k, _) = item?;
-            let id = k.len().checked_sub(32).map(|at| &k[at..]).unwrap_or(&[]);
-            out.push(self.envelope_at(id)?);
+            let p = k.len().checked_sub(12).map(|at| &k[at..]).unwrap_or(&[]);
+            out.push(self.at(p)?);
         }
         Ok(out)
     }
 
-    fn envelope_at(&self, id: &[u8]) -> Result<Vec<u8>, StoreError> {
-        self.envelope_bytes(id)?.ok_or_else(|| StoreError::Damaged {
-            tree: keys::ENVELOPES,
-            detail: format!(
-                "index names verdict {} which is not stored",
-                hex::encode(id)
-            ),
-        })
+    /// The envelope at a stored pointer.
+    pub(crate) fn at(&self, p: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.segments.read(parse_ptr(p)?)
     }
 
     /// Every signer's head.
@@ -205,8 +200,8 @@ impl Store {
         let end = keys::signer_seq(signer.as_bytes(), u64::MAX);
         let mut out = Vec::new();
         for item in self.log.range(start..=end).take(limit) {
-            let (_, id) = item?;
-            out.push(self.envelope_at(&id)?);
+            let (_, p) = item?;
+            out.push(self.at(&p)?);
         }
         Ok(out)
     }

@@ -291,11 +291,9 @@ impl Store {
         Ok(state)
     }
 
-    /// The group and outcome of the stored verdict `id`.
-    fn said(&self, id: &[u8]) -> Result<(String, Said), StoreError> {
-        let bytes = self
-            .envelope_bytes(id)?
-            .ok_or_else(|| damaged("index names a verdict that is not stored"))?;
+    /// The group and outcome of the stored verdict at pointer `p`.
+    fn said(&self, p: &[u8]) -> Result<(String, Said), StoreError> {
+        let bytes = self.at(p)?;
         let v = Envelope::decode(&bytes)
             .and_then(|e| e.unverified_verdict())
             .map_err(|e| damaged(e.to_string()))?;

@@ -174,12 +174,10 @@ impl Tx<'_> {
                 .log
                 .get(keys::signer_seq(signer, vd.seq))?
                 .ok_or_else(|| abort_damaged(keys::LOG, "log shorter than its head"))?;
-            if stored.as_ref() == v.id().as_bytes() {
+            if self.envelopes.get(v.id().as_bytes())?.as_deref() == Some(&stored[..]) {
                 return Ok(Applied::Duplicate);
             }
-            let existing_bytes = self
-                .envelope(&stored)?
-                .ok_or_else(|| abort_damaged(keys::ENVELOPES, "logged verdict missing"))?;
+            let existing_bytes = self.at(&stored)?;
             return self.fork(v, &existing_bytes);
         }
         if vd.seq > next {
@@ -277,19 +275,21 @@ impl Tx<'_> {
             .staging
             .borrow_mut()
             .stage(e.envelope)
-            .map_err(ConflictableTransactionError::Abort)?;
-        self.envelopes.insert(id, &ptr.encode()[..])?;
-        self.log.insert(&keys::signer_seq(signer, v.seq)[..], id)?;
+            .map_err(ConflictableTransactionError::Abort)?
+            .encode();
+        self.envelopes.insert(id, &ptr[..])?;
+        self.log
+            .insert(&keys::signer_seq(signer, v.seq)[..], &ptr[..])?;
         self.by_artifact.insert(
             &keys::artifact_signer_seq(v.subject.sha256.as_bytes(), signer, v.seq)[..],
-            id,
+            &ptr[..],
         )?;
         self.by_name.insert(
             keys::by_name(
                 &v.subject.distribution,
                 &v.subject.name,
                 &v.subject.version,
-                id,
+                &ptr,
             ),
             &[],
         )?;
@@ -341,25 +341,30 @@ impl Tx<'_> {
         else {
             return Ok(None);
         };
-        if after.as_ref() == v.id().as_bytes() {
+        if self.envelopes.get(v.id().as_bytes())?.as_deref() == Some(&after[..]) {
             return Ok(None);
         }
-        self.envelope(&after)
+        self.at(&after).map(Some)
     }
 
     /// The envelope of a verdict appended before or in this attempt.
     fn envelope(&self, id: &[u8]) -> TxResult<Option<Vec<u8>>> {
-        let Some(p) = self.envelopes.get(id)? else {
-            return Ok(None);
-        };
-        let ptr = parse_ptr(&p).map_err(ConflictableTransactionError::Abort)?;
+        match self.envelopes.get(id)? {
+            Some(p) => self.at(&p).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The envelope at a stored pointer, appended before or in this
+    /// attempt.
+    fn at(&self, p: &[u8]) -> TxResult<Vec<u8>> {
+        let ptr = parse_ptr(p).map_err(ConflictableTransactionError::Abort)?;
         if let Some(bytes) = self.staging.borrow().staged(ptr) {
-            return Ok(Some(bytes.to_vec()));
+            return Ok(bytes.to_vec());
         }
         self.store
             .segments
             .read(ptr)
-            .map(Some)
             .map_err(ConflictableTransactionError::Abort)
     }
 
