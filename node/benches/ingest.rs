@@ -244,31 +244,27 @@ fn rss(pid: u32) -> (f64, f64) {
 }
 
 async fn ingest_all(ingest: &Ingest, all: &[Vec<u8>], batch: usize, submitters: usize) {
-    // Submitters take consecutive batches round-robin, so each signer's
-    // entries arrive in order within a submitter and the logs still chain
-    // (out-of-order arrivals are held and then appended).
-    let chunks: Vec<Vec<Vec<u8>>> = all.chunks(batch).map(<[Vec<u8>]>::to_vec).collect();
-    let mut next = 0;
-    while next < chunks.len() {
-        let mut handles = Vec::new();
-        for c in chunks.iter().skip(next).take(submitters) {
-            let ingest = ingest.clone();
-            let c = c.clone();
-            handles.push(tokio::spawn(async move { ingest.submit("bench", c).await }));
-        }
-        next += submitters;
-        for h in handles {
-            let reports = h.await.expect("task").expect("ingest");
-            assert!(
-                reports
-                    .iter()
-                    .all(|r| matches!(r.status, Status::Accepted | Status::Pending)),
-                "{:?}",
-                reports
-                    .iter()
-                    .find(|r| !matches!(r.status, Status::Accepted | Status::Pending))
-            );
-        }
+    use futures::StreamExt as _;
+    // `submitters` batches in flight at all times, started in order, so each
+    // signer's entries mostly arrive in order (those that overtake are held
+    // and then appended).
+    let mut answers = futures::stream::iter(all.chunks(batch).map(|c| {
+        let ingest = ingest.clone();
+        let c = c.to_vec();
+        async move { ingest.submit("bench", c).await }
+    }))
+    .buffer_unordered(submitters);
+    while let Some(answer) = answers.next().await {
+        let reports = answer.expect("ingest");
+        assert!(
+            reports
+                .iter()
+                .all(|r| matches!(r.status, Status::Accepted | Status::Pending)),
+            "{:?}",
+            reports
+                .iter()
+                .find(|r| !matches!(r.status, Status::Accepted | Status::Pending))
+        );
     }
 }
 

@@ -1,10 +1,14 @@
 //! `vouchd check`: every segment record is intact and indexed where it is,
 //! and every index entry names a stored envelope: both ways.
 
-use vouch_attest::{ForkProof, open};
+use vouch_attest::{ForkProof, verify_batch};
 
 use super::jobs::JobState;
+use super::segments::Ptr;
 use super::{Store, StoreError, keys};
+
+/// Records verified in one batch by `vouchd check`.
+const CHECK_BATCH: usize = 1024;
 
 impl Store {
     /// Checks that every index agrees with the stored envelopes: each log
@@ -14,23 +18,17 @@ impl Store {
     pub fn check_consistency(&self) -> Result<u64, StoreError> {
         let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
         // Every record: intact, verifies, and indexed at exactly its place.
+        // Signatures are checked in batches (about twice as fast as one by
+        // one); a batch with a bad one names each that fails.
+        let mut batch: Vec<(Ptr, Vec<u8>)> = Vec::with_capacity(CHECK_BATCH);
         let records = self.segments.scan(|ptr, bytes| {
-            let v = open(bytes).map_err(|e| {
-                damaged(
-                    keys::ENVELOPES,
-                    format!("record {ptr:?} does not verify: {e}"),
-                )
-            })?;
-            let id = v.id();
-            let indexed = self.envelopes.get(id.as_bytes())?;
-            if indexed.as_deref() != Some(&ptr.encode()[..]) {
-                return Err(damaged(
-                    keys::ENVELOPES,
-                    format!("verdict {id} in record {ptr:?} is not indexed there"),
-                ));
+            batch.push((ptr, bytes.to_vec()));
+            if batch.len() >= CHECK_BATCH {
+                self.check_records(&std::mem::take(&mut batch))?;
             }
-            self.check_indexed(&v, &ptr.encode())
+            Ok(())
         })?;
+        self.check_records(&batch)?;
         // Every pointer: one of those records (ids are unique keys, so
         // equal counts make it one to one).
         let n = self.envelopes.len() as u64;
@@ -95,6 +93,28 @@ impl Store {
         }
         self.check_tally()?;
         Ok(n)
+    }
+
+    /// Checks a batch of segment records: each verifies and is indexed at
+    /// its own pointer.
+    fn check_records(&self, batch: &[(Ptr, Vec<u8>)]) -> Result<(), StoreError> {
+        let refs: Vec<&[u8]> = batch.iter().map(|(_, b)| b.as_slice()).collect();
+        for ((ptr, _), v) in batch.iter().zip(verify_batch(&refs)) {
+            let v = v.map_err(|e| StoreError::Damaged {
+                tree: keys::ENVELOPES,
+                detail: format!("record {ptr:?} does not verify: {e}"),
+            })?;
+            let id = v.id();
+            let indexed = self.envelopes.get(id.as_bytes())?;
+            if indexed.as_deref() != Some(&ptr.encode()[..]) {
+                return Err(StoreError::Damaged {
+                    tree: keys::ENVELOPES,
+                    detail: format!("verdict {id} in record {ptr:?} is not indexed there"),
+                });
+            }
+            self.check_indexed(&v, &ptr.encode())?;
+        }
+        Ok(())
     }
 
     /// Checks that the verdict `v` is in its signer's log and both indexes.
