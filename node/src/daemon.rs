@@ -249,6 +249,7 @@ impl Daemon {
             background = crate::scheduler::spawn(ctx.clone(), config.sync.clone());
             rebuild = Some(ctx);
         }
+        background.push(spawn_compressor(store.clone()));
 
         let state = AppState {
             store: store.clone(),
@@ -337,4 +338,31 @@ impl Daemon {
         tracing::info!("vouchd stopped");
         Ok(())
     }
+}
+
+/// How often full segments are looked for and compressed.
+const COMPRESS_EVERY: Duration = Duration::from_secs(60);
+
+/// Compresses the store's full segments in the background (at start, then
+/// every [`COMPRESS_EVERY`]). Stopping in the middle is safe: a segment's
+/// raw file goes only once its compressed copy is complete.
+fn spawn_compressor(store: Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(COMPRESS_EVERY);
+        loop {
+            tick.tick().await;
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.compress_segments()).await {
+                Ok(Ok(c)) if c.segments > 0 => tracing::info!(
+                    segments = c.segments,
+                    before = c.before,
+                    after = c.after,
+                    "compressed full segments"
+                ),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("compressing full segments: {e}"),
+                Err(e) => tracing::warn!("compressing full segments: {e}"),
+            }
+        }
+    })
 }

@@ -110,8 +110,8 @@ pub(crate) fn v2_to_v3(db: &sled::Db, io: Arc<dyn SegmentIo>) -> Result<u64, Sto
         t.clear()?;
     }
     meta.remove(keys::META_SEGMENT_END)?;
-    for n in io.list().map_err(|e| StoreError::Segment(e.to_string()))? {
-        io.remove(n)
+    for (n, kind) in io.list().map_err(|e| StoreError::Segment(e.to_string()))? {
+        io.remove(n, kind)
             .map_err(|e| StoreError::Segment(e.to_string()))?;
     }
     let segments = Segments::open(io, None, SEGMENT_LEN)?;

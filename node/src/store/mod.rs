@@ -37,6 +37,9 @@ use vouch_attest::{Digest, PublicKey};
 /// How long [`Store::open`] waits for the store's lock.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The zstd level full segments are compressed at.
+pub const SEGMENT_ZSTD_LEVEL: i32 = 3;
+
 /// Largest evidence blob accepted (uncompressed), in bytes.
 pub const MAX_BLOB: usize = 64 << 20;
 
@@ -196,10 +199,18 @@ impl Store {
     /// and cuts off whatever the segment files hold past the committed end
     /// (see [`segments`]).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let started = std::time::Instant::now();
         let db = open_sled(dir)?;
+        let sled_secs = started.elapsed().as_secs_f64();
         let io = segments::DiskIo::new(dir.join("segments"))
             .map_err(|e| StoreError::Segment(format!("{}: {e}", dir.display())))?;
-        Store::from_db(db, dir, Arc::new(io), segments::SEGMENT_LEN)
+        let store = Store::from_db(db, dir, Arc::new(io), segments::SEGMENT_LEN)?;
+        tracing::info!(
+            sled_seconds = sled_secs,
+            seconds = started.elapsed().as_secs_f64(),
+            "store opened"
+        );
+        Ok(store)
     }
 
     /// Opens the store in `dir` with its segment files in `io`, each full at
@@ -374,6 +385,12 @@ impl Store {
     /// Bytes in the segment files.
     pub fn segments_size(&self) -> Result<u64, StoreError> {
         self.segments.size()
+    }
+
+    /// Compresses every full segment not yet compressed (see
+    /// [`segments::Segments::compress_sealed`]).
+    pub fn compress_segments(&self) -> Result<segments::Compressed, StoreError> {
+        self.segments.compress_sealed(SEGMENT_ZSTD_LEVEL)
     }
 }
 

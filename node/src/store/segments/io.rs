@@ -22,20 +22,39 @@ pub trait SegmentFile: Send + Sync {
     fn truncate(&self, len: u64) -> io::Result<()>;
 }
 
-/// The set of segment files, by number.
-pub trait SegmentIo: Send + Sync {
-    /// The numbers of the segment files present.
-    fn list(&self) -> io::Result<Vec<u32>>;
-    /// Opens segment `n`, which exists.
-    fn open(&self, n: u32) -> io::Result<Arc<dyn SegmentFile>>;
-    /// Creates segment `n` holding `header` (replacing any file of that
-    /// number), durable with its directory entry when this returns.
-    fn create(&self, n: u32, header: &[u8]) -> io::Result<Arc<dyn SegmentFile>>;
-    /// Removes segment `n`, durably.
-    fn remove(&self, n: u32) -> io::Result<()>;
+/// The two forms of a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// Records as written (`.seg`).
+    Raw,
+    /// A full segment compressed block by block (`.zseg`).
+    Zstd,
 }
 
-/// Segment files in a directory, named `NNNNNNNN.seg`.
+impl Kind {
+    fn suffix(self) -> &'static str {
+        match self {
+            Kind::Raw => ".seg",
+            Kind::Zstd => ".zseg",
+        }
+    }
+}
+
+/// The set of segment files, by number and kind.
+pub trait SegmentIo: Send + Sync {
+    /// The segment files present.
+    fn list(&self) -> io::Result<Vec<(u32, Kind)>>;
+    /// Opens segment file `n` of `kind`, which exists.
+    fn open(&self, n: u32, kind: Kind) -> io::Result<Arc<dyn SegmentFile>>;
+    /// Creates segment file `n` of `kind` holding `header` (replacing any
+    /// such file), durable with its directory entry when this returns.
+    fn create(&self, n: u32, kind: Kind, header: &[u8]) -> io::Result<Arc<dyn SegmentFile>>;
+    /// Removes segment file `n` of `kind`, durably.
+    fn remove(&self, n: u32, kind: Kind) -> io::Result<()>;
+}
+
+/// Segment files in a directory, named `NNNNNNNN.seg` (and `NNNNNNNN.zseg`
+/// once compressed).
 pub struct DiskIo {
     dir: PathBuf,
 }
@@ -47,8 +66,8 @@ impl DiskIo {
         Ok(DiskIo { dir })
     }
 
-    fn path(&self, n: u32) -> PathBuf {
-        self.dir.join(format!("{n:08}.seg"))
+    fn path(&self, n: u32, kind: Kind) -> PathBuf {
+        self.dir.join(format!("{n:08}{}", kind.suffix()))
     }
 
     fn sync_dir(&self) -> io::Result<()> {
@@ -57,46 +76,48 @@ impl DiskIo {
 }
 
 impl SegmentIo for DiskIo {
-    fn list(&self) -> io::Result<Vec<u32>> {
+    fn list(&self) -> io::Result<Vec<(u32, Kind)>> {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            if let Some(n) = name
-                .strip_suffix(".seg")
-                .filter(|n| n.len() == 8)
-                .and_then(|n| n.parse().ok())
-            {
-                out.push(n);
+            for kind in [Kind::Raw, Kind::Zstd] {
+                if let Some(n) = name
+                    .strip_suffix(kind.suffix())
+                    .filter(|n| n.len() == 8)
+                    .and_then(|n| n.parse().ok())
+                {
+                    out.push((n, kind));
+                }
             }
         }
         out.sort_unstable();
         Ok(out)
     }
 
-    fn open(&self, n: u32) -> io::Result<Arc<dyn SegmentFile>> {
+    fn open(&self, n: u32, kind: Kind) -> io::Result<Arc<dyn SegmentFile>> {
         let f = OpenOptions::new()
             .read(true)
             .write(true)
-            .open(self.path(n))?;
+            .open(self.path(n, kind))?;
         Ok(Arc::new(DiskFile(f)))
     }
 
-    fn create(&self, n: u32, header: &[u8]) -> io::Result<Arc<dyn SegmentFile>> {
+    fn create(&self, n: u32, kind: Kind, header: &[u8]) -> io::Result<Arc<dyn SegmentFile>> {
         let f = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(self.path(n))?;
+            .open(self.path(n, kind))?;
         f.write_all_at(header, 0)?;
         f.sync_all()?;
         self.sync_dir()?;
         Ok(Arc::new(DiskFile(f)))
     }
 
-    fn remove(&self, n: u32) -> io::Result<()> {
-        std::fs::remove_file(self.path(n))?;
+    fn remove(&self, n: u32, kind: Kind) -> io::Result<()> {
+        std::fs::remove_file(self.path(n, kind))?;
         self.sync_dir()
     }
 }

@@ -13,12 +13,12 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::io::{SegmentFile, SegmentIo};
+use super::io::{Kind, SegmentFile, SegmentIo};
 
 /// Segment files in memory.
 #[derive(Default)]
 pub struct MemIo {
-    files: Mutex<BTreeMap<u32, Arc<MemFile>>>,
+    files: Mutex<BTreeMap<(u32, Kind), Arc<MemFile>>>,
     /// Operations left before the power goes (`u64::MAX`: never).
     budget: Arc<AtomicU64>,
 }
@@ -117,12 +117,12 @@ impl MemIo {
 }
 
 impl SegmentIo for MemIo {
-    fn list(&self) -> io::Result<Vec<u32>> {
+    fn list(&self) -> io::Result<Vec<(u32, Kind)>> {
         Ok(lock(&self.files).keys().copied().collect())
     }
 
-    fn open(&self, n: u32) -> io::Result<Arc<dyn SegmentFile>> {
-        match lock(&self.files).get(&n) {
+    fn open(&self, n: u32, kind: Kind) -> io::Result<Arc<dyn SegmentFile>> {
+        match lock(&self.files).get(&(n, kind)) {
             Some(f) => Ok(f.clone()),
             None => Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -131,7 +131,7 @@ impl SegmentIo for MemIo {
         }
     }
 
-    fn create(&self, n: u32, header: &[u8]) -> io::Result<Arc<dyn SegmentFile>> {
+    fn create(&self, n: u32, kind: Kind, header: &[u8]) -> io::Result<Arc<dyn SegmentFile>> {
         spend(&self.budget)?;
         let f = Arc::new(MemFile {
             state: Mutex::new(FileState {
@@ -141,13 +141,13 @@ impl SegmentIo for MemIo {
             }),
             budget: self.budget.clone(),
         });
-        lock(&self.files).insert(n, f.clone());
+        lock(&self.files).insert((n, kind), f.clone());
         Ok(f)
     }
 
-    fn remove(&self, n: u32) -> io::Result<()> {
+    fn remove(&self, n: u32, kind: Kind) -> io::Result<()> {
         spend(&self.budget)?;
-        lock(&self.files).remove(&n);
+        lock(&self.files).remove(&(n, kind));
         Ok(())
     }
 }

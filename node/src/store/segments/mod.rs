@@ -11,10 +11,12 @@
 //! whatever lies past the end (a torn or unacknowledged tail, a segment
 //! started but never committed) is cut off.
 
+mod compress;
 mod io;
 mod mem;
 
-pub use io::{DiskIo, SegmentFile, SegmentIo};
+pub use compress::BLOCK;
+pub use io::{DiskIo, Kind, SegmentFile, SegmentIo};
 pub use mem::MemIo;
 
 use std::collections::HashMap;
@@ -143,9 +145,11 @@ pub struct Segments {
     io: Arc<dyn SegmentIo>,
     /// The durable end; held for the whole of a write.
     writer: Mutex<End>,
-    files: RwLock<HashMap<u32, Arc<dyn SegmentFile>>>,
+    files: RwLock<HashMap<u32, Seg>>,
     /// When a segment counts as full (smaller in tests).
     segment_len: u32,
+    /// Held while full segments are compressed.
+    compacting: Mutex<()>,
 }
 
 /// Records staged by one attempt of a write, not yet on disk.
@@ -232,14 +236,14 @@ impl WriteGuard<'_> {
     pub(crate) fn write(&self, staging: &Staging) -> Result<(), StoreError> {
         for (seg, off, bytes) in &staging.runs {
             let file = if *seg == self.end.seg {
-                self.segments.file(*seg)?
+                self.segments.raw(*seg)?
             } else {
                 let f = self
                     .segments
                     .io
-                    .create(*seg, &header(*seg))
+                    .create(*seg, Kind::Raw, &header(*seg))
                     .map_err(|e| io_error(&format!("creating segment {seg}"), e))?;
-                self.segments.put_file(*seg, f.clone());
+                self.segments.put(*seg, Seg::Raw(f.clone()));
                 f
             };
             file.write_at(bytes, u64::from(*off))
@@ -256,7 +260,7 @@ impl WriteGuard<'_> {
                 _ => u64::from(self.end.off),
             };
             self.segments
-                .file(seg)?
+                .raw(seg)?
                 .truncate(len)
                 .map_err(|e| io_error(&format!("sealing segment {seg}"), e))?;
         }
@@ -270,6 +274,26 @@ impl WriteGuard<'_> {
     }
 }
 
+/// One open segment file.
+#[derive(Clone)]
+enum Seg {
+    /// Records as written.
+    Raw(Arc<dyn SegmentFile>),
+    /// A full segment compressed block by block.
+    Zstd(Arc<dyn SegmentFile>, Arc<compress::Index>),
+}
+
+/// What [`Segments::compress_sealed`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compressed {
+    /// Segments compressed.
+    pub segments: u32,
+    /// Their bytes before.
+    pub before: u64,
+    /// Their bytes after.
+    pub after: u64,
+}
+
 impl Segments {
     /// Opens the segments of a store whose durable end is `end` (`None`: a
     /// new store), cutting off whatever lies past it.
@@ -280,25 +304,55 @@ impl Segments {
     ) -> Result<Segments, StoreError> {
         let end = end.unwrap_or(End::START);
         let present = io.list().map_err(|e| io_error("listing segments", e))?;
-        for n in present.iter().filter(|n| **n > end.seg) {
+        let has = |n: u32, kind: Kind| present.contains(&(n, kind));
+        for (n, kind) in present.iter().filter(|(n, _)| *n > end.seg) {
             tracing::warn!(
                 segment = n,
                 "removing a segment started but never committed"
             );
-            io.remove(*n)
+            io.remove(*n, *kind)
                 .map_err(|e| io_error(&format!("removing segment {n}"), e))?;
         }
+        let mut files = HashMap::new();
         for n in 0..end.seg {
-            if !present.contains(&n) {
+            // The raw file is removed only once its compressed copy is
+            // complete and synced: with both present, the copy may be torn.
+            if has(n, Kind::Zstd) && has(n, Kind::Raw) {
+                tracing::warn!(
+                    segment = n,
+                    "removing a compressed copy whose raw segment is still there"
+                );
+                io.remove(n, Kind::Zstd)
+                    .map_err(|e| io_error(&format!("removing segment {n}"), e))?;
+            }
+            let seg = if has(n, Kind::Raw) {
+                let f = io
+                    .open(n, Kind::Raw)
+                    .map_err(|e| io_error(&format!("opening segment {n}"), e))?;
+                check_header(n, f.as_ref())?;
+                Seg::Raw(f)
+            } else if has(n, Kind::Zstd) {
+                let f = io
+                    .open(n, Kind::Zstd)
+                    .map_err(|e| io_error(&format!("opening segment {n}"), e))?;
+                let index = compress::Index::load(f.as_ref(), n)
+                    .map_err(|e| damaged(format!("compressed segment {n}: {e}")))?;
+                Seg::Zstd(f, Arc::new(index))
+            } else {
                 return Err(damaged(format!(
                     "segment {n} is missing (the store's end is in segment {})",
                     end.seg
                 )));
-            }
+            };
+            files.insert(n, seg);
         }
-        let active = if present.contains(&end.seg) {
+        if has(end.seg, Kind::Zstd) {
+            io.remove(end.seg, Kind::Zstd)
+                .map_err(|e| io_error(&format!("removing segment {}", end.seg), e))?;
+        }
+        let active = if has(end.seg, Kind::Raw) {
             let f = io
-                .open(end.seg)
+                .open(end.seg, Kind::Raw)
                 .map_err(|e| io_error(&format!("opening segment {}", end.seg), e))?;
             let len = f
                 .size()
@@ -320,7 +374,7 @@ impl Segments {
             }
             f
         } else if end.off == HEADER_LEN {
-            io.create(end.seg, &header(end.seg))
+            io.create(end.seg, Kind::Raw, &header(end.seg))
                 .map_err(|e| io_error(&format!("creating segment {}", end.seg), e))?
         } else {
             return Err(damaged(format!(
@@ -328,15 +382,15 @@ impl Segments {
                 end.seg, end.off
             )));
         };
-        let segments = Segments {
+        check_header(end.seg, active.as_ref())?;
+        files.insert(end.seg, Seg::Raw(active));
+        Ok(Segments {
             io,
             writer: Mutex::new(end),
-            files: RwLock::default(),
+            files: RwLock::new(files),
             segment_len,
-        };
-        segments.check_header(end.seg, active.as_ref())?;
-        segments.put_file(end.seg, active);
-        Ok(segments)
+            compacting: Mutex::new(()),
+        })
     }
 
     /// Appends `records` and makes them durable, outside any index
@@ -366,39 +420,29 @@ impl Segments {
         *lock(&self.writer)
     }
 
-    fn put_file(&self, n: u32, f: Arc<dyn SegmentFile>) {
+    fn put(&self, n: u32, seg: Seg) {
         self.files
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(n, f);
+            .insert(n, seg);
     }
 
-    fn file(&self, n: u32) -> Result<Arc<dyn SegmentFile>, StoreError> {
-        if let Some(f) = self
-            .files
+    fn seg(&self, n: u32) -> Result<Seg, StoreError> {
+        self.files
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&n)
-        {
-            return Ok(f.clone());
-        }
-        let f = self
-            .io
-            .open(n)
-            .map_err(|e| io_error(&format!("opening segment {n}"), e))?;
-        self.check_header(n, f.as_ref())?;
-        self.put_file(n, f.clone());
-        Ok(f)
+            .cloned()
+            .ok_or_else(|| damaged(format!("no segment {n}")))
     }
 
-    fn check_header(&self, n: u32, f: &dyn SegmentFile) -> Result<(), StoreError> {
-        let mut h = [0u8; HEADER_LEN as usize];
-        f.read_at(&mut h, 0)
-            .map_err(|e| io_error(&format!("reading segment {n}'s header"), e))?;
-        if h != header(n) {
-            return Err(damaged(format!("segment {n} has a wrong header")));
+    /// The raw file of segment `n` (the one being written, or one this
+    /// write fills).
+    fn raw(&self, n: u32) -> Result<Arc<dyn SegmentFile>, StoreError> {
+        match self.seg(n)? {
+            Seg::Raw(f) => Ok(f),
+            Seg::Zstd(..) => Err(damaged(format!("segment {n} is compressed"))),
         }
-        Ok(())
     }
 
     /// The bytes of the record at `ptr`, checked against its record head.
@@ -408,10 +452,18 @@ impl Segments {
                 "pointer {ptr:?} names an oversized record"
             )));
         }
-        let f = self.file(ptr.seg)?;
-        let mut buf = vec![0u8; (RECORD_HEAD + ptr.len) as usize];
-        f.read_at(&mut buf, u64::from(ptr.off))
-            .map_err(|e| damaged(format!("record {ptr:?}: {e}")))?;
+        let size = u64::from(RECORD_HEAD + ptr.len);
+        let mut buf = match self.seg(ptr.seg)? {
+            Seg::Raw(f) => {
+                let mut buf = vec![0u8; size as usize];
+                f.read_at(&mut buf, u64::from(ptr.off))
+                    .map_err(|e| damaged(format!("record {ptr:?}: {e}")))?;
+                buf
+            }
+            Seg::Zstd(f, index) => index
+                .read(f.as_ref(), u64::from(ptr.off), size)
+                .map_err(|e| damaged(format!("record {ptr:?}: {e}")))?,
+        };
         let (head, bytes) = buf.split_at(RECORD_HEAD as usize);
         if head != record_head(bytes) {
             return Err(damaged(format!(
@@ -422,6 +474,25 @@ impl Segments {
         Ok(buf)
     }
 
+    /// The raw bytes of segment `n` up to `len` (all of it when `None`).
+    fn whole(&self, n: u32, len: Option<u64>) -> Result<Vec<u8>, StoreError> {
+        match self.seg(n)? {
+            Seg::Raw(f) => {
+                let len = match len {
+                    Some(l) => l,
+                    None => f.size().map_err(|e| io_error(&format!("segment {n}"), e))?,
+                };
+                let mut buf = vec![0u8; len as usize];
+                f.read_at(&mut buf, 0)
+                    .map_err(|e| damaged(format!("segment {n}: {e}")))?;
+                Ok(buf)
+            }
+            Seg::Zstd(f, index) => index
+                .read(f.as_ref(), 0, len.unwrap_or(index.raw_len()))
+                .map_err(|e| damaged(format!("compressed segment {n}: {e}"))),
+        }
+    }
+
     /// Every committed record in order, each checked, to `visit`.
     pub fn scan(
         &self,
@@ -430,33 +501,41 @@ impl Segments {
         let end = self.end();
         let mut n = 0u64;
         for seg in 0..=end.seg {
-            let f = self.file(seg)?;
-            let len = if seg == end.seg {
-                u64::from(end.off)
-            } else {
-                f.size()
-                    .map_err(|e| io_error(&format!("segment {seg}"), e))?
-            };
-            let mut off = u64::from(HEADER_LEN);
+            let bytes = self.whole(seg, (seg == end.seg).then_some(u64::from(end.off)))?;
+            if bytes.get(..HEADER_LEN as usize) != Some(&header(seg)[..]) {
+                return Err(damaged(format!("segment {seg} has a wrong header")));
+            }
+            let len = bytes.len();
+            let mut off = HEADER_LEN as usize;
             while off < len {
-                let mut head = [0u8; RECORD_HEAD as usize];
-                f.read_at(&mut head, off)
-                    .map_err(|e| damaged(format!("segment {seg} at {off}: {e}")))?;
+                let head = bytes.get(off..off + RECORD_HEAD as usize).ok_or_else(|| {
+                    damaged(format!(
+                        "segment {seg} at {off}: a record head runs past the end"
+                    ))
+                })?;
                 let rlen = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-                if rlen > MAX_RECORD || off + u64::from(RECORD_HEAD + rlen) > len {
-                    return Err(damaged(format!(
-                        "segment {seg} at {off}: a record of {rlen} bytes runs past the end ({len})"
-                    )));
-                }
+                let body_at = off + RECORD_HEAD as usize;
+                let body = bytes
+                    .get(body_at..body_at + rlen as usize)
+                    .filter(|_| rlen <= MAX_RECORD)
+                    .ok_or_else(|| {
+                        damaged(format!(
+                            "segment {seg} at {off}: a record of {rlen} bytes runs past the end ({len})"
+                        ))
+                    })?;
                 let ptr = Ptr {
                     seg,
                     off: off as u32,
                     len: rlen,
                 };
-                let bytes = self.read(ptr)?;
-                visit(ptr, &bytes)?;
+                if head != record_head(body) {
+                    return Err(damaged(format!(
+                        "record {ptr:?} fails its length or checksum"
+                    )));
+                }
+                visit(ptr, body)?;
                 n += 1;
-                off += u64::from(RECORD_HEAD + rlen);
+                off = body_at + rlen as usize;
             }
         }
         Ok(n)
@@ -467,11 +546,71 @@ impl Segments {
         let end = self.end();
         let mut total = 0;
         for seg in 0..=end.seg {
-            total += self
-                .file(seg)?
+            let f = match self.seg(seg)? {
+                Seg::Raw(f) | Seg::Zstd(f, _) => f,
+            };
+            total += f
                 .size()
                 .map_err(|e| io_error(&format!("segment {seg}"), e))?;
         }
         Ok(total)
     }
+
+    /// Compresses every full segment not yet compressed (zstd at `level`),
+    /// one at a time: the compressed copy is written and synced, read back
+    /// and compared, and only then is the raw file removed. Readers switch
+    /// over at once; a crash at any point leaves one complete copy.
+    pub fn compress_sealed(&self, level: i32) -> Result<Compressed, StoreError> {
+        let _one = lock(&self.compacting);
+        let sealed = self.end().seg;
+        let mut done = Compressed::default();
+        for n in 0..sealed {
+            let Seg::Raw(_) = self.seg(n)? else {
+                continue;
+            };
+            let raw = self.whole(n, None)?;
+            let body = compress::compress(&raw, level).map_err(StoreError::Segment)?;
+            let f = self
+                .io
+                .create(n, Kind::Zstd, &compress::header(n))
+                .map_err(|e| io_error(&format!("creating compressed segment {n}"), e))?;
+            f.write_at(&body, compress::HEADER_LEN)
+                .map_err(|e| io_error(&format!("writing compressed segment {n}"), e))?;
+            f.sync()
+                .map_err(|e| io_error(&format!("syncing compressed segment {n}"), e))?;
+            let index = compress::Index::load(f.as_ref(), n)
+                .map_err(|e| StoreError::Segment(format!("compressed segment {n}: {e}")))?;
+            let back = index
+                .read(f.as_ref(), 0, index.raw_len())
+                .map_err(|e| StoreError::Segment(format!("compressed segment {n}: {e}")))?;
+            if back != raw {
+                return Err(StoreError::Segment(format!(
+                    "compressed segment {n} does not read back as written"
+                )));
+            }
+            self.put(n, Seg::Zstd(f, Arc::new(index)));
+            self.io
+                .remove(n, Kind::Raw)
+                .map_err(|e| io_error(&format!("removing raw segment {n}"), e))?;
+            done.segments += 1;
+            done.before += raw.len() as u64;
+            done.after += compress::HEADER_LEN + body.len() as u64;
+            tracing::info!(
+                segment = n,
+                ratio = (compress::HEADER_LEN + body.len() as u64) as f64 / raw.len() as f64,
+                "compressed a full segment"
+            );
+        }
+        Ok(done)
+    }
+}
+
+fn check_header(n: u32, f: &dyn SegmentFile) -> Result<(), StoreError> {
+    let mut h = [0u8; HEADER_LEN as usize];
+    f.read_at(&mut h, 0)
+        .map_err(|e| io_error(&format!("reading segment {n}'s header"), e))?;
+    if h != header(n) {
+        return Err(damaged(format!("segment {n} has a wrong header")));
+    }
+    Ok(())
 }
