@@ -374,6 +374,11 @@ fn a_format_1_store_is_migrated() {
             key.extend_from_slice(id.as_bytes());
             fbs.insert(key, &[]).unwrap();
         }
+        let blob = zstd::bulk::compress(b"an old build log", 3).unwrap();
+        db.open_tree("blobs-1")
+            .unwrap()
+            .insert(Digest::of(b"an old build log").as_bytes(), blob)
+            .unwrap();
         db.flush().unwrap();
     }
     let err = Store::open(&path)
@@ -408,6 +413,15 @@ fn a_format_1_store_is_migrated() {
         store.segments_size().unwrap() > 3 * 300,
         "envelopes are in segments"
     );
+    let blob = store
+        .blob(&Digest::of(b"an old build log"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        vouch_node::store::unpack_blob(&blob).unwrap(),
+        b"an old build log"
+    );
+    assert_eq!(store.counts().unwrap().blobs, 1);
     assert_eq!(
         store.latest(&artifact(1), &k.public_key()).unwrap(),
         Some(a[1].envelope().to_vec())

@@ -1,14 +1,20 @@
 //! Evidence blobs (build logs, diffoscope output): stored zstd-compressed,
-//! addressed by the SHA-256 of their content. This node's own are always
-//! kept; those fetched from peers only within a quota on the bytes stored.
+//! addressed by the SHA-256 of their content, as records of their own
+//! segments (written and synced before the sled transaction that commits
+//! their pointers and the new durable end, as for envelopes). This node's
+//! own are always kept; those fetched from peers only within a quota on the
+//! bytes stored.
 
 use std::sync::atomic::Ordering;
 
 use vouch_attest::{Digest, PublicKey};
 
+use sled::Transactional as _;
+
 use super::packages::Appended;
+use super::read::parse_ptr;
 use super::tally::Tally;
-use super::{MAX_BLOB, Store, StoreError};
+use super::{MAX_BLOB, Store, StoreError, keys, tx_error};
 
 impl Store {
     /// Stores an evidence blob (zstd-compressed), addressed by the sha256 of
@@ -21,15 +27,29 @@ impl Store {
             )));
         }
         let id = Digest::of(content);
-        if !self.blobs.contains_key(id.as_bytes())? {
-            let compressed =
-                zstd::bulk::compress(content, 3).map_err(|e| StoreError::Blob(e.to_string()))?;
-            let len = compressed.len() as u64;
-            if self.blobs.insert(id.as_bytes(), compressed)?.is_none() {
-                Tally::add(&self.tally.blobs, 1);
-                Tally::add(&self.tally.blob_bytes, len);
-            }
+        if self.blobs.contains_key(id.as_bytes())? {
+            return Ok(id);
         }
+        let compressed =
+            zstd::bulk::compress(content, 3).map_err(|e| StoreError::Blob(e.to_string()))?;
+        let mut writer = self.evidence.writer();
+        // Another writer may have stored it meanwhile.
+        if self.blobs.contains_key(id.as_bytes())? {
+            return Ok(id);
+        }
+        let mut staging = writer.staging();
+        let ptr = staging.stage(&compressed)?;
+        writer.write(&staging)?;
+        (&self.meta, &self.blobs)
+            .transaction(|(meta, blobs)| {
+                blobs.insert(id.as_bytes(), &ptr.encode()[..])?;
+                meta.insert(keys::META_EVIDENCE_END, &staging.end().encode()[..])?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        writer.committed(&staging);
+        Tally::add(&self.tally.blobs, 1);
+        Tally::add(&self.tally.blob_bytes, u64::from(ptr.len));
         Ok(id)
     }
 
@@ -46,7 +66,37 @@ impl Store {
 
     /// The zstd-compressed blob with content sha256 `id`.
     pub fn blob(&self, id: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.blobs.get(id.as_bytes())?.map(|v| v.to_vec()))
+        match self.blobs.get(id.as_bytes())? {
+            Some(p) => self.evidence.read(parse_ptr(&p)?).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks every evidence record: intact, its content's sha256 names a
+    /// pointer to exactly it, and there are as many pointers as records.
+    pub(crate) fn check_blobs(&self) -> Result<u64, StoreError> {
+        let damaged = |detail: String| StoreError::Damaged {
+            tree: keys::BLOBS,
+            detail,
+        };
+        let records = self.evidence.scan(|ptr, bytes| {
+            let content = unpack_blob(bytes)
+                .map_err(|e| damaged(format!("record {ptr:?} does not decompress: {e}")))?;
+            let id = Digest::of(&content);
+            if self.blobs.get(id.as_bytes())?.as_deref() != Some(&ptr.encode()[..]) {
+                return Err(damaged(format!(
+                    "blob {id} in record {ptr:?} is not indexed there"
+                )));
+            }
+            Ok(())
+        })?;
+        let n = self.blobs.len() as u64;
+        if n != records {
+            return Err(damaged(format!(
+                "{n} pointers for {records} evidence records"
+            )));
+        }
+        Ok(records)
     }
 
     /// Whether the blob `id` is stored.

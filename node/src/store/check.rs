@@ -91,6 +91,7 @@ impl Store {
                 format!("count says {counted}, {n} stored"),
             ));
         }
+        self.check_blobs()?;
         self.check_tally()?;
         Ok(n)
     }

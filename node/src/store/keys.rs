@@ -24,7 +24,8 @@ pub(crate) const LOG_V2: &str = "log-1";
 pub(crate) const BY_ARTIFACT_V2: &str = "by-artifact-signer-2";
 pub(crate) const BY_NAME_V2: &str = "by-name-1";
 /// The trees of format 2 that format 3 replaces (dropped once migrated).
-pub(crate) const REPLACED_BY_V3: [&str; 4] = [ENVELOPES_V2, LOG_V2, BY_ARTIFACT_V2, BY_NAME_V2];
+pub(crate) const REPLACED_BY_V3: [&str; 5] =
+    [ENVELOPES_V2, LOG_V2, BY_ARTIFACT_V2, BY_NAME_V2, BLOBS_V2];
 pub(crate) const HEADS: &str = "heads-1";
 pub(crate) const PENDING: &str = "pending-1";
 pub(crate) const FORKS: &str = "forks-2";
@@ -33,7 +34,10 @@ pub(crate) const FORK_COUNTS: &str = "fork-counts-2";
 pub(crate) const BY_ARTIFACT_V1: &str = "by-artifact-1";
 pub(crate) const FORKS_V1: &str = "forks-1";
 pub(crate) const FORKS_BY_SIGNER_V1: &str = "forks-by-signer-1";
-pub(crate) const BLOBS: &str = "blobs-1";
+/// Blob content sha256 → pointer into the evidence segments.
+pub(crate) const BLOBS: &str = "blob-ptrs-1";
+/// Format 2 kept the compressed blobs themselves in sled.
+pub(crate) const BLOBS_V2: &str = "blobs-1";
 pub(crate) const JOBS: &str = "jobs-1";
 pub(crate) const QUEUE: &str = "queue-1";
 /// The package table (`packages.rs`): added without a format change, and
@@ -58,6 +62,8 @@ pub(crate) const META_STATS: &[u8] = b"stats";
 /// The segments' durable end ([`super::segments::End`]), committed with the
 /// index entries that point below it.
 pub(crate) const META_SEGMENT_END: &[u8] = b"segment-end";
+/// The evidence segments' durable end, committed with the blob pointers.
+pub(crate) const META_EVIDENCE_END: &[u8] = b"evidence-end";
 
 /// `log`, `pending`: signer ‖ seq.
 pub(crate) fn signer_seq(signer: &[u8; 32], seq: u64) -> [u8; 40] {

@@ -96,7 +96,11 @@ pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
 
 /// Moves the envelopes of a format-2 store into segments. The number of
 /// verdicts moved.
-pub(crate) fn v2_to_v3(db: &sled::Db, io: Arc<dyn SegmentIo>) -> Result<u64, StoreError> {
+pub(crate) fn v2_to_v3(
+    db: &sled::Db,
+    io: Arc<dyn SegmentIo>,
+    evidence: Arc<dyn SegmentIo>,
+) -> Result<u64, StoreError> {
     let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
     let old = db.open_tree(keys::ENVELOPES_V2)?;
     let old_log = db.open_tree(keys::LOG_V2)?;
@@ -168,6 +172,8 @@ pub(crate) fn v2_to_v3(db: &sled::Db, io: Arc<dyn SegmentIo>) -> Result<u64, Sto
         }
     }
     flush(&mut staging, &mut batch, &mut writer)?;
+    drop(writer);
+    move_blobs(db, evidence)?;
     if old.len() as u64 != n {
         tracing::warn!(
             stored = old.len(),
@@ -189,6 +195,44 @@ pub(crate) fn v2_to_v3(db: &sled::Db, io: Arc<dyn SegmentIo>) -> Result<u64, Sto
         keys::FORMAT
     );
     Ok(n)
+}
+
+/// Moves format 2's evidence blobs (compressed, in sled) into evidence
+/// segments, afresh on each run.
+fn move_blobs(db: &sled::Db, io: Arc<dyn SegmentIo>) -> Result<(), StoreError> {
+    let old = db.open_tree(keys::BLOBS_V2)?;
+    let ptrs = db.open_tree(keys::BLOBS)?;
+    let meta = db.open_tree(keys::META)?;
+    ptrs.clear()?;
+    meta.remove(keys::META_EVIDENCE_END)?;
+    for (n, kind) in io.list().map_err(|e| StoreError::Segment(e.to_string()))? {
+        io.remove(n, kind)
+            .map_err(|e| StoreError::Segment(e.to_string()))?;
+    }
+    let segments = Segments::open(io, None, SEGMENT_LEN)?;
+    let mut writer = segments.writer();
+    let mut staging = writer.staging();
+    let mut batch = sled::Batch::default();
+    let mut staged = 0usize;
+    for item in old.iter() {
+        let (id, bytes) = item?;
+        let ptr = staging.stage(&bytes)?;
+        batch.insert(id, &ptr.encode()[..]);
+        staged += bytes.len();
+        if staged >= 32 << 20 {
+            writer.write(&staging)?;
+            ptrs.apply_batch(std::mem::take(&mut batch))?;
+            meta.insert(keys::META_EVIDENCE_END, &staging.end().encode()[..])?;
+            writer.committed(&staging);
+            staging = writer.staging();
+            staged = 0;
+        }
+    }
+    writer.write(&staging)?;
+    ptrs.apply_batch(batch)?;
+    meta.insert(keys::META_EVIDENCE_END, &staging.end().encode()[..])?;
+    writer.committed(&staging);
+    Ok(())
 }
 
 /// What `vouchd migrate` did.
@@ -235,7 +279,7 @@ impl super::Store {
         }
         let io = DiskIo::new(dir.join("segments"))
             .map_err(|e| StoreError::Segment(format!("{}: {e}", dir.display())))?;
-        let verdicts = v2_to_v3(&db, Arc::new(io))?;
+        let verdicts = v2_to_v3(&db, Arc::new(io), super::evidence_io(dir)?)?;
         Ok(Some(Migrated {
             from: found,
             verdicts,

@@ -172,6 +172,8 @@ pub struct Store {
     /// Verdict id → where its envelope is in the segments.
     envelopes: sled::Tree,
     segments: Arc<segments::Segments>,
+    /// Evidence blobs (zstd-compressed), in their own segments.
+    evidence: Arc<segments::Segments>,
     log: sled::Tree,
     by_artifact: sled::Tree,
     by_name: sled::Tree,
@@ -204,7 +206,13 @@ impl Store {
         let sled_secs = started.elapsed().as_secs_f64();
         let io = segments::DiskIo::new(dir.join("segments"))
             .map_err(|e| StoreError::Segment(format!("{}: {e}", dir.display())))?;
-        let store = Store::from_db(db, dir, Arc::new(io), segments::SEGMENT_LEN)?;
+        let store = Store::from_db(
+            db,
+            dir,
+            Arc::new(io),
+            evidence_io(dir)?,
+            segments::SEGMENT_LEN,
+        )?;
         tracing::info!(
             sled_seconds = sled_secs,
             seconds = started.elapsed().as_secs_f64(),
@@ -222,7 +230,7 @@ impl Store {
         io: Arc<dyn segments::SegmentIo>,
         segment_len: u32,
     ) -> Result<Store, StoreError> {
-        Store::from_db(open_sled(dir)?, dir, io, segment_len)
+        Store::from_db(open_sled(dir)?, dir, io, evidence_io(dir)?, segment_len)
     }
 
     /// A temporary in-memory store, for tests and benchmarks.
@@ -232,6 +240,7 @@ impl Store {
             db,
             Path::new("(temporary)"),
             Arc::new(segments::MemIo::new()),
+            Arc::new(segments::MemIo::new()),
             segments::SEGMENT_LEN,
         )
     }
@@ -240,6 +249,7 @@ impl Store {
         db: sled::Db,
         dir: &Path,
         io: Arc<dyn segments::SegmentIo>,
+        evidence: Arc<dyn segments::SegmentIo>,
         segment_len: u32,
     ) -> Result<Store, StoreError> {
         let meta = db.open_tree(keys::META)?;
@@ -298,9 +308,24 @@ impl Store {
             None => None,
         };
         let segments = Arc::new(segments::Segments::open(io, end, segment_len)?);
+        let evidence_end = match meta.get(keys::META_EVIDENCE_END)? {
+            Some(v) => Some(
+                segments::End::decode(&v).ok_or_else(|| StoreError::Damaged {
+                    tree: keys::META,
+                    detail: "bad evidence segment end".into(),
+                })?,
+            ),
+            None => None,
+        };
+        let evidence = Arc::new(segments::Segments::open(
+            evidence,
+            evidence_end,
+            segments::SEGMENT_LEN,
+        )?);
         let store = Store {
             envelopes: db.open_tree(keys::ENVELOPES)?,
             segments,
+            evidence,
             log: db.open_tree(keys::LOG)?,
             by_artifact: db.open_tree(keys::BY_ARTIFACT)?,
             by_name: db.open_tree(keys::BY_NAME)?,
@@ -338,7 +363,7 @@ impl Store {
         for item in self.blobs.iter() {
             let (_, v) = item?;
             n += 1;
-            bytes += v.len() as u64;
+            bytes += u64::from(read::parse_ptr(&v)?.len);
         }
         t.blobs.store(n, Ordering::Relaxed);
         t.blob_bytes.store(bytes, Ordering::Relaxed);
@@ -379,7 +404,7 @@ impl Store {
 
     /// Bytes on disk: sled's files and the segment files.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()? + self.segments.size()?)
+        Ok(self.db.size_on_disk()? + self.segments.size()? + self.evidence.size()?)
     }
 
     /// Bytes in the segment files.
@@ -454,4 +479,12 @@ pub(crate) fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Where the evidence segments of the store in `dir` live (not `blobs/`,
+/// which is sled's).
+fn evidence_io(dir: &Path) -> Result<Arc<dyn segments::SegmentIo>, StoreError> {
+    let io = segments::DiskIo::new(dir.join("evidence"))
+        .map_err(|e| StoreError::Segment(format!("{}: {e}", dir.display())))?;
+    Ok(Arc::new(io))
 }
