@@ -20,13 +20,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use vouch_attest::{Digest, Envelope, ForkProof};
+use vouch_attest::{Digest, Envelope, ForkProof, Verdict};
 
 use super::segments::{DiskIo, SEGMENT_LEN, SegmentIo, Segments, Staging};
 use super::{StoreError, keys};
 
 pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
-    let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
     let envelopes = db.open_tree(keys::ENVELOPES_V2)?;
     let log = db.open_tree(keys::LOG_V2)?;
     let by_artifact = db.open_tree(keys::BY_ARTIFACT_V2)?;
@@ -38,15 +37,7 @@ pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
     let mut n = 0u64;
     for item in log.iter() {
         let (_, id) = item?;
-        let bytes = envelopes.get(&id)?.ok_or_else(|| {
-            damaged(
-                keys::LOG_V2,
-                format!("logged verdict {} missing", hex::encode(&id)),
-            )
-        })?;
-        let v = Envelope::decode(&bytes)
-            .and_then(|e| e.unverified_verdict())
-            .map_err(|e| damaged(keys::ENVELOPES, e.to_string()))?;
+        let (_, v) = logged(&envelopes, &id)?;
         by_artifact.insert(
             keys::artifact_signer_seq(v.subject.sha256.as_bytes(), v.signer.as_bytes(), v.seq),
             &id,
@@ -101,7 +92,6 @@ pub(crate) fn v2_to_v3(
     io: Arc<dyn SegmentIo>,
     evidence: Arc<dyn SegmentIo>,
 ) -> Result<u64, StoreError> {
-    let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
     let old = db.open_tree(keys::ENVELOPES_V2)?;
     let old_log = db.open_tree(keys::LOG_V2)?;
     let ptrs = db.open_tree(keys::ENVELOPES)?;
@@ -141,15 +131,7 @@ pub(crate) fn v2_to_v3(
     };
     for item in old_log.iter() {
         let (k, id) = item?;
-        let bytes = old.get(&id)?.ok_or_else(|| {
-            damaged(
-                keys::LOG_V2,
-                format!("logged verdict {} missing", hex::encode(&id)),
-            )
-        })?;
-        let v = Envelope::decode(&bytes)
-            .and_then(|e| e.unverified_verdict())
-            .map_err(|e| damaged(keys::ENVELOPES_V2, e.to_string()))?;
+        let (bytes, v) = logged(&old, &id)?;
         let ptr = staging.stage(&bytes)?.encode();
         batch[0].insert(id, &ptr[..]);
         batch[1].insert(k, &ptr[..]);
@@ -195,6 +177,21 @@ pub(crate) fn v2_to_v3(
         keys::FORMAT
     );
     Ok(n)
+}
+
+/// The envelope and verdict a format-1 or -2 log entry names.
+fn logged(envelopes: &sled::Tree, id: &[u8]) -> Result<(sled::IVec, Verdict), StoreError> {
+    let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
+    let bytes = envelopes.get(id)?.ok_or_else(|| {
+        damaged(
+            keys::LOG_V2,
+            format!("logged verdict {} missing", hex::encode(id)),
+        )
+    })?;
+    let v = Envelope::decode(&bytes)
+        .and_then(|e| e.unverified_verdict())
+        .map_err(|e| damaged(keys::ENVELOPES_V2, e.to_string()))?;
+    Ok((bytes, v))
 }
 
 /// Moves format 2's evidence blobs (compressed, in sled) into evidence

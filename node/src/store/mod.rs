@@ -298,28 +298,14 @@ impl Store {
                 db.flush()?;
             }
         }
-        let end = match meta.get(keys::META_SEGMENT_END)? {
-            Some(v) => Some(
-                segments::End::decode(&v).ok_or_else(|| StoreError::Damaged {
-                    tree: keys::META,
-                    detail: "bad segment end".into(),
-                })?,
-            ),
-            None => None,
-        };
-        let segments = Arc::new(segments::Segments::open(io, end, segment_len)?);
-        let evidence_end = match meta.get(keys::META_EVIDENCE_END)? {
-            Some(v) => Some(
-                segments::End::decode(&v).ok_or_else(|| StoreError::Damaged {
-                    tree: keys::META,
-                    detail: "bad evidence segment end".into(),
-                })?,
-            ),
-            None => None,
-        };
+        let segments = Arc::new(segments::Segments::open(
+            io,
+            durable_end(&meta, keys::META_SEGMENT_END)?,
+            segment_len,
+        )?);
         let evidence = Arc::new(segments::Segments::open(
             evidence,
-            evidence_end,
+            durable_end(&meta, keys::META_EVIDENCE_END)?,
             segments::SEGMENT_LEN,
         )?);
         let store = Store {
@@ -487,4 +473,18 @@ fn evidence_io(dir: &Path) -> Result<Arc<dyn segments::SegmentIo>, StoreError> {
     let io = segments::DiskIo::new(dir.join("evidence"))
         .map_err(|e| StoreError::Segment(format!("{}: {e}", dir.display())))?;
     Ok(Arc::new(io))
+}
+
+/// A segments' durable end as committed in `meta` under `key` (`None`: none
+/// committed yet).
+fn durable_end(meta: &sled::Tree, key: &[u8]) -> Result<Option<segments::End>, StoreError> {
+    match meta.get(key)? {
+        Some(v) => segments::End::decode(&v)
+            .map(Some)
+            .ok_or_else(|| StoreError::Damaged {
+                tree: keys::META,
+                detail: format!("bad {}", String::from_utf8_lossy(key)),
+            }),
+        None => Ok(None),
+    }
 }
