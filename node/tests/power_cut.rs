@@ -4,7 +4,8 @@
 //! throws away everything else (or leaves a torn piece of the first unsynced
 //! write). sled's side is its real files: as left when the writer stopped,
 //! or as they were before the last group commit (sled lost a commit that was
-//! never acknowledged).
+//! never acknowledged). Each group commit also stores a build log, through
+//! the evidence segments, which lose power at the same moment.
 
 mod common;
 
@@ -48,17 +49,66 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The verdict and evidence segments of one store, losing power together.
+struct Disks {
+    verdicts: Arc<MemIo>,
+    evidence: Arc<MemIo>,
+}
+
+impl Disks {
+    fn new() -> Disks {
+        let verdicts = MemIo::new();
+        let evidence = MemIo::sharing_power_with(&verdicts);
+        Disks {
+            verdicts: Arc::new(verdicts),
+            evidence: Arc::new(evidence),
+        }
+    }
+
+    fn open(&self, sled_dir: &Path) -> Store {
+        Store::open_with(
+            sled_dir,
+            self.verdicts.clone(),
+            self.evidence.clone(),
+            SEGMENT_LEN,
+        )
+        .unwrap()
+    }
+
+    fn power_cut(&self, torn: usize) -> Disks {
+        Disks {
+            verdicts: Arc::new(self.verdicts.power_cut(torn)),
+            evidence: Arc::new(self.evidence.power_cut(torn)),
+        }
+    }
+}
+
+/// The build log stored with group `g`.
+fn log_of(g: usize) -> Vec<u8> {
+    format!("build log of group {g}\n")
+        .repeat(40 + g)
+        .into_bytes()
+}
+
 /// Opens what a power cut left and checks it: it opens, it is consistent,
-/// every acknowledged verdict is there, and writing goes on.
+/// every acknowledged verdict and blob is there, and writing goes on.
 fn recover(
     sled_dir: &Path,
-    disk: MemIo,
+    disks: Disks,
     acked: &[VerifiedVerdict],
+    blobs: &[Vec<u8>],
     next: &[VerifiedVerdict],
     what: &str,
 ) {
-    let store = Store::open_with(sled_dir, Arc::new(disk), SEGMENT_LEN)
+    let store = Store::open_with(sled_dir, disks.verdicts, disks.evidence, SEGMENT_LEN)
         .unwrap_or_else(|e| panic!("{what}: the store does not open: {e}"));
+    for content in blobs {
+        let blob = store
+            .blob(&Digest::of(content))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{what}: an acknowledged blob is lost"));
+        assert_eq!(&vouch_node::store::unpack_blob(&blob).unwrap(), content);
+    }
     let n = store
         .check_consistency()
         .unwrap_or_else(|e| panic!("{what}: inconsistent after the cut: {e}"));
@@ -76,6 +126,7 @@ fn recover(
         );
     }
     store.apply(next, 100).unwrap();
+    store.put_blob(b"a log after the cut").unwrap();
     store.flush().unwrap();
     store
         .check_consistency()
@@ -89,9 +140,9 @@ fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
     for k in 0.. {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("live");
-        let io = Arc::new(MemIo::new());
-        let store = Store::open_with(&live, io.clone(), SEGMENT_LEN).unwrap();
-        io.fail_after(k);
+        let disks = Disks::new();
+        let store = disks.open(&live);
+        disks.verdicts.fail_after(k);
         // What was appended (and so acknowledged as stored) before each
         // group commit, and after the last that succeeded.
         let all: Vec<VerifiedVerdict> = groups.iter().flatten().cloned().collect();
@@ -101,8 +152,15 @@ fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
                 .cloned()
                 .collect()
         };
-        let mut acked_at: Vec<Vec<VerifiedVerdict>> = Vec::new();
+        let stored_blobs = |store: &Store| -> Vec<Vec<u8>> {
+            (0..groups.len())
+                .map(log_of)
+                .filter(|c| store.blob(&Digest::of(c)).unwrap().is_some())
+                .collect()
+        };
+        let mut acked_at: Vec<(Vec<VerifiedVerdict>, Vec<Vec<u8>>)> = Vec::new();
         let mut acked: Vec<VerifiedVerdict> = Vec::new();
+        let mut blobs: Vec<Vec<u8>> = Vec::new();
         // sled as it was before each group commit.
         let mut before: Vec<std::path::PathBuf> = Vec::new();
         let mut failed = None;
@@ -111,9 +169,16 @@ fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
             let snap = dir.path().join(format!("before-{g}"));
             copy_dir(&live, &snap);
             before.push(snap);
-            acked_at.push(acked.clone());
-            match store.apply(group, 100).and_then(|_| store.flush()) {
-                Ok(()) => acked = appended(&store),
+            acked_at.push((acked.clone(), blobs.clone()));
+            let commit = store
+                .put_blob(&log_of(g))
+                .and_then(|_| store.apply(group, 100))
+                .and_then(|_| store.flush());
+            match commit {
+                Ok(()) => {
+                    acked = appended(&store);
+                    blobs = stored_blobs(&store);
+                }
                 Err(e) => {
                     assert!(e.to_string().contains("power cut"), "{e}");
                     failed = Some(g);
@@ -130,8 +195,9 @@ fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
             copy_dir(&live, &here);
             recover(
                 &here,
-                io.power_cut(torn),
+                disks.power_cut(torn),
                 &acked,
+                &blobs,
                 &groups[0],
                 &format!("cut at op {k}, torn {torn}"),
             );
@@ -142,8 +208,9 @@ fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
                 copy_dir(&before[cut_in - 1], &lost);
                 recover(
                     &lost,
-                    io.power_cut(torn),
-                    &acked_at[cut_in - 1],
+                    disks.power_cut(torn),
+                    &acked_at[cut_in - 1].0,
+                    &acked_at[cut_in - 1].1,
                     &groups[cut_in - 1],
                     &format!(
                         "cut at op {k}, torn {torn}, sled without group {}",
@@ -155,8 +222,9 @@ fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
         boundaries += 1;
         if done {
             assert_eq!(acked.len(), 20);
+            assert_eq!(blobs.len(), groups.len());
             assert!(
-                io.list().unwrap().len() > 3,
+                disks.verdicts.list().unwrap().len() > 3,
                 "the workload fills several segments"
             );
             break;
@@ -173,8 +241,8 @@ fn a_power_cut_while_compressing_loses_nothing() {
     for k in 0.. {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("live");
-        let io = Arc::new(MemIo::new());
-        let store = Store::open_with(&live, io.clone(), SEGMENT_LEN).unwrap();
+        let disks = Disks::new();
+        let store = disks.open(&live);
         for group in workload() {
             store.apply(&group, 100).unwrap();
         }
@@ -184,7 +252,7 @@ fn a_power_cut_while_compressing_loses_nothing() {
             .filter(|v| store.contains(&v.id()).unwrap())
             .cloned()
             .collect();
-        io.fail_after(k);
+        disks.verdicts.fail_after(k);
         let finished = store.compress_segments().is_ok();
         drop(store);
         for torn in [0usize, 7, 1 << 20] {
@@ -192,8 +260,9 @@ fn a_power_cut_while_compressing_loses_nothing() {
             copy_dir(&live, &here);
             recover(
                 &here,
-                io.power_cut(torn),
+                disks.power_cut(torn),
                 &stored,
+                &[],
                 &workload()[0],
                 &format!("compressing, cut at op {k}, torn {torn}"),
             );

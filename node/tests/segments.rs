@@ -188,6 +188,7 @@ fn full_segments_are_compressed_and_read_as_before() {
         Store::open_with(
             &path,
             Arc::new(DiskIo::new(path.join("segments")).unwrap()),
+            Arc::new(DiskIo::new(path.join("evidence")).unwrap()),
             4096,
         )
         .unwrap()

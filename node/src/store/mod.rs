@@ -221,16 +221,17 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens the store in `dir` with its segment files in `io`, each full at
-    /// `segment_len` bytes: for the tests that cut the power between
-    /// writes.
+    /// Opens the store in `dir` with its verdict segments in `io`, each
+    /// full at `segment_len` bytes, and its evidence segments in `evidence`:
+    /// for the tests that cut the power between writes.
     #[doc(hidden)]
     pub fn open_with(
         dir: &Path,
         io: Arc<dyn segments::SegmentIo>,
+        evidence: Arc<dyn segments::SegmentIo>,
         segment_len: u32,
     ) -> Result<Store, StoreError> {
-        Store::from_db(open_sled(dir)?, dir, io, evidence_io(dir)?, segment_len)
+        Store::from_db(open_sled(dir)?, dir, io, evidence, segment_len)
     }
 
     /// A temporary in-memory store, for tests and benchmarks.

@@ -75,6 +75,15 @@ impl MemIo {
         }
     }
 
+    /// Empty, losing power together with `other` (one budget of
+    /// operations for both).
+    pub fn sharing_power_with(other: &MemIo) -> MemIo {
+        MemIo {
+            files: Mutex::default(),
+            budget: other.budget.clone(),
+        }
+    }
+
     /// From now on, operations after the next `n` fail.
     pub fn fail_after(&self, n: u64) {
         self.budget.store(n, Ordering::SeqCst);
