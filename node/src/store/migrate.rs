@@ -104,11 +104,7 @@ pub(crate) fn v2_to_v3(
         t.clear()?;
     }
     meta.remove(keys::META_SEGMENT_END)?;
-    for (n, kind) in io.list().map_err(|e| StoreError::Segment(e.to_string()))? {
-        io.remove(n, kind)
-            .map_err(|e| StoreError::Segment(e.to_string()))?;
-    }
-    let segments = Segments::open(io, None, SEGMENT_LEN)?;
+    let segments = fresh(io)?;
     let mut writer = segments.writer();
     let mut staging = writer.staging();
     let mut batch: [sled::Batch; 4] = Default::default();
@@ -179,6 +175,15 @@ pub(crate) fn v2_to_v3(
     Ok(n)
 }
 
+/// Empty segments in `io`: whatever a run cut short left there is removed.
+fn fresh(io: Arc<dyn SegmentIo>) -> Result<Segments, StoreError> {
+    for (n, kind) in io.list().map_err(|e| StoreError::Segment(e.to_string()))? {
+        io.remove(n, kind)
+            .map_err(|e| StoreError::Segment(e.to_string()))?;
+    }
+    Segments::open(io, None, SEGMENT_LEN)
+}
+
 /// The envelope and verdict a format-1 or -2 log entry names.
 fn logged(envelopes: &sled::Tree, id: &[u8]) -> Result<(sled::IVec, Verdict), StoreError> {
     let damaged = |tree, detail: String| StoreError::Damaged { tree, detail };
@@ -202,11 +207,7 @@ fn move_blobs(db: &sled::Db, io: Arc<dyn SegmentIo>) -> Result<(), StoreError> {
     let meta = db.open_tree(keys::META)?;
     ptrs.clear()?;
     meta.remove(keys::META_EVIDENCE_END)?;
-    for (n, kind) in io.list().map_err(|e| StoreError::Segment(e.to_string()))? {
-        io.remove(n, kind)
-            .map_err(|e| StoreError::Segment(e.to_string()))?;
-    }
-    let segments = Segments::open(io, None, SEGMENT_LEN)?;
+    let segments = fresh(io)?;
     let mut writer = segments.writer();
     let mut staging = writer.staging();
     let mut batch = sled::Batch::default();
