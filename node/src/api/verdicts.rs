@@ -251,15 +251,19 @@ async fn respond(
     }
     let store = s.store.clone();
     // Each item is serialized straight into the answer, one at a time: no
-    // tree of values for tens of thousands of verdicts.
+    // tree of values for tens of thousands of verdicts. Each envelope is
+    // decoded once, for its signer's fork proof and for its item.
     let body = blocking(move || {
-        let mut out = Vec::with_capacity(envelopes.len() * 1800 + 64);
-        out.extend_from_slice(b"{\"forks\":");
+        let decoded: Vec<(Option<Digest>, Option<vouch_attest::Verdict>)> = envelopes
+            .iter()
+            .map(|e| match Envelope::decode(e) {
+                Ok(env) => (Some(env.id()), env.unverified_verdict().ok()),
+                Err(_) => (None, None),
+            })
+            .collect();
         let mut signers = BTreeMap::new();
-        for e in &envelopes {
-            if let Ok(v) = Envelope::decode(e).and_then(|env| env.unverified_verdict()) {
-                signers.insert(*v.signer.as_bytes(), v.signer);
-            }
+        for v in decoded.iter().filter_map(|(_, v)| v.as_ref()) {
+            signers.insert(*v.signer.as_bytes(), v.signer);
         }
         let mut forks = Vec::new();
         for signer in signers.values() {
@@ -267,40 +271,47 @@ async fn respond(
                 forks.push(fork_item(&p));
             }
         }
-        let json_error = |e: serde_json::Error| crate::store::StoreError::Blob(e.to_string());
-        serde_json::to_writer(&mut out, &forks).map_err(json_error)?;
-        out.extend_from_slice(format!(",\"truncated\":{truncated},\"verdicts\":[").as_bytes());
-        for (i, e) in envelopes.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            serde_json::to_writer(&mut out, &Item::of(e)).map_err(json_error)?;
-        }
-        out.extend_from_slice(b"]}");
-        Ok(out)
+        Ok(write_answer(&forks, truncated, &envelopes, &decoded))
     })
-    .await?;
+    .await?
+    .map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `{"forks": …, "truncated": …, "verdicts": […]}`, keys in the order
+/// `json!` gave them, each verdict written as it comes.
+fn write_answer(
+    forks: &[Value],
+    truncated: bool,
+    envelopes: &[Vec<u8>],
+    decoded: &[(Option<Digest>, Option<vouch_attest::Verdict>)],
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(envelopes.len() * 1800 + 64);
+    out.extend_from_slice(b"{\"forks\":");
+    serde_json::to_writer(&mut out, forks)?;
+    out.extend_from_slice(format!(",\"truncated\":{truncated},\"verdicts\":[").as_bytes());
+    for (i, (e, (id, verdict))) in envelopes.iter().zip(decoded).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let item = Item {
+            envelope: STANDARD.encode(e),
+            id: id.map(|d| d.to_hex()),
+            verdict: verdict.as_ref(),
+        };
+        serde_json::to_writer(&mut out, &item)?;
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
 }
 
 /// One stored envelope as JSON: its id, the decoded verdict and the
 /// envelope in base64 (fields in the order `json!` gave them).
 #[derive(serde::Serialize)]
-struct Item {
+struct Item<'a> {
     envelope: String,
     id: Option<String>,
-    verdict: Option<vouch_attest::Verdict>,
-}
-
-impl Item {
-    fn of(envelope: &[u8]) -> Item {
-        let env = Envelope::decode(envelope).ok();
-        Item {
-            envelope: STANDARD.encode(envelope),
-            id: env.as_ref().map(|e| e.id().to_hex()),
-            verdict: env.and_then(|e| e.unverified_verdict().ok()),
-        }
-    }
+    verdict: Option<&'a vouch_attest::Verdict>,
 }
 
 /// One fork proof as JSON.
