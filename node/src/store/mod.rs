@@ -12,6 +12,7 @@ mod blobs;
 pub use blobs::unpack_blob;
 mod check;
 pub mod digest;
+mod enqueue;
 mod forks;
 pub mod jobs;
 mod keys;

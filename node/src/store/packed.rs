@@ -29,13 +29,13 @@ pub(crate) fn decode<T: DeserializeOwned>(v: &[u8], tree: &'static str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::jobs::{JobRecord, JobState, Priority};
+    use crate::store::jobs::JobRecord;
     use crate::sync::{Job, JobSubject};
     use vouch_attest::Digest;
 
     fn record() -> JobRecord {
-        JobRecord {
-            job: Job {
+        JobRecord::queued(
+            Job {
                 distribution: "debian".into(),
                 release: Some("bookworm".into()),
                 component: "main".into(),
@@ -54,18 +54,8 @@ mod tests {
                 source_files: Vec::new(),
                 buildinfo_url: None,
             },
-            state: JobState::Queued,
-            priority: Priority::New,
-            next_at: 1,
-            fails: 0,
-            bads: 0,
-            last: None,
-            worker: None,
-            lease_until: 0,
-            started_at: 0,
-            published: true,
-            queued_at: 1,
-        }
+            1,
+        )
     }
 
     #[test]
