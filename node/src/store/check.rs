@@ -106,14 +106,15 @@ impl Store {
                 detail: format!("record {ptr:?} does not verify: {e}"),
             })?;
             let id = v.id();
+            let stored = ptr.encode();
             let indexed = self.envelopes.get(id.as_bytes())?;
-            if indexed.as_deref() != Some(&ptr.encode()[..]) {
+            if indexed.as_deref() != Some(&stored[..]) {
                 return Err(StoreError::Damaged {
                     tree: keys::ENVELOPES,
                     detail: format!("verdict {id} in record {ptr:?} is not indexed there"),
                 });
             }
-            self.check_indexed(&v, &ptr.encode())?;
+            self.check_indexed(&v, &stored)?;
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use vouch_attest::{Digest, Envelope, ForkProof, Verdict};
 
-use super::segments::{DiskIo, SEGMENT_LEN, SegmentIo, Segments, Staging};
+use super::segments::{DiskIo, SEGMENT_LEN, SegmentIo, Segments, Staging, WriteGuard};
 use super::{StoreError, keys};
 
 pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
@@ -108,23 +108,8 @@ pub(crate) fn v2_to_v3(
     let mut writer = segments.writer();
     let mut staging = writer.staging();
     let mut batch: [sled::Batch; 4] = Default::default();
+    let trees = [&ptrs, &log, &by_artifact, &by_name];
     let mut n = 0u64;
-    let flush = |staging: &mut Staging,
-                 batch: &mut [sled::Batch; 4],
-                 writer: &mut super::segments::WriteGuard<'_>|
-     -> Result<(), StoreError> {
-        writer.write(staging)?;
-        for (tree, b) in [&ptrs, &log, &by_artifact, &by_name]
-            .iter()
-            .zip(batch.iter_mut())
-        {
-            tree.apply_batch(std::mem::take(b))?;
-        }
-        meta.insert(keys::META_SEGMENT_END, &staging.end().encode()[..])?;
-        writer.committed(staging);
-        *staging = writer.staging();
-        Ok(())
-    };
     for item in old_log.iter() {
         let (k, id) = item?;
         let (bytes, v) = logged(&old, &id)?;
@@ -146,10 +131,24 @@ pub(crate) fn v2_to_v3(
         );
         n += 1;
         if n.is_multiple_of(4096) {
-            flush(&mut staging, &mut batch, &mut writer)?;
+            commit_moved(
+                &mut writer,
+                &mut staging,
+                &meta,
+                keys::META_SEGMENT_END,
+                &trees,
+                &mut batch,
+            )?;
         }
     }
-    flush(&mut staging, &mut batch, &mut writer)?;
+    commit_moved(
+        &mut writer,
+        &mut staging,
+        &meta,
+        keys::META_SEGMENT_END,
+        &trees,
+        &mut batch,
+    )?;
     drop(writer);
     move_blobs(db, evidence)?;
     if old.len() as u64 != n {
@@ -210,26 +209,53 @@ fn move_blobs(db: &sled::Db, io: Arc<dyn SegmentIo>) -> Result<(), StoreError> {
     let segments = fresh(io)?;
     let mut writer = segments.writer();
     let mut staging = writer.staging();
-    let mut batch = sled::Batch::default();
+    let mut batch = [sled::Batch::default()];
     let mut staged = 0usize;
     for item in old.iter() {
         let (id, bytes) = item?;
         let ptr = staging.stage(&bytes)?;
-        batch.insert(id, &ptr.encode()[..]);
+        batch[0].insert(id, &ptr.encode()[..]);
         staged += bytes.len();
         if staged >= 32 << 20 {
-            writer.write(&staging)?;
-            ptrs.apply_batch(std::mem::take(&mut batch))?;
-            meta.insert(keys::META_EVIDENCE_END, &staging.end().encode()[..])?;
-            writer.committed(&staging);
-            staging = writer.staging();
+            commit_moved(
+                &mut writer,
+                &mut staging,
+                &meta,
+                keys::META_EVIDENCE_END,
+                &[&ptrs],
+                &mut batch,
+            )?;
             staged = 0;
         }
     }
-    writer.write(&staging)?;
-    ptrs.apply_batch(batch)?;
-    meta.insert(keys::META_EVIDENCE_END, &staging.end().encode()[..])?;
-    writer.committed(&staging);
+    commit_moved(
+        &mut writer,
+        &mut staging,
+        &meta,
+        keys::META_EVIDENCE_END,
+        &[&ptrs],
+        &mut batch,
+    )
+}
+
+/// Writes and syncs the staged records, then applies each batch of
+/// pointers to its tree and records the new durable end under `end_key`;
+/// `staging` starts afresh after it.
+fn commit_moved(
+    writer: &mut WriteGuard<'_>,
+    staging: &mut Staging,
+    meta: &sled::Tree,
+    end_key: &[u8],
+    trees: &[&sled::Tree],
+    batches: &mut [sled::Batch],
+) -> Result<(), StoreError> {
+    writer.write(staging)?;
+    for (tree, b) in trees.iter().zip(batches.iter_mut()) {
+        tree.apply_batch(std::mem::take(b))?;
+    }
+    meta.insert(end_key, &staging.end().encode()[..])?;
+    writer.committed(staging);
+    *staging = writer.staging();
     Ok(())
 }
 

@@ -16,13 +16,8 @@ pub(crate) fn parse_ptr(v: &[u8]) -> Result<Ptr, StoreError> {
 impl Store {
     /// The envelope with verdict id `id`.
     pub fn envelope(&self, id: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        self.envelope_bytes(id.as_bytes())
-    }
-
-    /// The envelope with verdict id `id` (as stored bytes).
-    pub(crate) fn envelope_bytes(&self, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.envelopes.get(id)? {
-            Some(p) => self.segments.read(parse_ptr(&p)?).map(Some),
+        match self.envelopes.get(id.as_bytes())? {
+            Some(p) => self.at(&p).map(Some),
             None => Ok(None),
         }
     }

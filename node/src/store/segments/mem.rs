@@ -89,11 +89,6 @@ impl MemIo {
         self.budget.store(n, Ordering::SeqCst);
     }
 
-    /// Operations left before the simulated power cut.
-    pub fn operations_left(&self) -> u64 {
-        self.budget.load(Ordering::SeqCst)
-    }
-
     /// The disk as found after a power cut now: each file's durable bytes;
     /// with `torn`, plus the first `torn` bytes of its first unsynced write.
     pub fn power_cut(&self, torn: usize) -> MemIo {
