@@ -9,7 +9,10 @@
 //! BE), the block size (u32 BE), the number of blocks (u32 BE), the CRC-32
 //! of the table (u32 BE), `VZND`.
 
-use super::io::SegmentFile;
+use std::sync::Arc;
+
+use super::io::{Kind, SegmentFile};
+use super::{Compressed, Seg, Segments, StoreError, io_error, lock};
 
 /// Bytes of raw segment per compressed block.
 pub const BLOCK: u32 = 16 << 10;
@@ -148,5 +151,55 @@ impl Index {
         }
         let at = (off - first as u64 * self.block) as usize;
         Ok(out[at..at + len as usize].to_vec())
+    }
+}
+
+impl Segments {
+    /// Compresses every full segment not yet compressed (zstd at `level`),
+    /// one at a time: the compressed copy is written and synced, read back
+    /// and compared, and only then is the raw file removed. Readers switch
+    /// over at once; a crash at any point leaves one complete copy.
+    pub fn compress_sealed(&self, level: i32) -> Result<Compressed, StoreError> {
+        let _one = lock(&self.compacting);
+        let sealed = self.end().seg;
+        let mut done = Compressed::default();
+        for n in 0..sealed {
+            let Seg::Raw(_) = self.seg(n)? else {
+                continue;
+            };
+            let raw = self.whole(n, None)?;
+            let body = compress(&raw, level).map_err(StoreError::Segment)?;
+            let f = self
+                .io
+                .create(n, Kind::Zstd, &header(n))
+                .map_err(|e| io_error(&format!("creating compressed segment {n}"), e))?;
+            f.write_at(&body, HEADER_LEN)
+                .map_err(|e| io_error(&format!("writing compressed segment {n}"), e))?;
+            f.sync()
+                .map_err(|e| io_error(&format!("syncing compressed segment {n}"), e))?;
+            let index = Index::load(f.as_ref(), n)
+                .map_err(|e| StoreError::Segment(format!("compressed segment {n}: {e}")))?;
+            let back = index
+                .read(f.as_ref(), 0, index.raw_len())
+                .map_err(|e| StoreError::Segment(format!("compressed segment {n}: {e}")))?;
+            if back != raw {
+                return Err(StoreError::Segment(format!(
+                    "compressed segment {n} does not read back as written"
+                )));
+            }
+            self.put(n, Seg::Zstd(f, Arc::new(index)));
+            self.io
+                .remove(n, Kind::Raw)
+                .map_err(|e| io_error(&format!("removing raw segment {n}"), e))?;
+            done.segments += 1;
+            done.before += raw.len() as u64;
+            done.after += HEADER_LEN + body.len() as u64;
+            tracing::info!(
+                segment = n,
+                ratio = (HEADER_LEN + body.len() as u64) as f64 / raw.len() as f64,
+                "compressed a full segment"
+            );
+        }
+        Ok(done)
     }
 }

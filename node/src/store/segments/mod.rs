@@ -14,10 +14,12 @@
 mod compress;
 mod io;
 mod mem;
+mod write;
 
 pub use compress::BLOCK;
 pub use io::{DiskIo, Kind, SegmentFile, SegmentIo};
 pub use mem::MemIo;
+pub(crate) use write::{Staging, WriteGuard};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -66,11 +68,6 @@ impl Ptr {
             off: word(4),
             len: word(8),
         })
-    }
-
-    /// The offset just past this record.
-    pub fn end(self) -> u32 {
-        self.off + RECORD_HEAD + self.len
     }
 }
 
@@ -150,128 +147,6 @@ pub struct Segments {
     segment_len: u32,
     /// Held while full segments are compressed.
     compacting: Mutex<()>,
-}
-
-/// Records staged by one attempt of a write, not yet on disk.
-pub(crate) struct Staging {
-    start: End,
-    end: End,
-    /// Per segment touched: its number, the offset of the first staged
-    /// byte, the staged bytes.
-    runs: Vec<(u32, u32, Vec<u8>)>,
-    segment_len: u32,
-}
-
-impl Staging {
-    /// Stages `bytes` as the next record.
-    pub(crate) fn stage(&mut self, bytes: &[u8]) -> Result<Ptr, StoreError> {
-        let len = u32::try_from(bytes.len())
-            .ok()
-            .filter(|l| *l <= MAX_RECORD)
-            .ok_or_else(|| StoreError::Segment(format!("record of {} bytes", bytes.len())))?;
-        let size = RECORD_HEAD + len;
-        if self.end.off > HEADER_LEN && self.end.off.saturating_add(size) > self.segment_len {
-            self.end = End {
-                seg: self.end.seg + 1,
-                off: HEADER_LEN,
-            };
-        }
-        if self.runs.last().is_none_or(|r| r.0 != self.end.seg) {
-            self.runs.push((self.end.seg, self.end.off, Vec::new()));
-        }
-        let ptr = Ptr {
-            seg: self.end.seg,
-            off: self.end.off,
-            len,
-        };
-        if let Some(run) = self.runs.last_mut() {
-            run.2.extend_from_slice(&record_head(bytes));
-            run.2.extend_from_slice(bytes);
-        }
-        self.end.off += size;
-        Ok(ptr)
-    }
-
-    /// The bytes of a record staged here, if `ptr` names one.
-    pub(crate) fn staged(&self, ptr: Ptr) -> Option<&[u8]> {
-        let run = self
-            .runs
-            .iter()
-            .find(|r| r.0 == ptr.seg && ptr.off >= r.1)?;
-        let at = (ptr.off - run.1 + RECORD_HEAD) as usize;
-        run.2.get(at..at + ptr.len as usize)
-    }
-
-    /// Where the store ends once these records are written.
-    pub(crate) fn end(&self) -> End {
-        self.end
-    }
-
-    /// Whether anything is staged.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.end == self.start
-    }
-}
-
-/// The writer's hold on the segments, for the length of one write.
-pub(crate) struct WriteGuard<'a> {
-    segments: &'a Segments,
-    end: MutexGuard<'a, End>,
-}
-
-impl WriteGuard<'_> {
-    /// An empty staging area at the durable end.
-    pub(crate) fn staging(&self) -> Staging {
-        Staging {
-            start: *self.end,
-            end: *self.end,
-            runs: Vec::new(),
-            segment_len: self.segments.segment_len,
-        }
-    }
-
-    /// Writes and syncs the staged records (creating segments as needed).
-    /// The durable end moves only with [`WriteGuard::committed`], once the
-    /// index entries are committed: until then a retry writes over them.
-    pub(crate) fn write(&self, staging: &Staging) -> Result<(), StoreError> {
-        for (seg, off, bytes) in &staging.runs {
-            let file = if *seg == self.end.seg {
-                self.segments.raw(*seg)?
-            } else {
-                let f = self
-                    .segments
-                    .io
-                    .create(*seg, Kind::Raw, &header(*seg))
-                    .map_err(|e| io_error(&format!("creating segment {seg}"), e))?;
-                self.segments.put(*seg, Seg::Raw(f.clone()));
-                f
-            };
-            file.write_at(bytes, u64::from(*off))
-                .map_err(|e| io_error(&format!("writing segment {seg}"), e))?;
-            file.sync()
-                .map_err(|e| io_error(&format!("syncing segment {seg}"), e))?;
-        }
-        // A segment this write fills is cut to its last record, so that an
-        // earlier attempt's longer tail never stays behind in it.
-        if staging.end.seg > self.end.seg {
-            let seg = self.end.seg;
-            let len = match staging.runs.first() {
-                Some((s, off, bytes)) if *s == seg => u64::from(*off) + bytes.len() as u64,
-                _ => u64::from(self.end.off),
-            };
-            self.segments
-                .raw(seg)?
-                .truncate(len)
-                .map_err(|e| io_error(&format!("sealing segment {seg}"), e))?;
-        }
-        Ok(())
-    }
-
-    /// Moves the durable end past the staged records, whose index entries
-    /// are now committed.
-    pub(crate) fn committed(&mut self, staging: &Staging) {
-        *self.end = staging.end;
-    }
 }
 
 /// One open segment file.
@@ -405,14 +280,6 @@ impl Segments {
         writer.write(&staging)?;
         writer.committed(&staging);
         Ok(ptrs)
-    }
-
-    /// Holds the writer's place until dropped.
-    pub(crate) fn writer(&self) -> WriteGuard<'_> {
-        WriteGuard {
-            segments: self,
-            end: lock(&self.writer),
-        }
     }
 
     /// The durable end.
@@ -554,54 +421,6 @@ impl Segments {
                 .map_err(|e| io_error(&format!("segment {seg}"), e))?;
         }
         Ok(total)
-    }
-
-    /// Compresses every full segment not yet compressed (zstd at `level`),
-    /// one at a time: the compressed copy is written and synced, read back
-    /// and compared, and only then is the raw file removed. Readers switch
-    /// over at once; a crash at any point leaves one complete copy.
-    pub fn compress_sealed(&self, level: i32) -> Result<Compressed, StoreError> {
-        let _one = lock(&self.compacting);
-        let sealed = self.end().seg;
-        let mut done = Compressed::default();
-        for n in 0..sealed {
-            let Seg::Raw(_) = self.seg(n)? else {
-                continue;
-            };
-            let raw = self.whole(n, None)?;
-            let body = compress::compress(&raw, level).map_err(StoreError::Segment)?;
-            let f = self
-                .io
-                .create(n, Kind::Zstd, &compress::header(n))
-                .map_err(|e| io_error(&format!("creating compressed segment {n}"), e))?;
-            f.write_at(&body, compress::HEADER_LEN)
-                .map_err(|e| io_error(&format!("writing compressed segment {n}"), e))?;
-            f.sync()
-                .map_err(|e| io_error(&format!("syncing compressed segment {n}"), e))?;
-            let index = compress::Index::load(f.as_ref(), n)
-                .map_err(|e| StoreError::Segment(format!("compressed segment {n}: {e}")))?;
-            let back = index
-                .read(f.as_ref(), 0, index.raw_len())
-                .map_err(|e| StoreError::Segment(format!("compressed segment {n}: {e}")))?;
-            if back != raw {
-                return Err(StoreError::Segment(format!(
-                    "compressed segment {n} does not read back as written"
-                )));
-            }
-            self.put(n, Seg::Zstd(f, Arc::new(index)));
-            self.io
-                .remove(n, Kind::Raw)
-                .map_err(|e| io_error(&format!("removing raw segment {n}"), e))?;
-            done.segments += 1;
-            done.before += raw.len() as u64;
-            done.after += compress::HEADER_LEN + body.len() as u64;
-            tracing::info!(
-                segment = n,
-                ratio = (compress::HEADER_LEN + body.len() as u64) as f64 / raw.len() as f64,
-                "compressed a full segment"
-            );
-        }
-        Ok(done)
     }
 }
 
