@@ -48,7 +48,28 @@ impl Digest {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex().as_str().to_string()
+    }
+
+    /// Lowercase hex on the stack (no allocation).
+    fn hex(&self) -> HexDigest {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0xf)];
+        }
+        HexDigest(out)
+    }
+}
+
+/// The 64 lowercase hex digits of a digest.
+struct HexDigest([u8; 64]);
+
+impl HexDigest {
+    fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -79,7 +100,7 @@ impl fmt::Debug for Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(self.hex().as_str())
     }
 }
 
@@ -99,7 +120,7 @@ impl FromStr for Digest {
 impl Serialize for Digest {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            s.serialize_str(&self.to_hex())
+            s.serialize_str(self.hex().as_str())
         } else {
             s.serialize_bytes(&self.0)
         }
@@ -130,5 +151,21 @@ impl Visitor<'_> for Fixed32Visitor {
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<[u8; 32], E> {
         v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lowercase_and_round_trips() {
+        // FIPS 180-2's "abc".
+        let d = Digest::of(b"abc");
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(d.to_hex(), hex);
+        assert_eq!(d.to_string(), hex);
+        assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{hex}\""));
+        assert_eq!(hex.to_uppercase().parse::<Digest>().unwrap(), d);
     }
 }

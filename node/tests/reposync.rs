@@ -143,6 +143,15 @@ fn debian_hostile_stanzas_are_refused_and_the_rest_syncs() {
     assert_eq!(r.refused.len(), 2, "{:?}", r.refused);
 }
 
+fn xz_bytes(data: &[u8]) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    liblzma::read::XzEncoder::new(data, 1)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
 fn write_mirror(root: &Path) {
     // Arch: core.db as zstd (named .db: the format comes from magic bytes).
     let tar = db(&[
@@ -163,14 +172,7 @@ fn write_mirror(root: &Path) {
     let src = root.join("dists/bookworm/main/source");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::create_dir_all(&src).unwrap();
-    let xz = |text: String| {
-        use std::io::Read as _;
-        let mut out = Vec::new();
-        liblzma::read::XzEncoder::new(text.as_bytes(), 1)
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    };
+    let xz = |text: String| xz_bytes(text.as_bytes());
     std::fs::write(
         bin.join("Packages.xz"),
         xz(fixture("debian/Packages_hello.stanza")),
@@ -419,6 +421,37 @@ async fn a_debian_index_that_does_not_verify_queues_nothing() {
         "{why}"
     );
     std::fs::write(&sources, &good_sources).unwrap();
+
+    // Signed, but decompressing to other text than the plain Packages
+    // that InRelease lists (a longer one: the size is checked).
+    let plain = dists.join("main/binary-amd64/Packages");
+    let good_plain = std::fs::read(&plain).unwrap();
+    std::fs::write(&plain, [good_plain.as_slice(), b"\n"].concat()).unwrap();
+    release::write_inrelease(&dists, "bookworm", &test_secret_key()).unwrap();
+    let (jobs, why) = sync(&profile(Debian, &root, Some(test_keyring()))).await;
+    assert_eq!(jobs, 0, "{why}");
+    assert!(
+        why.contains("decompressed, it is not the main/binary-amd64/Packages that InRelease lists"),
+        "{why}"
+    );
+    std::fs::write(&plain, &good_plain).unwrap();
+
+    // Signed, but not UTF-8: refused whole, even though the bad byte
+    // comes after a stanza that parsed.
+    let latin1 = [good_plain.as_slice(), b"\nPackage: caf\xe9\n"].concat();
+    std::fs::write(&packages, xz_bytes(&latin1)).unwrap();
+    std::fs::write(&plain, &latin1).unwrap();
+    release::write_inrelease(&dists, "bookworm", &test_secret_key()).unwrap();
+    let (jobs, why) = sync(&profile(Debian, &root, Some(test_keyring()))).await;
+    assert_eq!(jobs, 0, "{why}");
+    assert!(why.contains("Packages.xz: not UTF-8"), "{why}");
+    std::fs::write(&packages, &good).unwrap();
+    std::fs::write(&plain, &good_plain).unwrap();
+    release::write_inrelease(&dists, "bookworm", &test_secret_key()).unwrap();
+    assert_eq!(
+        sync(&profile(Debian, &root, Some(test_keyring()))).await.0,
+        1
+    );
 
     // Another release's signed InRelease served for bookworm.
     release::write_inrelease(&dists, "trixie", &test_secret_key()).unwrap();

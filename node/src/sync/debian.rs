@@ -5,34 +5,13 @@
 //! binNMUs) into one job per source build.
 
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr as _;
 
-use deb822_fast::Paragraph;
+use deb822_fast::borrowed::BorrowedParagraph;
 use vouch_attest::Digest;
 
 use super::profile::Filter;
+use super::stanza::{Piece, fields, stanzas};
 use super::{Job, JobSubject, Refused, SourceFile, SyncResult, bare_file_name};
-
-/// Largest stanza read (real Sources stanzas of packages with thousands of
-/// files reach 400 KiB).
-pub const MAX_STANZA: usize = 4 << 20;
-
-/// The stanzas of a deb822 file, each parsed on its own so that one bad
-/// stanza does not hide the others. Yields (stanza number, result).
-pub fn stanzas(text: &str) -> impl Iterator<Item = (usize, Result<Paragraph, String>)> + '_ {
-    text.split("\n\n")
-        .filter(|s| !s.trim().is_empty())
-        .enumerate()
-        .map(|(i, s)| {
-            if s.len() > MAX_STANZA {
-                return (
-                    i,
-                    Err(format!("stanza of {} bytes, over {MAX_STANZA}", s.len())),
-                );
-            }
-            (i, Paragraph::from_str(s).map_err(|e| format!("{e:?}")))
-        })
-}
 
 /// A package or source name as Debian policy §5.6.1 allows: at least two
 /// characters of `a-z0-9+-.`, starting with a letter or digit, at most 255
@@ -97,6 +76,7 @@ pub fn parse_source_field(field: &str) -> (String, Option<String>) {
     }
 }
 
+#[derive(Debug, Clone)]
 struct SourceEntry {
     directory: String,
     files: Vec<SourceFile>,
@@ -115,91 +95,262 @@ fn relative_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_sources(text: &str, refused: &mut Vec<Refused>) -> HashMap<(String, String), SourceEntry> {
-    let mut out = HashMap::new();
-    for (i, stanza) in stanzas(text) {
-        let p = match stanza {
-            Ok(p) => p,
-            Err(e) => {
-                refused.push(Refused {
-                    entry: format!("Sources stanza {i}"),
-                    reason: e,
-                });
-                continue;
-            }
-        };
-        let (Some(name), Some(version), Some(dir)) =
-            (p.get("Package"), p.get("Version"), p.get("Directory"))
-        else {
-            refused.push(Refused {
-                entry: format!("Sources stanza {i}"),
-                reason: "missing Package, Version or Directory".into(),
-            });
-            continue;
-        };
-        if let Err(e) = relative_path(dir)
-            .and_then(|()| check_name(name))
-            .and_then(|()| check_version(version))
-        {
-            refused.push(Refused {
-                entry: format!("Sources {name} {version}"),
-                reason: e,
-            });
-            continue;
-        }
-        let mut files = Vec::new();
-        let mut bad = None;
-        for line in p.get("Checksums-Sha256").unwrap_or("").lines() {
-            let parts: Vec<&str> = line.split_whitespace().collect();
-            if parts.is_empty() {
-                continue;
-            }
-            let [sha, size, fname] = parts[..] else {
-                bad = Some(format!(
+/// The `Checksums-Sha256` lines of a `Sources` stanza, `.dsc` first.
+fn source_files(p: &BorrowedParagraph<'_>) -> Result<Vec<SourceFile>, String> {
+    let mut files = Vec::new();
+    for line in p.get("Checksums-Sha256").unwrap_or_default() {
+        let mut parts = line.split_ascii_whitespace();
+        let (sha, size, name) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (None, ..) => continue,
+            (Some(sha), Some(size), Some(name), None) => (sha, size, name),
+            _ => {
+                return Err(format!(
                     "bad Checksums-Sha256 line `{}`",
                     line.escape_debug()
                 ));
-                break;
-            };
-            let parsed = sha
-                .parse::<Digest>()
-                .map_err(|e| e.to_string())
-                .and_then(|d| {
-                    size.parse::<u64>()
-                        .map(|s| (d, s))
-                        .map_err(|e| e.to_string())
-                })
-                .and_then(|(d, s)| bare_file_name(fname).map(|()| (d, s)));
-            match parsed {
-                Ok((sha256, size)) => files.push(SourceFile {
-                    name: fname.to_string(),
-                    sha256,
-                    size,
-                }),
+            }
+        };
+        let sha256 = sha.parse::<Digest>().map_err(|e| e.to_string())?;
+        let size = size.parse::<u64>().map_err(|e| e.to_string())?;
+        bare_file_name(name)?;
+        files.push(SourceFile {
+            name: name.to_string(),
+            sha256,
+            size,
+        });
+    }
+    files.sort_by_key(|f| !f.name.ends_with(".dsc"));
+    Ok(files)
+}
+
+/// A `Sources` index, read stanza by stanza as it decompresses: the
+/// directory and files of each (source, version).
+#[derive(Debug, Default)]
+pub struct SourcesIndex {
+    /// By name, then version (looked up without allocating).
+    sources: HashMap<String, Vec<(String, SourceEntry)>>,
+    refused: Vec<Refused>,
+    stanzas: usize,
+}
+
+impl SourcesIndex {
+    /// Reads a piece of the text (whole stanzas).
+    pub fn feed(&mut self, piece: Piece<'_>) {
+        let text = match piece {
+            Piece::Text(t) => t,
+            Piece::Oversized => {
+                self.refuse_stanza(format!("stanza over {} bytes", super::stanza::MAX_STANZA));
+                return;
+            }
+        };
+        for stanza in stanzas(text) {
+            let p = match stanza {
+                Ok(p) => p,
                 Err(e) => {
-                    bad = Some(e);
-                    break;
+                    self.refuse_stanza(e);
+                    continue;
                 }
+            };
+            self.stanzas += 1;
+            let [name, version, dir] = fields(&p, ["Package", "Version", "Directory"]);
+            let (Some(name), Some(version), Some(dir)) = (name, version, dir) else {
+                self.refused.push(Refused {
+                    entry: format!("Sources stanza {}", self.stanzas - 1),
+                    reason: "missing Package, Version or Directory".into(),
+                });
+                continue;
+            };
+            let checked = relative_path(dir)
+                .and_then(|()| check_name(name))
+                .and_then(|()| check_version(version))
+                .and_then(|()| source_files(&p));
+            match checked {
+                Ok(files) => {
+                    let entry = SourceEntry {
+                        directory: dir.to_string(),
+                        files,
+                    };
+                    let versions = self.sources.entry(name.to_string()).or_default();
+                    match versions.iter_mut().find(|(v, _)| v == version) {
+                        Some((_, e)) => *e = entry,
+                        None => versions.push((version.to_string(), entry)),
+                    }
+                }
+                Err(reason) => self.refused.push(Refused {
+                    entry: format!("Sources {name} {version}"),
+                    reason,
+                }),
             }
         }
-        if let Some(e) = bad {
-            refused.push(Refused {
-                entry: format!("Sources {name} {version}"),
-                reason: e,
-            });
-            continue;
-        }
-        // The .dsc first.
-        files.sort_by_key(|f| !f.name.ends_with(".dsc"));
-        out.insert(
-            (name.to_string(), version.to_string()),
-            SourceEntry {
-                directory: dir.to_string(),
-                files,
-            },
-        );
     }
-    out
+
+    fn get(&self, name: &str, version: &str) -> Option<&SourceEntry> {
+        let versions = self.sources.get(name)?;
+        versions.iter().find(|(v, _)| v == version).map(|(_, e)| e)
+    }
+
+    fn refuse_stanza(&mut self, reason: String) {
+        self.refused.push(Refused {
+            entry: format!("Sources stanza {}", self.stanzas),
+            reason,
+        });
+        self.stanzas += 1;
+    }
+}
+
+/// A `Packages` index, read stanza by stanza as it decompresses: its
+/// binaries grouped by the source build that made them.
+#[derive(Debug)]
+pub struct PackagesIndex {
+    builds: BTreeMap<(String, String), Vec<JobSubject>>,
+    refused: Vec<Refused>,
+    stanzas: usize,
+    filter: Filter,
+}
+
+impl PackagesIndex {
+    /// An empty index that keeps only the binaries `filter` wants.
+    pub fn new(filter: Filter) -> Self {
+        PackagesIndex {
+            builds: BTreeMap::new(),
+            refused: Vec::new(),
+            stanzas: 0,
+            filter,
+        }
+    }
+
+    /// Reads a piece of the text (whole stanzas).
+    pub fn feed(&mut self, piece: Piece<'_>) {
+        let text = match piece {
+            Piece::Text(t) => t,
+            Piece::Oversized => {
+                self.refuse_stanza(format!("stanza over {} bytes", super::stanza::MAX_STANZA));
+                return;
+            }
+        };
+        for stanza in stanzas(text) {
+            match stanza {
+                Ok(p) => {
+                    self.stanzas += 1;
+                    if let Err(r) = self.binary(&p) {
+                        self.refused.push(r);
+                    }
+                }
+                Err(e) => self.refuse_stanza(e),
+            }
+        }
+    }
+
+    fn refuse_stanza(&mut self, reason: String) {
+        self.refused.push(Refused {
+            entry: format!("Packages stanza {}", self.stanzas),
+            reason,
+        });
+        self.stanzas += 1;
+    }
+
+    fn binary(&mut self, p: &BorrowedParagraph<'_>) -> Result<(), Refused> {
+        let [name, version, path, sha, source, maintainer] = fields(
+            p,
+            [
+                "Package",
+                "Version",
+                "Filename",
+                "SHA256",
+                "Source",
+                "Maintainer",
+            ],
+        );
+        let (Some(name), Some(version), Some(path), Some(sha)) = (name, version, path, sha) else {
+            return Err(Refused {
+                entry: format!("Packages stanza {}", self.stanzas - 1),
+                reason: "missing Package, Version, Filename or SHA256".into(),
+            });
+        };
+        let refuse = |reason| Refused {
+            entry: format!("Packages {name} {version}"),
+            reason,
+        };
+        let checked = check_name(name)
+            .and_then(|()| check_version(version))
+            .and_then(|()| relative_path(path))
+            .and_then(|()| {
+                let base = path.rsplit('/').next().unwrap_or(path);
+                bare_file_name(base).map(|()| base)
+            })
+            .and_then(|base| {
+                sha.trim()
+                    .parse::<Digest>()
+                    .map(|d| (base, d))
+                    .map_err(|e| format!("SHA256: {e}"))
+            });
+        let (filename, sha256) = checked.map_err(refuse)?;
+        if !self.filter.wants(name, maintainer.unwrap_or("")) {
+            return Ok(());
+        }
+        let (source, source_version) = match source {
+            Some(s) => {
+                let (n, v) = parse_source_field(s);
+                (n, v.unwrap_or_else(|| version.to_string()))
+            }
+            None => (name.to_string(), version.to_string()),
+        };
+        // Source and its version become a job key and, in the debian
+        // backend, path components: refuse anything policy does not allow.
+        check_name(&source)
+            .and_then(|()| check_version(&source_version))
+            .map_err(refuse)?;
+        self.builds
+            .entry((source, source_version))
+            .or_default()
+            .push(JobSubject {
+                name: name.to_string(),
+                version: version.to_string(),
+                filename: filename.to_string(),
+                sha256,
+                path: path.to_string(),
+            });
+        Ok(())
+    }
+
+    /// The jobs of this index: one per source build, with the source's
+    /// directory and files from `sources`. Takes what `sources` refused
+    /// (so that it is reported once, not once per architecture).
+    pub fn into_jobs(
+        self,
+        sources: &mut SourcesIndex,
+        release: &str,
+        component: &str,
+        arch: &str,
+        mirror: &str,
+    ) -> SyncResult {
+        let mut result = SyncResult {
+            refused: std::mem::take(&mut sources.refused),
+            ..SyncResult::default()
+        };
+        result.refused.extend(self.refused);
+        result.jobs = self
+            .builds
+            .into_iter()
+            .map(|((source, version), subjects)| {
+                let src = sources.get(&source, &version);
+                Job {
+                    distribution: "debian".into(),
+                    release: Some(release.to_string()),
+                    component: component.to_string(),
+                    architecture: arch.to_string(),
+                    source,
+                    version,
+                    mirror: mirror.to_string(),
+                    subjects,
+                    source_dir: src.map(|s| s.directory.clone()),
+                    source_files: src.map(|s| s.files.clone()).unwrap_or_default(),
+                    buildinfo_url: None,
+                }
+            })
+            .collect();
+        result
+    }
 }
 
 /// Reads decompressed `Packages` and `Sources` texts into jobs.
@@ -212,95 +363,11 @@ pub fn parse(
     mirror: &str,
     filter: &Filter,
 ) -> SyncResult {
-    let mut result = SyncResult::default();
-    let sources = parse_sources(sources, &mut result.refused);
-    let mut jobs: BTreeMap<(String, String), Job> = BTreeMap::new();
-    for (i, stanza) in stanzas(packages) {
-        let p = match stanza {
-            Ok(p) => p,
-            Err(e) => {
-                result.refused.push(Refused {
-                    entry: format!("Packages stanza {i}"),
-                    reason: e,
-                });
-                continue;
-            }
-        };
-        let (Some(name), Some(version), Some(path), Some(sha)) = (
-            p.get("Package"),
-            p.get("Version"),
-            p.get("Filename"),
-            p.get("SHA256"),
-        ) else {
-            result.refused.push(Refused {
-                entry: format!("Packages stanza {i}"),
-                reason: "missing Package, Version, Filename or SHA256".into(),
-            });
-            continue;
-        };
-        let entry = format!("Packages {name} {version}");
-        let checked = check_name(name)
-            .and_then(|()| check_version(version))
-            .and_then(|()| relative_path(path))
-            .and_then(|()| {
-                let base = path.rsplit('/').next().unwrap_or(path);
-                bare_file_name(base).map(|()| base.to_string())
-            })
-            .and_then(|base| {
-                sha.trim()
-                    .parse::<Digest>()
-                    .map(|d| (base, d))
-                    .map_err(|e| format!("SHA256: {e}"))
-            });
-        let (filename, sha256) = match checked {
-            Ok(x) => x,
-            Err(reason) => {
-                result.refused.push(Refused { entry, reason });
-                continue;
-            }
-        };
-        if !filter.wants(name, p.get("Maintainer").unwrap_or("")) {
-            continue;
-        }
-        let (source, source_version) = match p.get("Source") {
-            Some(s) => {
-                let (n, v) = parse_source_field(s);
-                (n, v.unwrap_or_else(|| version.to_string()))
-            }
-            None => (name.to_string(), version.to_string()),
-        };
-        // Source and its version become a job key and, in the debian
-        // backend, path components: refuse anything policy does not allow.
-        if let Err(reason) = check_name(&source).and_then(|()| check_version(&source_version)) {
-            result.refused.push(Refused { entry, reason });
-            continue;
-        }
-        let src = sources.get(&(source.clone(), source_version.clone()));
-        let job = jobs
-            .entry((source.clone(), source_version.clone()))
-            .or_insert_with(|| Job {
-                distribution: "debian".into(),
-                release: Some(release.to_string()),
-                component: component.to_string(),
-                architecture: arch.to_string(),
-                source: source.clone(),
-                version: source_version.clone(),
-                mirror: mirror.to_string(),
-                subjects: Vec::new(),
-                source_dir: src.map(|s| s.directory.clone()),
-                source_files: src.map(|s| s.files.clone()).unwrap_or_default(),
-                buildinfo_url: None,
-            });
-        job.subjects.push(JobSubject {
-            name: name.to_string(),
-            version: version.to_string(),
-            filename,
-            sha256,
-            path: path.to_string(),
-        });
-    }
-    result.jobs = jobs.into_values().collect();
-    result
+    let mut s = SourcesIndex::default();
+    s.feed(Piece::Text(sources));
+    let mut p = PackagesIndex::new(filter.clone());
+    p.feed(Piece::Text(packages));
+    p.into_jobs(&mut s, release, component, arch, mirror)
 }
 
 #[cfg(test)]

@@ -29,6 +29,18 @@ pub enum Compression {
     None,
 }
 
+impl Compression {
+    /// Its name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Xz => "xz",
+            Compression::None => "uncompressed",
+        }
+    }
+}
+
 /// Detects the compression of `bytes` by its magic number.
 pub fn detect(bytes: &[u8]) -> Compression {
     if bytes.starts_with(&[0x1f, 0x8b]) {
@@ -42,43 +54,76 @@ pub fn detect(bytes: &[u8]) -> Compression {
     }
 }
 
+/// A reader of `bytes` decompressed (format by magic).
+fn decoder<'a>(what: &str, bytes: &'a [u8]) -> Result<Box<dyn Read + 'a>, SyncError> {
+    Ok(match detect(bytes) {
+        Compression::None => Box::new(bytes),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
+        Compression::Zstd => {
+            Box::new(
+                zstd::stream::read::Decoder::new(bytes).map_err(|e| SyncError::Format {
+                    what: what.to_string(),
+                    reason: format!("zstd: {e}"),
+                })?,
+            )
+        }
+        Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(bytes)),
+    })
+}
+
+fn bomb(what: &str, limit: u64) -> SyncError {
+    SyncError::TooLarge {
+        what: format!("{what} (decompressed; a decompression bomb?)"),
+        limit,
+    }
+}
+
 /// Decompresses `bytes` (format by magic) into at most `limit` bytes; more
 /// is refused as a decompression bomb.
 pub fn decompress(what: &str, bytes: &[u8], limit: u64) -> Result<Vec<u8>, SyncError> {
-    let format = |reason: String| SyncError::Format {
-        what: what.to_string(),
-        reason,
-    };
     let mut out = Vec::new();
-    match detect(bytes) {
-        Compression::None => out.extend_from_slice(bytes),
-        Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(bytes)
-                .take(limit + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| format(format!("gzip: {e}")))?;
-        }
-        Compression::Zstd => {
-            zstd::stream::read::Decoder::new(bytes)
-                .map_err(|e| format(format!("zstd: {e}")))?
-                .take(limit + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| format(format!("zstd: {e}")))?;
-        }
-        Compression::Xz => {
-            liblzma::read::XzDecoder::new_multi_decoder(bytes)
-                .take(limit + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| format(format!("xz: {e}")))?;
-        }
-    }
-    if out.len() as u64 > limit {
-        return Err(SyncError::TooLarge {
-            what: format!("{what} (decompressed; a decompression bomb?)"),
-            limit,
-        });
-    }
+    decompress_each(what, bytes, limit, |piece| {
+        out.extend_from_slice(piece);
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// Bytes handed on at once by [`decompress_each`].
+const PIECE: usize = 1 << 20;
+
+/// Decompresses `bytes` (format by magic) and hands the output to `each`
+/// piece by piece as it comes, so that reading it overlaps decompressing
+/// it; stops at the first error of `each`. More than `limit` bytes are
+/// refused as a decompression bomb (after at most `limit` were handed
+/// on). Returns the decompressed length.
+pub fn decompress_each(
+    what: &str,
+    bytes: &[u8],
+    limit: u64,
+    mut each: impl FnMut(&[u8]) -> Result<(), SyncError>,
+) -> Result<u64, SyncError> {
+    let mut reader = decoder(what, bytes)?;
+    let mut buf = vec![0u8; PIECE];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(SyncError::Format {
+                    what: what.to_string(),
+                    reason: format!("{}: {e}", detect(bytes).name()),
+                });
+            }
+        };
+        total += n as u64;
+        if total > limit {
+            return Err(bomb(what, limit));
+        }
+        each(&buf[..n])?;
+    }
 }
 
 /// Fetches `url` (http, https or file) into memory, at most `limit` bytes.

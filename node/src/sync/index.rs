@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use vouch_attest::Digest;
 
+use super::profile::Filter;
 use super::release::{Keyring, MAX_INRELEASE, MAX_SIGNATURE, Release};
+use super::stanza::{Piece, StanzaChunks};
 use super::{IndexMemo, Refused, SyncError, SyncProfile, SyncResult, arch, debian, fetch, profile};
 
 fn now() -> u64 {
@@ -121,27 +123,100 @@ async fn debian_index(
     Ok(bytes)
 }
 
-/// Decompresses a checked index into text.
-fn index_text(
+/// Decompresses a checked index and hands its text to `feed` a piece of
+/// whole stanzas at a time while it decompresses, within the size
+/// `InRelease` lists for the plain file (or the general cap), and checked
+/// to have exactly that size at the end: what `feed` read is only used
+/// when this returns `Ok`. Its digest is not computed again: the
+/// compressed file was checked against `InRelease`, and it determines
+/// the plain text.
+fn read_index(
     url: &str,
     bytes: &[u8],
-    plain: Option<(String, Digest, u64)>,
-) -> Result<String, SyncError> {
-    let limit = plain
-        .as_ref()
-        .map_or(fetch::MAX_DECOMPRESSED, |(_, _, size)| *size);
-    let t = fetch::decompress(url, bytes, limit)?;
-    if let Some((path, digest, size)) = plain
-        && (t.len() as u64 != size || Digest::of(&t) != digest)
+    plain: Option<Plain>,
+    mut feed: impl FnMut(Piece<'_>),
+) -> Result<(), SyncError> {
+    let limit = plain.as_ref().map_or(fetch::MAX_DECOMPRESSED, |p| p.size);
+    let not_utf8 = |_| SyncError::Format {
+        what: url.to_string(),
+        reason: "not UTF-8".into(),
+    };
+    let mut chunks = StanzaChunks::default();
+    let len = fetch::decompress_each(url, bytes, limit, |piece| {
+        chunks.push(piece, &mut feed).map_err(not_utf8)
+    })?;
+    chunks.finish(&mut feed).map_err(not_utf8)?;
+    if let Some(p) = plain
+        && len != p.size
     {
         return Err(SyncError::Signature {
             what: url.to_string(),
-            reason: format!("decompressed, it is not the {path} that InRelease lists"),
+            reason: format!(
+                "decompressed, it is not the {} that InRelease lists",
+                p.path
+            ),
         });
     }
-    String::from_utf8(t).map_err(|_| SyncError::Format {
-        what: url.to_string(),
-        reason: "not UTF-8".into(),
+    Ok(())
+}
+
+/// A plain index file as `InRelease` lists it.
+struct Plain {
+    path: String,
+    size: u64,
+}
+
+/// What a Debian index read in the background gives.
+type Read<T> = Result<T, SyncError>;
+
+/// A fetched and checked index file to read, or why it could not be
+/// fetched.
+struct IndexFile {
+    url: String,
+    bytes: Result<Vec<u8>, String>,
+    plain: Option<Plain>,
+}
+
+impl IndexFile {
+    fn read(self, feed: impl FnMut(Piece<'_>)) -> Result<(), SyncError> {
+        let bytes = self.bytes.map_err(|reason| SyncError::Fetch {
+            url: self.url.clone(),
+            reason,
+        })?;
+        read_index(&self.url, &bytes, self.plain, feed)
+    }
+}
+
+/// Reads `Packages`, and `Sources` when given (the first architecture of a
+/// component), each decompressed and parsed on its own thread: xz
+/// dominates the cost of a sync, and parsing keeps pace with it.
+fn read_debian(
+    packages: IndexFile,
+    sources: Option<IndexFile>,
+    filter: Filter,
+) -> (
+    Read<debian::PackagesIndex>,
+    Option<Read<debian::SourcesIndex>>,
+) {
+    std::thread::scope(|scope| {
+        let sources = sources.map(|file| {
+            scope.spawn(move || {
+                let mut index = debian::SourcesIndex::default();
+                file.read(|p| index.feed(p)).map(|()| index)
+            })
+        });
+        let url = packages.url.clone();
+        let mut index = debian::PackagesIndex::new(filter);
+        let packages = packages.read(|p| index.feed(p)).map(|()| index);
+        let sources = sources.map(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(SyncError::Format {
+                    what: url,
+                    reason: "the Sources reader stopped".into(),
+                })
+            })
+        });
+        (packages, sources)
     })
 }
 
@@ -172,9 +247,12 @@ pub(super) async fn debian(
         };
         for component in &profile.components {
             let plain = |path: &str| {
-                signed
-                    .as_ref()
-                    .and_then(|r| r.files.get(path).map(|(d, s)| (path.to_string(), *d, *s)))
+                signed.as_ref().and_then(|r| {
+                    r.files.get(path).map(|(_, size)| Plain {
+                        path: path.to_string(),
+                        size: *size,
+                    })
+                })
             };
             let sources_path = format!("{component}/source/Sources.xz");
             let sources_url = format!("{root}/dists/{name}/{sources_path}");
@@ -191,11 +269,12 @@ pub(super) async fn debian(
                 continue;
             }
             let sources_digest = sources_bytes.as_ref().ok().map(|b| Digest::of(b));
-            let mut sources_text: Option<String> = None;
+            let mut sources_bytes = Some(sources_bytes.map_err(|e| e.to_string()));
+            let mut sources: Option<debian::SourcesIndex> = None;
             for arch in &profile.architectures {
                 let path = format!("{component}/binary-{arch}/Packages.xz");
                 let url = format!("{root}/dists/{name}/{path}");
-                let mut bytes = match debian_index(client, &url, &path, signed.as_ref()).await {
+                let bytes = match debian_index(client, &url, &path, signed.as_ref()).await {
                     Ok(b) => b,
                     Err(e) => {
                         merge(all, &url, Err(e));
@@ -212,67 +291,53 @@ pub(super) async fn debian(
                     all.unchanged.push(url);
                     continue;
                 }
-                // Decompress Packages, and Sources the first time, on two
-                // threads at once: xz dominates the cost of a sync.
-                let packages_job = {
-                    let (url, bytes) = (url.clone(), std::mem::take(&mut bytes));
-                    let plain = plain(&format!("{component}/binary-{arch}/Packages"));
-                    tokio::task::spawn_blocking(move || index_text(&url, &bytes, plain))
+                let packages = IndexFile {
+                    url: url.clone(),
+                    bytes: Ok(bytes),
+                    plain: plain(&format!("{component}/binary-{arch}/Packages")),
                 };
-                if sources_text.is_none() {
-                    let text = match &sources_bytes {
-                        Ok(b) => {
-                            let (u, b) = (sources_url.clone(), b.clone());
-                            let plain = plain(&format!("{component}/source/Sources"));
-                            tokio::task::spawn_blocking(move || index_text(&u, &b, plain))
-                                .await
-                                .unwrap_or_else(|e| {
-                                    Err(SyncError::Format {
-                                        what: sources_url.clone(),
-                                        reason: e.to_string(),
-                                    })
-                                })
-                        }
-                        Err(e) => Err(SyncError::Fetch {
-                            url: sources_url.clone(),
-                            reason: e.to_string(),
-                        }),
-                    };
-                    sources_text = Some(match text {
-                        Ok(t) => t,
-                        Err(e) if signed.is_some() => {
-                            all.refused.push(Refused {
-                                entry: sources_url.clone(),
-                                reason: format!("{e}; nothing of {name}/{component} is synced"),
-                            });
-                            break;
-                        }
-                        Err(e) => {
-                            all.refused.push(Refused {
-                                entry: sources_url.clone(),
-                                reason: format!("{e}; jobs get no source files"),
-                            });
-                            String::new()
-                        }
-                    });
+                let sources_job = sources_bytes.take().map(|bytes| IndexFile {
+                    url: sources_url.clone(),
+                    bytes,
+                    plain: plain(&format!("{component}/source/Sources")),
+                });
+                let filter = filter.clone();
+                let (packages, read_sources) =
+                    tokio::task::spawn_blocking(move || read_debian(packages, sources_job, filter))
+                        .await
+                        .unwrap_or_else(|e| {
+                            let stopped = || SyncError::Format {
+                                what: url.clone(),
+                                reason: format!("the index reader stopped: {e}"),
+                            };
+                            (Err(stopped()), Some(Err(stopped())))
+                        });
+                match read_sources {
+                    Some(Ok(index)) => sources = Some(index),
+                    Some(Err(e)) if signed.is_some() => {
+                        all.refused.push(Refused {
+                            entry: sources_url.clone(),
+                            reason: format!("{e}; nothing of {name}/{component} is synced"),
+                        });
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        all.refused.push(Refused {
+                            entry: sources_url.clone(),
+                            reason: format!("{e}; jobs get no source files"),
+                        });
+                        sources = Some(debian::SourcesIndex::default());
+                    }
+                    None => {}
                 }
-                let sources = sources_text.as_deref().unwrap_or("");
-                let r = packages_job
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(SyncError::Format {
-                            what: url.clone(),
-                            reason: e.to_string(),
-                        })
-                    })
-                    .map(|text| {
-                        let mut r =
-                            debian::parse(&text, sources, name, component, arch, root, filter);
-                        for job in &mut r.jobs {
-                            job.buildinfo_url = profile.buildinfo_url(job);
-                        }
-                        r
-                    });
+                let sources = sources.get_or_insert_with(debian::SourcesIndex::default);
+                let r = packages.map(|index| {
+                    let mut r = index.into_jobs(sources, name, component, arch, root);
+                    for job in &mut r.jobs {
+                        job.buildinfo_url = profile.buildinfo_url(job);
+                    }
+                    r
+                });
                 if r.is_ok() {
                     all.scopes
                         .push(format!("debian/{name}/{component}/{arch}/"));

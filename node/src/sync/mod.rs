@@ -13,6 +13,7 @@ pub mod fetch;
 mod index;
 pub mod profile;
 pub mod release;
+pub mod stanza;
 
 use serde::{Deserialize, Serialize};
 use vouch_attest::Digest;

@@ -91,6 +91,7 @@ fn default_interval() -> u64 {
 }
 
 /// The include/exclude/maintainer filter of a profile.
+#[derive(Debug, Clone)]
 pub struct Filter {
     include: Option<GlobSet>,
     exclude: GlobSet,
