@@ -111,8 +111,33 @@ impl FromStr for Digest {
         if s.len() != 64 {
             return Err(ParseError::DigestLength(s.len()));
         }
+        // A digit's value, 0x10 for anything else. Indexes full of
+        // digests are parsed here, so no per-character branching.
+        const VALUE: [u8; 256] = {
+            let mut t = [0x10u8; 256];
+            let mut i = 0;
+            while i < 10 {
+                t[b'0' as usize + i] = i as u8;
+                i += 1;
+            }
+            let mut i = 0;
+            while i < 6 {
+                t[b'a' as usize + i] = 10 + i as u8;
+                t[b'A' as usize + i] = 10 + i as u8;
+                i += 1;
+            }
+            t
+        };
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|_| ParseError::DigestHex)?;
+        let mut bad = 0u8;
+        for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+            let (hi, lo) = (VALUE[usize::from(pair[0])], VALUE[usize::from(pair[1])]);
+            bad |= hi | lo;
+            *o = (hi << 4) | (lo & 0xf);
+        }
+        if bad & 0x10 != 0 {
+            return Err(ParseError::DigestHex);
+        }
         Ok(Digest(out))
     }
 }
@@ -167,5 +192,10 @@ mod tests {
         assert_eq!(d.to_string(), hex);
         assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{hex}\""));
         assert_eq!(hex.to_uppercase().parse::<Digest>().unwrap(), d);
+        for bad in ["g", "/", ":", "@", "G", "`", " ", "é"] {
+            let s = format!("{bad}{}", &hex[bad.len()..]);
+            assert!(s.parse::<Digest>().is_err(), "{s}");
+        }
+        assert!(hex[1..].parse::<Digest>().is_err());
     }
 }

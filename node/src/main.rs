@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Log level or filter (error, warn, info, debug, trace); RUST_LOG wins
-    /// when set. Default: the config's [log] level, info.
+    /// when set. Default: the config's [log] level, info (`sync`: warn).
     #[arg(long, global = true, value_name = "LEVEL")]
     log_level: Option<String>,
     #[command(subcommand)]
@@ -377,7 +377,11 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", key.public_key());
             Ok(())
         }
-        Command::Sync(a) => sync_command(&cli.config, &data, a),
+        Command::Sync(a) => {
+            // Its stderr carries the refused entries: only warnings join them.
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"))?;
+            sync_command(&cli.config, &data, a)
+        }
         Command::Worker { connect, key, once } => {
             let key = vouch_attest::read_secret_key(&key)?;
             let config: Config = match &cli.config {
@@ -513,11 +517,50 @@ fn sync_command(config_path: &Option<PathBuf>, data: &DataDir, a: SyncArgs) -> R
         .block_on(vouch_node::sync::run_profile(&client, &profile))
         .map_err(|e| anyhow::anyhow!(e))?;
     use std::io::Write as _;
-    // One buffered stream, each line serialized straight into it.
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-    for job in &result.jobs {
+    // The second half of the lines is written into memory on another
+    // thread while the first goes straight to stdout.
+    let (first, second) = result.jobs.split_at(result.jobs.len() / 2);
+    let json = a.json;
+    let second = std::thread::scope(|scope| {
+        let second = scope.spawn(|| {
+            let mut buf = Vec::new();
+            write_jobs(&mut buf, second, json).map(|()| buf)
+        });
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        write_jobs(&mut out, first, json)?;
+        out.flush()?;
+        second
+            .join()
+            .map_err(|_| anyhow::anyhow!("writing the jobs stopped"))?
+    })?;
+    std::io::stdout().lock().write_all(&second)?;
+    for r in &result.refused {
         if a.json {
-            serde_json::to_writer(&mut out, job)?;
+            eprintln!("{}", serde_json::json!({ "refused": r }));
+        } else {
+            eprintln!("refused {}: {}", r.entry, r.reason);
+        }
+    }
+    eprintln!(
+        "{} jobs, {} refused entries",
+        result.jobs.len(),
+        result.refused.len()
+    );
+    // The process ends here: freeing tens of thousands of jobs one by one
+    // would only delay its exit.
+    std::mem::forget(result);
+    Ok(())
+}
+
+/// Writes `jobs` one per line: JSON, or a line for people.
+fn write_jobs(
+    out: &mut impl std::io::Write,
+    jobs: &[vouch_node::sync::Job],
+    json: bool,
+) -> Result<()> {
+    for job in jobs {
+        if json {
+            serde_json::to_writer(&mut *out, job)?;
             out.write_all(b"\n")?;
         } else {
             writeln!(
@@ -535,22 +578,6 @@ fn sync_command(config_path: &Option<PathBuf>, data: &DataDir, a: SyncArgs) -> R
             )?;
         }
     }
-    out.flush()?;
-    for r in &result.refused {
-        if a.json {
-            eprintln!("{}", serde_json::json!({ "refused": r }));
-        } else {
-            eprintln!("refused {}: {}", r.entry, r.reason);
-        }
-    }
-    eprintln!(
-        "{} jobs, {} refused entries",
-        result.jobs.len(),
-        result.refused.len()
-    );
-    // The process ends here: freeing tens of thousands of jobs one by one
-    // would only delay its exit.
-    std::mem::forget(result);
     Ok(())
 }
 

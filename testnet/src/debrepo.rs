@@ -184,43 +184,34 @@ fn sh_out(cmd: &str) -> Vec<u8> {
 }
 
 /// The real Debian 12 main amd64 index for benchmarks, as a mirror on disk
-/// (kept in the temporary directory between runs): `Packages` as
-/// `apt-get update` left it on this machine, `Sources.xz` fetched from the
-/// archive (this machine has no deb-src line), and an `InRelease` signed
-/// with the test-only archive key ([`archive_keyring`] verifies it).
-/// Returns the mirror directory and the uncompressed `Packages` and
-/// `Sources`.
+/// (kept in the temporary directory between runs): `Packages.xz` and
+/// `Sources.xz` as the archive serves them (fetched once), and an
+/// `InRelease` signed with the test-only archive key ([`archive_keyring`]
+/// verifies it). Returns the mirror directory and the uncompressed
+/// `Packages` and `Sources`.
 pub fn bookworm_main_mirror() -> (PathBuf, Vec<u8>, Vec<u8>) {
-    let cache = std::env::temp_dir().join("vouch-bench-debian");
+    let cache = std::env::temp_dir().join("vouch-bench-debian-archive");
     let mirror = cache.join("mirror");
-    let bin = mirror.join("dists/bookworm/main/binary-amd64");
-    let src = mirror.join("dists/bookworm/main/source");
-    std::fs::create_dir_all(&bin).expect("dirs");
-    std::fs::create_dir_all(&src).expect("dirs");
-    let lists = String::from_utf8(sh_out(
-        "apt-get indextargets --format '$(FILENAME)' 'Identifier: Packages' | grep 'debian_dists_bookworm_main_binary-amd64'",
-    ))
-    .expect("utf8");
-    let list = lists
-        .lines()
-        .next()
-        .expect("no bookworm main amd64 Packages list; run apt-get update");
-    let packages = sh_out(&format!("/usr/lib/apt/apt-helper cat-file {list}"));
-    if !bin.join("Packages.xz").exists() {
-        std::fs::write(cache.join("Packages"), &packages).expect("write");
-        sh_out(&format!(
-            "xz -T0 -1 -c {} > {}",
-            cache.join("Packages").display(),
-            bin.join("Packages.xz").display()
-        ));
+    let mut texts = Vec::new();
+    for (sub, file) in [
+        ("main/binary-amd64", "Packages.xz"),
+        ("main/source", "Sources.xz"),
+    ] {
+        let dir = mirror.join("dists/bookworm").join(sub);
+        std::fs::create_dir_all(&dir).expect("dirs");
+        let path = dir.join(file);
+        if !path.exists() {
+            let part = dir.join(format!("{file}.part"));
+            sh_out(&format!(
+                "curl -sf -o {} https://deb.debian.org/debian/dists/bookworm/{sub}/{file}",
+                part.display(),
+            ));
+            std::fs::rename(&part, &path).expect("rename");
+        }
+        texts.push(sh_out(&format!("xz -dc {}", path.display())));
     }
-    if !src.join("Sources.xz").exists() {
-        sh_out(&format!(
-            "curl -sf -o {} https://deb.debian.org/debian/dists/bookworm/main/source/Sources.xz",
-            src.join("Sources.xz").display()
-        ));
-    }
-    let sources = sh_out(&format!("xz -dc {}", src.join("Sources.xz").display()));
+    let sources = texts.pop().expect("two");
+    let packages = texts.pop().expect("two");
     release::write_inrelease(
         &mirror.join("dists/bookworm"),
         "bookworm",

@@ -4,13 +4,12 @@
 //! omitted when equal to the package name and carries `(version)` for
 //! binNMUs) into one job per source build.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use deb822_fast::borrowed::BorrowedParagraph;
 use vouch_attest::Digest;
 
 use super::profile::Filter;
-use super::stanza::{Piece, fields, stanzas};
+use super::stanza::{Piece, scan, single_line, stanzas, value_lines};
 use super::{Job, JobSubject, Refused, SourceFile, SyncResult, bare_file_name};
 
 /// A package or source name as Debian policy §5.6.1 allows: at least two
@@ -65,14 +64,11 @@ pub fn check_version(version: &str) -> Result<(), String> {
 }
 
 /// `name` or `name (version)` from a `Source:` field.
-pub fn parse_source_field(field: &str) -> (String, Option<String>) {
+pub fn parse_source_field(field: &str) -> (&str, Option<&str>) {
     let field = field.trim();
     match field.split_once('(') {
-        Some((name, rest)) => (
-            name.trim().to_string(),
-            Some(rest.trim_end_matches(')').trim().to_string()),
-        ),
-        None => (field.to_string(), None),
+        Some((name, rest)) => (name.trim(), Some(rest.trim_end_matches(')').trim())),
+        None => (field, None),
     }
 }
 
@@ -96,9 +92,9 @@ fn relative_path(p: &str) -> Result<(), String> {
 }
 
 /// The `Checksums-Sha256` lines of a `Sources` stanza, `.dsc` first.
-fn source_files(p: &BorrowedParagraph<'_>) -> Result<Vec<SourceFile>, String> {
+fn source_files(checksums: Option<&str>) -> Result<Vec<SourceFile>, String> {
     let mut files = Vec::new();
-    for line in p.get("Checksums-Sha256").unwrap_or_default() {
+    for line in value_lines(checksums) {
         let mut parts = line.split_ascii_whitespace();
         let (sha, size, name) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (None, ..) => continue,
@@ -144,16 +140,19 @@ impl SourcesIndex {
             }
         };
         for stanza in stanzas(text) {
-            let p = match stanza {
-                Ok(p) => p,
+            let read = stanza
+                .and_then(|s| scan(s, ["Package", "Version", "Directory", "Checksums-Sha256"]));
+            let [name, version, dir, checksums] = match read {
+                Ok(fields) => fields,
                 Err(e) => {
                     self.refuse_stanza(e);
                     continue;
                 }
             };
             self.stanzas += 1;
-            let [name, version, dir] = fields(&p, ["Package", "Version", "Directory"]);
-            let (Some(name), Some(version), Some(dir)) = (name, version, dir) else {
+            let (Some(name), Some(version), Some(dir)) =
+                (single_line(name), single_line(version), single_line(dir))
+            else {
                 self.refused.push(Refused {
                     entry: format!("Sources stanza {}", self.stanzas - 1),
                     reason: "missing Package, Version or Directory".into(),
@@ -163,7 +162,7 @@ impl SourcesIndex {
             let checked = relative_path(dir)
                 .and_then(|()| check_name(name))
                 .and_then(|()| check_version(version))
-                .and_then(|()| source_files(&p));
+                .and_then(|()| source_files(checksums));
             match checked {
                 Ok(files) => {
                     let entry = SourceEntry {
@@ -202,7 +201,8 @@ impl SourcesIndex {
 /// binaries grouped by the source build that made them.
 #[derive(Debug)]
 pub struct PackagesIndex {
-    builds: BTreeMap<(String, String), Vec<JobSubject>>,
+    /// By source, then source version (looked up without allocating).
+    builds: HashMap<String, Vec<(String, Vec<JobSubject>)>>,
     refused: Vec<Refused>,
     stanzas: usize,
     filter: Filter,
@@ -212,7 +212,7 @@ impl PackagesIndex {
     /// An empty index that keeps only the binaries `filter` wants.
     pub fn new(filter: Filter) -> Self {
         PackagesIndex {
-            builds: BTreeMap::new(),
+            builds: HashMap::new(),
             refused: Vec::new(),
             stanzas: 0,
             filter,
@@ -229,10 +229,23 @@ impl PackagesIndex {
             }
         };
         for stanza in stanzas(text) {
-            match stanza {
-                Ok(p) => {
+            let read = stanza.and_then(|s| {
+                scan(
+                    s,
+                    [
+                        "Package",
+                        "Version",
+                        "Filename",
+                        "SHA256",
+                        "Source",
+                        "Maintainer",
+                    ],
+                )
+            });
+            match read {
+                Ok(fields) => {
                     self.stanzas += 1;
-                    if let Err(r) = self.binary(&p) {
+                    if let Err(r) = self.binary(fields.map(single_line)) {
                         self.refused.push(r);
                     }
                 }
@@ -249,18 +262,10 @@ impl PackagesIndex {
         self.stanzas += 1;
     }
 
-    fn binary(&mut self, p: &BorrowedParagraph<'_>) -> Result<(), Refused> {
-        let [name, version, path, sha, source, maintainer] = fields(
-            p,
-            [
-                "Package",
-                "Version",
-                "Filename",
-                "SHA256",
-                "Source",
-                "Maintainer",
-            ],
-        );
+    /// One binary: its Package, Version, Filename, SHA256, Source and
+    /// Maintainer.
+    fn binary(&mut self, fields: [Option<&str>; 6]) -> Result<(), Refused> {
+        let [name, version, path, sha, source, maintainer] = fields;
         let (Some(name), Some(version), Some(path), Some(sha)) = (name, version, path, sha) else {
             return Err(Refused {
                 entry: format!("Packages stanza {}", self.stanzas - 1),
@@ -291,65 +296,113 @@ impl PackagesIndex {
         let (source, source_version) = match source {
             Some(s) => {
                 let (n, v) = parse_source_field(s);
-                (n, v.unwrap_or_else(|| version.to_string()))
+                (n, v.unwrap_or(version))
             }
-            None => (name.to_string(), version.to_string()),
+            None => (name, version),
         };
         // Source and its version become a job key and, in the debian
         // backend, path components: refuse anything policy does not allow.
-        check_name(&source)
-            .and_then(|()| check_version(&source_version))
+        check_name(source)
+            .and_then(|()| check_version(source_version))
             .map_err(refuse)?;
-        self.builds
-            .entry((source, source_version))
-            .or_default()
-            .push(JobSubject {
-                name: name.to_string(),
-                version: version.to_string(),
-                filename: filename.to_string(),
-                sha256,
-                path: path.to_string(),
-            });
+        let versions = match self.builds.get_mut(source) {
+            Some(v) => v,
+            None => self.builds.entry(source.to_string()).or_default(),
+        };
+        let subjects = match versions.iter().position(|(v, _)| v == source_version) {
+            Some(i) => &mut versions[i].1,
+            None => {
+                versions.push((source_version.to_string(), Vec::new()));
+                let last = versions.len() - 1;
+                &mut versions[last].1
+            }
+        };
+        subjects.push(JobSubject {
+            name: name.to_string(),
+            version: version.to_string(),
+            filename: filename.to_string(),
+            sha256,
+            path: path.to_string(),
+        });
         Ok(())
     }
 
-    /// The jobs of this index: one per source build, with the source's
-    /// directory and files from `sources`. Takes what `sources` refused
-    /// (so that it is reported once, not once per architecture).
-    pub fn into_jobs(
-        self,
-        sources: &mut SourcesIndex,
-        release: &str,
-        component: &str,
-        arch: &str,
-        mirror: &str,
-    ) -> SyncResult {
-        let mut result = SyncResult {
-            refused: std::mem::take(&mut sources.refused),
-            ..SyncResult::default()
-        };
-        result.refused.extend(self.refused);
-        result.jobs = self
+    /// The jobs of this index, one per source build in the order of
+    /// their keys, still without their sources (see
+    /// [`Builds::with_sources`]): this runs while `Sources` may still be
+    /// read.
+    pub fn into_builds(self, origin: &Origin) -> Builds {
+        let mut builds: Vec<(String, String, Vec<JobSubject>)> = self
             .builds
             .into_iter()
-            .map(|((source, version), subjects)| {
-                let src = sources.get(&source, &version);
-                Job {
-                    distribution: "debian".into(),
-                    release: Some(release.to_string()),
-                    component: component.to_string(),
-                    architecture: arch.to_string(),
-                    source,
-                    version,
-                    mirror: mirror.to_string(),
-                    subjects,
-                    source_dir: src.map(|s| s.directory.clone()),
-                    source_files: src.map(|s| s.files.clone()).unwrap_or_default(),
-                    buildinfo_url: None,
-                }
+            .flat_map(|(source, versions)| {
+                versions
+                    .into_iter()
+                    .map(move |(version, subjects)| (source.clone(), version, subjects))
             })
             .collect();
-        result
+        builds.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let jobs = builds
+            .into_iter()
+            .map(|(source, version, subjects)| Job {
+                distribution: "debian".into(),
+                release: Some(origin.release.clone()),
+                component: origin.component.clone(),
+                architecture: origin.architecture.clone(),
+                source,
+                version,
+                mirror: origin.mirror.clone(),
+                subjects,
+                source_dir: None,
+                source_files: Vec::new(),
+                buildinfo_url: None,
+            })
+            .collect();
+        Builds {
+            jobs,
+            refused: self.refused,
+        }
+    }
+}
+
+/// Where the jobs of a `Packages` index come from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The release.
+    pub release: String,
+    /// The component.
+    pub component: String,
+    /// The architecture.
+    pub architecture: String,
+    /// The archive root.
+    pub mirror: String,
+}
+
+/// The jobs of a `Packages` index before their sources are known.
+#[derive(Debug)]
+pub struct Builds {
+    jobs: Vec<Job>,
+    refused: Vec<Refused>,
+}
+
+impl Builds {
+    /// Gives each job its source's directory and files from `sources`, and
+    /// takes what `sources` refused (so that it is reported once, not once
+    /// per architecture).
+    pub fn with_sources(mut self, sources: &mut SourcesIndex) -> SyncResult {
+        for job in &mut self.jobs {
+            if let Some(src) = sources.get(&job.source, &job.version) {
+                job.source_dir = Some(src.directory.clone());
+                job.source_files = src.files.clone();
+            }
+        }
+        let mut refused = std::mem::take(&mut sources.refused);
+        refused.extend(self.refused);
+        SyncResult {
+            jobs: self.jobs,
+            refused,
+            ..SyncResult::default()
+        }
     }
 }
 
@@ -367,7 +420,13 @@ pub fn parse(
     s.feed(Piece::Text(sources));
     let mut p = PackagesIndex::new(filter.clone());
     p.feed(Piece::Text(packages));
-    p.into_jobs(&mut s, release, component, arch, mirror)
+    let origin = Origin {
+        release: release.to_string(),
+        component: component.to_string(),
+        architecture: arch.to_string(),
+        mirror: mirror.to_string(),
+    };
+    p.into_builds(&origin).with_sources(&mut s)
 }
 
 #[cfg(test)]
@@ -447,10 +506,10 @@ mod tests {
 
     #[test]
     fn source_fields() {
-        assert_eq!(parse_source_field("glibc"), ("glibc".into(), None));
+        assert_eq!(parse_source_field("glibc"), ("glibc", None));
         assert_eq!(
             parse_source_field("glibc (2.36-9)"),
-            ("glibc".into(), Some("2.36-9".into()))
+            ("glibc", Some("2.36-9"))
         );
     }
 }

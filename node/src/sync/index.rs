@@ -141,11 +141,18 @@ fn read_index(
         what: url.to_string(),
         reason: "not UTF-8".into(),
     };
+    let started = std::time::Instant::now();
     let mut chunks = StanzaChunks::default();
     let len = fetch::decompress_each(url, bytes, limit, |piece| {
         chunks.push(piece, &mut feed).map_err(not_utf8)
     })?;
     chunks.finish(&mut feed).map_err(not_utf8)?;
+    tracing::debug!(
+        %url,
+        bytes = len,
+        seconds = started.elapsed().as_secs_f64(),
+        "index decompressed and read"
+    );
     if let Some(p) = plain
         && len != p.size
     {
@@ -194,10 +201,8 @@ fn read_debian(
     packages: IndexFile,
     sources: Option<IndexFile>,
     filter: Filter,
-) -> (
-    Read<debian::PackagesIndex>,
-    Option<Read<debian::SourcesIndex>>,
-) {
+    origin: debian::Origin,
+) -> (Read<debian::Builds>, Option<Read<debian::SourcesIndex>>) {
     std::thread::scope(|scope| {
         let sources = sources.map(|file| {
             scope.spawn(move || {
@@ -207,7 +212,9 @@ fn read_debian(
         });
         let url = packages.url.clone();
         let mut index = debian::PackagesIndex::new(filter);
-        let packages = packages.read(|p| index.feed(p)).map(|()| index);
+        let packages = packages
+            .read(|p| index.feed(p))
+            .map(|()| index.into_builds(&origin));
         let sources = sources.map(|h| {
             h.join().unwrap_or_else(|_| {
                 Err(SyncError::Format {
@@ -268,7 +275,12 @@ pub(super) async fn debian(
                 });
                 continue;
             }
-            let sources_digest = sources_bytes.as_ref().ok().map(|b| Digest::of(b));
+            // Only a memo needs it.
+            let sources_digest = sources_bytes
+                .as_ref()
+                .ok()
+                .filter(|_| memo.is_some())
+                .map(|b| Digest::of(b));
             let mut sources_bytes = Some(sources_bytes.map_err(|e| e.to_string()));
             let mut sources: Option<debian::SourcesIndex> = None;
             for arch in &profile.architectures {
@@ -302,16 +314,23 @@ pub(super) async fn debian(
                     plain: plain(&format!("{component}/source/Sources")),
                 });
                 let filter = filter.clone();
-                let (packages, read_sources) =
-                    tokio::task::spawn_blocking(move || read_debian(packages, sources_job, filter))
-                        .await
-                        .unwrap_or_else(|e| {
-                            let stopped = || SyncError::Format {
-                                what: url.clone(),
-                                reason: format!("the index reader stopped: {e}"),
-                            };
-                            (Err(stopped()), Some(Err(stopped())))
-                        });
+                let origin = debian::Origin {
+                    release: name.clone(),
+                    component: component.clone(),
+                    architecture: arch.clone(),
+                    mirror: root.to_string(),
+                };
+                let (packages, read_sources) = tokio::task::spawn_blocking(move || {
+                    read_debian(packages, sources_job, filter, origin)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    let stopped = || SyncError::Format {
+                        what: url.clone(),
+                        reason: format!("the index reader stopped: {e}"),
+                    };
+                    (Err(stopped()), Some(Err(stopped())))
+                });
                 match read_sources {
                     Some(Ok(index)) => sources = Some(index),
                     Some(Err(e)) if signed.is_some() => {
@@ -331,8 +350,8 @@ pub(super) async fn debian(
                     None => {}
                 }
                 let sources = sources.get_or_insert_with(debian::SourcesIndex::default);
-                let r = packages.map(|index| {
-                    let mut r = index.into_jobs(sources, name, component, arch, root);
+                let r = packages.map(|builds| {
+                    let mut r = builds.with_sources(sources);
                     for job in &mut r.jobs {
                         job.buildinfo_url = profile.buildinfo_url(job);
                     }

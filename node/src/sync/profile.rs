@@ -132,7 +132,7 @@ impl Filter {
     /// Whether a package with this name and maintainer is wanted.
     pub fn wants(&self, name: &str, maintainer: &str) -> bool {
         self.include.as_ref().is_none_or(|g| g.is_match(name))
-            && !self.exclude.is_match(name)
+            && (self.exclude.is_empty() || !self.exclude.is_match(name))
             && self
                 .maintainer
                 .as_ref()

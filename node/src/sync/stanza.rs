@@ -1,10 +1,14 @@
 //! Cutting a deb822 index into stanzas while it decompresses, so that
 //! parsing keeps pace with decompression instead of waiting for the whole
-//! text. Pieces end at a stanza boundary (a blank line), are checked to be
-//! UTF-8, and each stanza is parsed on its own with `deb822-fast`'s
-//! borrowed parser, so that one bad stanza does not hide the others.
-
-use deb822_fast::borrowed::{BorrowedParagraph, iter_paragraphs_borrowed};
+//! text. Pieces end at a stanza boundary (a blank line) and are checked to
+//! be UTF-8; each stanza is read on its own, so that one bad stanza does
+//! not hide the others.
+//!
+//! A stanza is read in one pass that keeps only the fields asked for
+//! ([`scan`]): at the sizes of a real archive (100 MB of index text per
+//! architecture) this takes a fifth of the time of a general deb822
+//! parser, which builds every field of every stanza. Its tests check it
+//! against `deb822-fast` on real stanzas.
 
 /// Largest stanza read (real Sources stanzas of packages with thousands of
 /// files reach 400 KiB).
@@ -105,9 +109,9 @@ impl StanzaChunks {
     }
 }
 
-/// The stanzas of `text` (whole stanzas), each parsed on its own. Yields
-/// the stanza, or why it could not be read.
-pub fn stanzas(text: &str) -> impl Iterator<Item = Result<BorrowedParagraph<'_>, String>> + '_ {
+/// The stanzas of `text` (whole stanzas, separated by blank lines), or
+/// why one is not read.
+pub fn stanzas(text: &str) -> impl Iterator<Item = Result<&str, String>> + '_ {
     let mut from = 0;
     let mut ends = memchr::memmem::find_iter(text.as_bytes(), b"\n\n").chain([text.len()]);
     std::iter::from_fn(move || {
@@ -120,36 +124,102 @@ pub fn stanzas(text: &str) -> impl Iterator<Item = Result<BorrowedParagraph<'_>,
     .filter(|s| !s.trim().is_empty())
     .map(|s| {
         if s.len() > MAX_STANZA {
-            return Err(format!("stanza of {} bytes, over {MAX_STANZA}", s.len()));
-        }
-        let mut paragraphs = iter_paragraphs_borrowed(s);
-        match (paragraphs.next(), paragraphs.next()) {
-            (Some(Ok(p)), None) => Ok(p),
-            (Some(Err(e)), _) => Err(format!("{e:?}")),
-            (None, _) => Err("no fields".into()),
-            (Some(Ok(_)), Some(_)) => Err("two stanzas without a blank line".into()),
+            Err(format!("stanza of {} bytes, over {MAX_STANZA}", s.len()))
+        } else {
+            Ok(s)
         }
     })
 }
 
-/// The values of the fields `names` in `p` (names compared as deb822 does,
-/// ignoring ASCII case), in one pass over its fields: the first field of
-/// each name, `None` when it is missing or has more than one line.
-pub fn fields<'a, const N: usize>(
-    p: &BorrowedParagraph<'a>,
+fn shown(line: &str) -> String {
+    line.chars()
+        .take(80)
+        .collect::<String>()
+        .escape_debug()
+        .to_string()
+}
+
+/// Reads one stanza in a single pass: the raw values of the fields
+/// `names` (compared as deb822 does, ignoring ASCII case; the first of
+/// each name), from after the colon to the end of the field's last
+/// continuation line. A stanza that is not deb822 (a line that is neither
+/// a field, a continuation nor a comment) is refused with the reason.
+pub fn scan<'a, const N: usize>(
+    stanza: &'a str,
     names: [&str; N],
-) -> [Option<&'a str>; N] {
+) -> Result<[Option<&'a str>; N], String> {
+    let bytes = stanza.as_bytes();
+    // Ends the open field's value at the line starting at `pos`.
+    let close = |out: &mut [Option<&'a str>; N], open: Option<(usize, usize)>, pos: usize| {
+        if let Some((slot, start)) = open {
+            out[slot] = Some(&stanza[start..pos - 1]);
+        }
+    };
     let mut out = [None; N];
     let mut seen = [false; N];
-    for f in p.iter() {
-        if let Some(i) = names.iter().position(|n| f.name().eq_ignore_ascii_case(n))
-            && !seen[i]
-        {
-            seen[i] = true;
-            out[i] = f.as_single_line();
+    // The field being read: its slot and where its value starts.
+    let mut open: Option<(usize, usize)> = None;
+    let mut fields = 0usize;
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
+        match bytes[pos] {
+            b' ' | b'\t' if fields == 0 => {
+                return Err(format!(
+                    "a continuation line before any field: `{}`",
+                    shown(&stanza[pos..end])
+                ));
+            }
+            b' ' | b'\t' | b'\n' => {}
+            // A comment ends the value before it (indexes have none).
+            b'#' => close(&mut out, open.take(), pos),
+            _ => {
+                close(&mut out, open.take(), pos);
+                let line = &stanza[pos..end];
+                let colon = memchr::memchr(b':', line.as_bytes())
+                    .filter(|c| *c > 0)
+                    .ok_or_else(|| format!("not a field: `{}`", shown(line)))?;
+                fields += 1;
+                let name = &line[..colon];
+                if let Some(slot) = names
+                    .iter()
+                    .position(|n| n.len() == name.len() && n.eq_ignore_ascii_case(name))
+                    && !seen[slot]
+                {
+                    seen[slot] = true;
+                    open = Some((slot, pos + colon + 1));
+                }
+            }
         }
+        pos = end + 1;
     }
-    out
+    if let Some((slot, start)) = open {
+        out[slot] = Some(
+            stanza[start..]
+                .strip_suffix('\n')
+                .unwrap_or(&stanza[start..]),
+        );
+    }
+    if fields == 0 {
+        return Err("no fields".into());
+    }
+    Ok(out)
+}
+
+/// A field value that must be one line, trimmed; `None` for a value that
+/// continues on further lines.
+pub fn single_line(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.contains('\n'))
+}
+
+/// The lines of a multi-line field value, each trimmed, without the
+/// empty first line most such fields have.
+pub fn value_lines(value: Option<&str>) -> impl Iterator<Item = &str> {
+    value
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
 }
 
 #[cfg(test)]
@@ -180,7 +250,10 @@ mod tests {
                 // An oversized stanza that arrives whole is refused here.
                 stanzas(p)
                     .map(|s| match s {
-                        Ok(s) => fields(&s, ["Package"])[0].unwrap().to_string(),
+                        Ok(s) => {
+                            let [name] = scan(s, ["Package"]).unwrap();
+                            single_line(name).unwrap().to_string()
+                        }
                         Err(e) => {
                             assert!(e.contains("over"), "{e}");
                             "<oversized>".to_string()
@@ -228,13 +301,62 @@ mod tests {
 
     #[test]
     fn fields_ignore_case_and_take_the_first() {
-        let p = stanzas("package: a\nVERSION: 1\nPackage: b\nDesc: x\n y\n")
-            .next()
-            .unwrap()
-            .unwrap();
+        let s = "package: a\nVERSION: 1\nPackage: b\nDesc: x\n y\n\tz\n# a comment\nLast:  v \n";
+        let [p, v, d, l, m] = scan(s, ["Package", "Version", "Desc", "Last", "Missing"]).unwrap();
         assert_eq!(
-            fields(&p, ["Package", "Version", "Desc", "Missing"]),
-            [Some("a"), Some("1"), None, None]
+            [p, v, l, m].map(single_line),
+            [Some("a"), Some("1"), Some("v"), None]
         );
+        assert_eq!(single_line(d), None);
+        assert_eq!(value_lines(d).collect::<Vec<_>>(), ["x", "y", "z"]);
+    }
+
+    #[test]
+    fn what_is_not_deb822_is_refused() {
+        for bad in [
+            " continued\nPackage: a\n",
+            "Package: a\nno colon\n",
+            ": no name\n",
+            "# only\n",
+        ] {
+            assert!(scan(bad, ["Package"]).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Every field of the real stanzas reads as `deb822-fast` reads it.
+    #[test]
+    fn the_real_stanzas_read_as_deb822_fast_reads_them() {
+        for file in ["Packages_hello.stanza", "Sources_hello.stanza"] {
+            let text = std::fs::read_to_string(format!(
+                "{}/../testdata/debian/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            let text = text.trim_end();
+            let reference = deb822_fast::borrowed::parse_borrowed(text).unwrap();
+            assert_eq!(reference.len(), 1);
+            let mut names = 0;
+            for field in reference[0].iter() {
+                let [value] = scan(text, [field.name()]).unwrap();
+                match field.as_single_line() {
+                    Some(one) => {
+                        assert_eq!(single_line(value), Some(one.trim()), "{}", field.name())
+                    }
+                    None => assert_eq!(
+                        value_lines(value).collect::<Vec<_>>(),
+                        field
+                            .lines()
+                            .iter()
+                            .map(|l| l.trim())
+                            .filter(|l| !l.is_empty())
+                            .collect::<Vec<_>>(),
+                        "{}",
+                        field.name()
+                    ),
+                }
+                names += 1;
+            }
+            assert!(names >= 10, "{file}: {names} fields");
+        }
     }
 }
