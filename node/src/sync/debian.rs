@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use vouch_attest::Digest;
 
 use super::profile::Filter;
-use super::stanza::{Piece, scan, single_line, stanzas, value_lines};
+use super::stanza::{Piece, read_stanzas, single_line, value_lines};
 use super::{Job, JobSubject, Refused, SourceFile, SyncResult, bare_file_name};
 
 /// A package or source name as Debian policy §5.6.1 allows: at least two
@@ -132,68 +132,54 @@ pub struct SourcesIndex {
 impl SourcesIndex {
     /// Reads a piece of the text (whole stanzas).
     pub fn feed(&mut self, piece: Piece<'_>) {
-        let text = match piece {
-            Piece::Text(t) => t,
-            Piece::Oversized => {
-                self.refuse_stanza(format!("stanza over {} bytes", super::stanza::MAX_STANZA));
-                return;
-            }
-        };
-        for stanza in stanzas(text) {
-            let read = stanza
-                .and_then(|s| scan(s, ["Package", "Version", "Directory", "Checksums-Sha256"]));
-            let [name, version, dir, checksums] = match read {
-                Ok(fields) => fields,
-                Err(e) => {
-                    self.refuse_stanza(e);
-                    continue;
-                }
-            };
+        let names = ["Package", "Version", "Directory", "Checksums-Sha256"];
+        read_stanzas(piece, names, |read| {
+            let n = self.stanzas;
             self.stanzas += 1;
-            let (Some(name), Some(version), Some(dir)) =
-                (single_line(name), single_line(version), single_line(dir))
-            else {
-                self.refused.push(Refused {
-                    entry: format!("Sources stanza {}", self.stanzas - 1),
-                    reason: "missing Package, Version or Directory".into(),
-                });
-                continue;
-            };
-            let checked = relative_path(dir)
-                .and_then(|()| check_name(name))
-                .and_then(|()| check_version(version))
-                .and_then(|()| source_files(checksums));
-            match checked {
-                Ok(files) => {
-                    let entry = SourceEntry {
-                        directory: dir.to_string(),
-                        files,
-                    };
-                    let versions = self.sources.entry(name.to_string()).or_default();
-                    match versions.iter_mut().find(|(v, _)| v == version) {
-                        Some((_, e)) => *e = entry,
-                        None => versions.push((version.to_string(), entry)),
-                    }
-                }
-                Err(reason) => self.refused.push(Refused {
-                    entry: format!("Sources {name} {version}"),
-                    reason,
-                }),
+            let read = read.map_err(|reason| Refused {
+                entry: format!("Sources stanza {n}"),
+                reason,
+            });
+            if let Err(r) = read.and_then(|fields| self.source(n, fields)) {
+                self.refused.push(r);
             }
+        });
+    }
+
+    /// Stanza `n`: its Package, Version, Directory and Checksums-Sha256.
+    fn source(&mut self, n: usize, fields: [Option<&str>; 4]) -> Result<(), Refused> {
+        let [name, version, dir, checksums] = fields;
+        let (Some(name), Some(version), Some(dir)) =
+            (single_line(name), single_line(version), single_line(dir))
+        else {
+            return Err(Refused {
+                entry: format!("Sources stanza {n}"),
+                reason: "missing Package, Version or Directory".into(),
+            });
+        };
+        let files = relative_path(dir)
+            .and_then(|()| check_name(name))
+            .and_then(|()| check_version(version))
+            .and_then(|()| source_files(checksums))
+            .map_err(|reason| Refused {
+                entry: format!("Sources {name} {version}"),
+                reason,
+            })?;
+        let entry = SourceEntry {
+            directory: dir.to_string(),
+            files,
+        };
+        let versions = self.sources.entry(name.to_string()).or_default();
+        match versions.iter_mut().find(|(v, _)| v == version) {
+            Some((_, e)) => *e = entry,
+            None => versions.push((version.to_string(), entry)),
         }
+        Ok(())
     }
 
     fn get(&self, name: &str, version: &str) -> Option<&SourceEntry> {
         let versions = self.sources.get(name)?;
         versions.iter().find(|(v, _)| v == version).map(|(_, e)| e)
-    }
-
-    fn refuse_stanza(&mut self, reason: String) {
-        self.refused.push(Refused {
-            entry: format!("Sources stanza {}", self.stanzas),
-            reason,
-        });
-        self.stanzas += 1;
     }
 }
 
@@ -221,54 +207,34 @@ impl PackagesIndex {
 
     /// Reads a piece of the text (whole stanzas).
     pub fn feed(&mut self, piece: Piece<'_>) {
-        let text = match piece {
-            Piece::Text(t) => t,
-            Piece::Oversized => {
-                self.refuse_stanza(format!("stanza over {} bytes", super::stanza::MAX_STANZA));
-                return;
-            }
-        };
-        for stanza in stanzas(text) {
-            let read = stanza.and_then(|s| {
-                scan(
-                    s,
-                    [
-                        "Package",
-                        "Version",
-                        "Filename",
-                        "SHA256",
-                        "Source",
-                        "Maintainer",
-                    ],
-                )
+        let names = [
+            "Package",
+            "Version",
+            "Filename",
+            "SHA256",
+            "Source",
+            "Maintainer",
+        ];
+        read_stanzas(piece, names, |read| {
+            let n = self.stanzas;
+            self.stanzas += 1;
+            let read = read.map_err(|reason| Refused {
+                entry: format!("Packages stanza {n}"),
+                reason,
             });
-            match read {
-                Ok(fields) => {
-                    self.stanzas += 1;
-                    if let Err(r) = self.binary(fields.map(single_line)) {
-                        self.refused.push(r);
-                    }
-                }
-                Err(e) => self.refuse_stanza(e),
+            if let Err(r) = read.and_then(|fields| self.binary(n, fields.map(single_line))) {
+                self.refused.push(r);
             }
-        }
-    }
-
-    fn refuse_stanza(&mut self, reason: String) {
-        self.refused.push(Refused {
-            entry: format!("Packages stanza {}", self.stanzas),
-            reason,
         });
-        self.stanzas += 1;
     }
 
-    /// One binary: its Package, Version, Filename, SHA256, Source and
-    /// Maintainer.
-    fn binary(&mut self, fields: [Option<&str>; 6]) -> Result<(), Refused> {
+    /// Stanza `n`, a binary: its Package, Version, Filename, SHA256,
+    /// Source and Maintainer.
+    fn binary(&mut self, n: usize, fields: [Option<&str>; 6]) -> Result<(), Refused> {
         let [name, version, path, sha, source, maintainer] = fields;
         let (Some(name), Some(version), Some(path), Some(sha)) = (name, version, path, sha) else {
             return Err(Refused {
-                entry: format!("Packages stanza {}", self.stanzas - 1),
+                entry: format!("Packages stanza {n}"),
                 reason: "missing Package, Version, Filename or SHA256".into(),
             });
         };

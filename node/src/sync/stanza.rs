@@ -131,6 +131,23 @@ pub fn stanzas(text: &str) -> impl Iterator<Item = Result<&str, String>> + '_ {
     })
 }
 
+/// Reads `piece` stanza by stanza: `each` gets the fields `names` of each
+/// stanza (see [`scan`]), or why that stanza is not read.
+pub fn read_stanzas<const N: usize>(
+    piece: Piece<'_>,
+    names: [&str; N],
+    mut each: impl FnMut(Result<[Option<&str>; N], String>),
+) {
+    match piece {
+        Piece::Oversized => each(Err(format!("stanza over {MAX_STANZA} bytes"))),
+        Piece::Text(text) => {
+            for stanza in stanzas(text) {
+                each(stanza.and_then(|s| scan(s, names)));
+            }
+        }
+    }
+}
+
 fn shown(line: &str) -> String {
     line.chars()
         .take(80)
