@@ -434,6 +434,15 @@ async fn a_debian_index_that_does_not_verify_queues_nothing() {
         why.contains("decompressed, it is not the main/binary-amd64/Packages that InRelease lists"),
         "{why}"
     );
+    // And a shorter one: decompression stops at the listed size.
+    std::fs::write(&plain, &good_plain[..good_plain.len() - 1]).unwrap();
+    release::write_inrelease(&dists, "bookworm", &test_secret_key()).unwrap();
+    let (jobs, why) = sync(&profile(Debian, &root, Some(test_keyring()))).await;
+    assert_eq!(jobs, 0, "{why}");
+    assert!(
+        why.contains("Packages.xz (decompressed; a decompression bomb?) is larger than the limit"),
+        "{why}"
+    );
     std::fs::write(&plain, &good_plain).unwrap();
 
     // Signed, but not UTF-8: refused whole, even though the bad byte
