@@ -470,6 +470,69 @@ mod tests {
         assert!(j.source_files[0].name.ends_with(".dsc"));
     }
 
+    /// Mangled real stanzas, cut anywhere: every stanza is either read or
+    /// refused with a reason, and nothing panics.
+    #[test]
+    fn mangled_indexes_never_panic() {
+        use crate::sync::stanza::StanzaChunks;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let packages = fixture("Packages_hello.stanza").repeat(3);
+        let sources = fixture("Sources_hello.stanza").repeat(3);
+        let alphabet = b" \t\n:#(),/.-_0123456789abcdefABCDEF\xc3\xa9\xff";
+        for round in 0..2000 {
+            let mut p = packages.clone().into_bytes();
+            let mut s = sources.clone().into_bytes();
+            for text in [&mut p, &mut s] {
+                for _ in 0..rng.gen_range(1..8) {
+                    let at = rng.gen_range(0..text.len());
+                    let b = alphabet[rng.gen_range(0..alphabet.len())];
+                    match rng.gen_range(0..3) {
+                        0 => text[at] = b,
+                        1 => text.insert(at, b),
+                        _ => {
+                            text.remove(at);
+                        }
+                    }
+                }
+                if round % 7 == 0 {
+                    let cut = rng.gen_range(0..text.len());
+                    text.truncate(cut);
+                }
+            }
+            let mut si = SourcesIndex::default();
+            let mut pi = PackagesIndex::new(Filter::all());
+            for (text, sources) in [(&s, true), (&p, false)] {
+                let mut chunks = StanzaChunks::default();
+                let mut feed = |piece: Piece<'_>| {
+                    if sources {
+                        si.feed(piece)
+                    } else {
+                        pi.feed(piece)
+                    }
+                };
+                let step = rng.gen_range(1..64);
+                let mut utf8 = true;
+                for part in text.chunks(step) {
+                    utf8 &= chunks.push(part, &mut feed).is_ok();
+                }
+                utf8 &= chunks.finish(&mut feed).is_ok();
+                assert_eq!(utf8, std::str::from_utf8(text).is_ok(), "round {round}");
+            }
+            let origin = Origin {
+                release: "bookworm".into(),
+                component: "main".into(),
+                architecture: "amd64".into(),
+                mirror: "http://m".into(),
+            };
+            let r = pi.into_builds(&origin).with_sources(&mut si);
+            for job in &r.jobs {
+                assert!(check_name(&job.source).is_ok() && check_version(&job.version).is_ok());
+            }
+            assert!(r.refused.iter().all(|x| !x.reason.is_empty()));
+        }
+    }
+
     #[test]
     fn source_fields() {
         assert_eq!(parse_source_field("glibc"), ("glibc", None));
