@@ -4,8 +4,8 @@
 //!     engine-bench verdicts N DIR
 //!     engine-bench jobs JSONL DIR
 //!
-//! (`open ENGINE DIR N` is the fresh process `verdicts` starts for each
-//! engine to time its open and lookups.)
+//! (`write ENGINE DIR N` and `open ENGINE DIR N` are the fresh processes
+//! `verdicts` starts for each engine.)
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -24,11 +24,14 @@ const TREES: [&str; 8] = ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"];
 
 struct Sled(sled::Db, Vec<sled::Tree>);
 impl Sled {
-    fn open(dir: &Path) -> Self {
+    /// As `vouchd` opens it; `segment_size` in bytes (sled's default is
+    /// 512 KiB, and it cannot change on an existing database).
+    fn open(dir: &Path, segment_size: usize) -> Self {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(256 << 20)
             .mode(sled::Mode::LowSpace)
+            .segment_size(segment_size)
             .open()
             .unwrap();
         let trees = TREES.iter().map(|t| db.open_tree(t).unwrap()).collect();
@@ -152,7 +155,8 @@ impl Engine for Fjall {
 
 fn open(engine: &str, dir: &Path) -> Box<dyn Engine> {
     match engine {
-        "sled" => Box::new(Sled::open(dir)),
+        "sled" => Box::new(Sled::open(dir, 512 << 10)),
+        "sled-8m" => Box::new(Sled::open(dir, 8 << 20)),
         "redb" => Box::new(Redb::open(dir)),
         "fjall" => Box::new(Fjall::open(dir)),
         _ => panic!("engine"),
@@ -373,7 +377,7 @@ fn jobs(engine: &str, dir: &Path, jsonl: &Path) {
     );
 }
 
-const ENGINES: [&str; 3] = ["sled", "redb", "fjall"];
+const ENGINES: [&str; 4] = ["sled", "sled-8m", "redb", "fjall"];
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -384,16 +388,20 @@ fn main() {
             for engine in ENGINES {
                 let dir = Path::new(&a[3]).join(format!("verdicts-{engine}"));
                 let _ = std::fs::remove_dir_all(&dir);
-                write_verdicts(engine, &dir, n);
-                // Open and look up in a fresh process: its RSS is the open
-                // store's, not what writing left.
-                let status = std::process::Command::new(std::env::current_exe().unwrap())
-                    .args(["open", engine, dir.to_str().unwrap(), &n.to_string()])
-                    .status()
-                    .unwrap();
-                assert!(status.success());
+                // Each step in a fresh process, so that each peak RSS is
+                // its own: writing, then opening and looking up.
+                for step in ["write", "open"] {
+                    let status = std::process::Command::new(std::env::current_exe().unwrap())
+                        .args([step, engine, dir.to_str().unwrap(), &n.to_string()])
+                        .status()
+                        .unwrap();
+                    assert!(status.success());
+                }
                 std::fs::remove_dir_all(&dir).unwrap();
             }
+        }
+        Some("write") if a.len() == 5 => {
+            write_verdicts(&a[2], Path::new(&a[3]), a[4].parse().expect(usage))
         }
         Some("open") if a.len() == 5 => {
             open_verdicts(&a[2], Path::new(&a[3]), a[4].parse().expect(usage))
