@@ -186,6 +186,21 @@ fn rss_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Lets the engine compact, closes it, and returns the bytes it leaves
+/// (printing what it held before, per `unit`).
+fn settle(mut e: Box<dyn Engine>, engine: &str, dir: &Path, unit: &str, count: f64) -> u64 {
+    let before = du(dir);
+    let t = Instant::now();
+    e.settle();
+    let took = t.elapsed().as_secs_f64();
+    drop(e);
+    println!(
+        "  {engine}: before settling {:.0} B per {unit}; settling took {took:.2} s",
+        before as f64 / count
+    );
+    du(dir)
+}
+
 const SIGNERS: u64 = 20;
 const ARTIFACTS: u64 = 500_000;
 
@@ -238,16 +253,7 @@ fn write_verdicts(engine: &str, dir: &Path, n: u64) {
         }
     }
     let secs = t.elapsed().as_secs_f64();
-    let before = du(dir);
-    let ts = Instant::now();
-    e.settle();
-    let settle = ts.elapsed().as_secs_f64();
-    drop(e);
-    let disk = du(dir);
-    println!(
-        "  {engine}: before settling {:.0} B per verdict; settling took {settle:.2} s",
-        before as f64 / n as f64
-    );
+    let disk = settle(e, engine, dir, "verdict", n as f64);
     println!(
         "{engine} verdicts {n}: {:.0}/s (first chunk {:.0}/s, last {:.0}/s); disk {:.0} B per verdict; peak RSS {} MiB",
         n as f64 / secs,
@@ -359,16 +365,7 @@ fn jobs(engine: &str, dir: &Path, jsonl: &Path) {
         e.commit(&writes, last);
     }
     let secs = t.elapsed().as_secs_f64();
-    let before = du(dir);
-    let ts = Instant::now();
-    e.settle();
-    let settle = ts.elapsed().as_secs_f64();
-    drop(e);
-    let disk = du(dir);
-    println!(
-        "  {engine}: before settling {:.0} B per job; settling took {settle:.2} s",
-        before as f64 / jobs.len() as f64
-    );
+    let disk = settle(e, engine, dir, "job", jobs.len() as f64);
     println!(
         "{engine} jobs {}: {secs:.2} s; raw {:.0} B per job; disk {:.0} B per job",
         jobs.len(),
