@@ -72,7 +72,53 @@ pub fn parse_source_field(field: &str) -> (&str, Option<&str>) {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Values by source name and version, looked up by `&str` without
+/// allocating (most names have one version).
+#[derive(Debug)]
+struct BySource<T>(HashMap<String, Vec<(String, T)>>);
+
+impl<T> Default for BySource<T> {
+    fn default() -> Self {
+        BySource(HashMap::new())
+    }
+}
+
+impl<T: Default> BySource<T> {
+    /// Changes the value of (`name`, `version`), made empty first when
+    /// there is none.
+    fn update(&mut self, name: &str, version: &str, change: impl FnOnce(&mut T)) {
+        let versions = match self.0.get_mut(name) {
+            Some(v) => v,
+            None => self.0.entry(name.to_string()).or_default(),
+        };
+        match versions.iter_mut().find(|(v, _)| v == version) {
+            Some((_, t)) => change(t),
+            None => {
+                let mut t = T::default();
+                change(&mut t);
+                versions.push((version.to_string(), t));
+            }
+        }
+    }
+}
+
+impl<T> BySource<T> {
+    fn get(&self, name: &str, version: &str) -> Option<&T> {
+        let versions = self.0.get(name)?;
+        versions.iter().find(|(v, _)| v == version).map(|(_, t)| t)
+    }
+
+    /// Every (name, version, value).
+    fn into_entries(self) -> impl Iterator<Item = (String, String, T)> {
+        self.0.into_iter().flat_map(|(name, versions)| {
+            versions
+                .into_iter()
+                .map(move |(version, t)| (name.clone(), version, t))
+        })
+    }
+}
+
+#[derive(Debug, Default)]
 struct SourceEntry {
     directory: String,
     files: Vec<SourceFile>,
@@ -123,8 +169,7 @@ fn source_files(checksums: Option<&str>) -> Result<Vec<SourceFile>, String> {
 /// directory and files of each (source, version).
 #[derive(Debug, Default)]
 pub struct SourcesIndex {
-    /// By name, then version (looked up without allocating).
-    sources: HashMap<String, Vec<(String, SourceEntry)>>,
+    sources: BySource<SourceEntry>,
     refused: Vec<Refused>,
     stanzas: usize,
 }
@@ -169,17 +214,8 @@ impl SourcesIndex {
             directory: dir.to_string(),
             files,
         };
-        let versions = self.sources.entry(name.to_string()).or_default();
-        match versions.iter_mut().find(|(v, _)| v == version) {
-            Some((_, e)) => *e = entry,
-            None => versions.push((version.to_string(), entry)),
-        }
+        self.sources.update(name, version, |e| *e = entry);
         Ok(())
-    }
-
-    fn get(&self, name: &str, version: &str) -> Option<&SourceEntry> {
-        let versions = self.sources.get(name)?;
-        versions.iter().find(|(v, _)| v == version).map(|(_, e)| e)
     }
 }
 
@@ -187,8 +223,7 @@ impl SourcesIndex {
 /// binaries grouped by the source build that made them.
 #[derive(Debug)]
 pub struct PackagesIndex {
-    /// By source, then source version (looked up without allocating).
-    builds: HashMap<String, Vec<(String, Vec<JobSubject>)>>,
+    builds: BySource<Vec<JobSubject>>,
     refused: Vec<Refused>,
     stanzas: usize,
     filter: Filter,
@@ -198,7 +233,7 @@ impl PackagesIndex {
     /// An empty index that keeps only the binaries `filter` wants.
     pub fn new(filter: Filter) -> Self {
         PackagesIndex {
-            builds: HashMap::new(),
+            builds: BySource::default(),
             refused: Vec::new(),
             stanzas: 0,
             filter,
@@ -271,25 +306,15 @@ impl PackagesIndex {
         check_name(source)
             .and_then(|()| check_version(source_version))
             .map_err(refuse)?;
-        let versions = match self.builds.get_mut(source) {
-            Some(v) => v,
-            None => self.builds.entry(source.to_string()).or_default(),
-        };
-        let subjects = match versions.iter().position(|(v, _)| v == source_version) {
-            Some(i) => &mut versions[i].1,
-            None => {
-                versions.push((source_version.to_string(), Vec::new()));
-                let last = versions.len() - 1;
-                &mut versions[last].1
-            }
-        };
-        subjects.push(JobSubject {
+        let subject = JobSubject {
             name: name.to_string(),
             version: version.to_string(),
             filename: filename.to_string(),
             sha256,
             path: path.to_string(),
-        });
+        };
+        self.builds
+            .update(source, source_version, |subjects| subjects.push(subject));
         Ok(())
     }
 
@@ -298,15 +323,8 @@ impl PackagesIndex {
     /// [`Builds::with_sources`]): this runs while `Sources` may still be
     /// read.
     pub fn into_builds(self, origin: &Origin) -> Builds {
-        let mut builds: Vec<(String, String, Vec<JobSubject>)> = self
-            .builds
-            .into_iter()
-            .flat_map(|(source, versions)| {
-                versions
-                    .into_iter()
-                    .map(move |(version, subjects)| (source.clone(), version, subjects))
-            })
-            .collect();
+        let mut builds: Vec<(String, String, Vec<JobSubject>)> =
+            self.builds.into_entries().collect();
         builds.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         let jobs = builds
             .into_iter()
@@ -357,7 +375,7 @@ impl Builds {
     /// per architecture).
     pub fn with_sources(mut self, sources: &mut SourcesIndex) -> SyncResult {
         for job in &mut self.jobs {
-            if let Some(src) = sources.get(&job.source, &job.version) {
+            if let Some(src) = sources.sources.get(&job.source, &job.version) {
                 job.source_dir = Some(src.directory.clone());
                 job.source_files = src.files.clone();
             }
