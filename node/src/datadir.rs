@@ -6,7 +6,7 @@
 //!   node.key.pub       its public key
 //!   admin-token        bearer token for POSTing verdicts, mode 0600
 //!   vouchd.toml        configuration (commented defaults)
-//!   store/             the sled database
+//!   store/             the store: segments/, evidence/, index/ (spec/store.md)
 //!   vouchd.http        the address the HTTP API is bound to, while running
 //!   vouchd.p2p         the swarm's multiaddrs, while running
 //! ```

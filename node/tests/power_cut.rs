@@ -2,9 +2,9 @@
 //! the page cache and cannot show a missing sync; here the segment files are
 //! an in-memory double that keeps apart what was synced, and a "power cut"
 //! throws away everything else (or leaves a torn piece of the first unsynced
-//! write). sled's side is its real files: as left when the writer stopped,
-//! or as they were before the last group commit (sled lost a commit that was
-//! never acknowledged). Each group commit also stores a build log, through
+//! write). The keyspace's side is its real files: as left when the writer
+//! stopped, or as they were before the last group commit (the keyspace lost
+//! a commit that was never acknowledged). Each group commit also stores a build log, through
 //! the evidence segments, which lose power at the same moment.
 
 mod common;
@@ -65,9 +65,9 @@ impl Disks {
         }
     }
 
-    fn open(&self, sled_dir: &Path) -> Store {
+    fn open(&self, dir: &Path) -> Store {
         Store::open_with(
-            sled_dir,
+            dir,
             self.verdicts.clone(),
             self.evidence.clone(),
             SEGMENT_LEN,
@@ -90,17 +90,31 @@ fn log_of(g: usize) -> Vec<u8> {
         .into_bytes()
 }
 
+/// Closes `stores` side by side: closing one waits for the engine's
+/// background threads (up to a quarter of a second), and the tests open
+/// hundreds.
+fn close_all(stores: Vec<Store>) {
+    let closing: Vec<_> = stores
+        .into_iter()
+        .map(|s| std::thread::spawn(move || drop(s)))
+        .collect();
+    for c in closing {
+        c.join().unwrap();
+    }
+}
+
 /// Opens what a power cut left and checks it: it opens, it is consistent,
 /// every acknowledged verdict and blob is there, and writing goes on.
+/// Returns the store, still open.
 fn recover(
-    sled_dir: &Path,
+    dir: &Path,
     disks: Disks,
     acked: &[VerifiedVerdict],
     blobs: &[Vec<u8>],
     next: &[VerifiedVerdict],
     what: &str,
-) {
-    let store = Store::open_with(sled_dir, disks.verdicts, disks.evidence, SEGMENT_LEN)
+) -> Store {
+    let store = Store::open_with(dir, disks.verdicts, disks.evidence, SEGMENT_LEN)
         .unwrap_or_else(|e| panic!("{what}: the store does not open: {e}"));
     for content in blobs {
         let blob = store
@@ -131,6 +145,7 @@ fn recover(
     store
         .check_consistency()
         .unwrap_or_else(|e| panic!("{what}: inconsistent after writing on: {e}"));
+    store
 }
 
 #[test]
@@ -161,7 +176,7 @@ fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
         let mut acked_at: Vec<(Vec<VerifiedVerdict>, Vec<Vec<u8>>)> = Vec::new();
         let mut acked: Vec<VerifiedVerdict> = Vec::new();
         let mut blobs: Vec<Vec<u8>> = Vec::new();
-        // sled as it was before each group commit.
+        // The keyspace as it was before each group commit.
         let mut before: Vec<std::path::PathBuf> = Vec::new();
         let mut failed = None;
         for (g, group) in groups.iter().enumerate() {
@@ -189,36 +204,39 @@ fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
         let done = failed.is_none();
         drop(store);
         let cut_in = failed.unwrap_or(groups.len());
+        let mut recovered = Vec::new();
         for torn in [0usize, 5, 1 << 20] {
-            // sled as the writer left it.
+            // The keyspace as the writer left it.
             let here = dir.path().join(format!("left-{torn}"));
             copy_dir(&live, &here);
-            recover(
+            recovered.push(recover(
                 &here,
                 disks.power_cut(torn),
                 &acked,
                 &blobs,
                 &groups[0],
                 &format!("cut at op {k}, torn {torn}"),
-            );
-            // sled lost the last group commit before the cut (its segment
-            // records were synced, its index entries never flushed).
+            ));
+            // The keyspace lost the last group commit before the cut (its
+            // segment records were synced, its index entries never
+            // persisted).
             if cut_in > 0 {
                 let lost = dir.path().join(format!("lost-{torn}"));
                 copy_dir(&before[cut_in - 1], &lost);
-                recover(
+                recovered.push(recover(
                     &lost,
                     disks.power_cut(torn),
                     &acked_at[cut_in - 1].0,
                     &acked_at[cut_in - 1].1,
                     &groups[cut_in - 1],
                     &format!(
-                        "cut at op {k}, torn {torn}, sled without group {}",
+                        "cut at op {k}, torn {torn}, keyspace without group {}",
                         cut_in - 1
                     ),
-                );
+                ));
             }
         }
+        close_all(recovered);
         boundaries += 1;
         if done {
             assert_eq!(acked.len(), 20);
@@ -255,18 +273,20 @@ fn a_power_cut_while_compressing_loses_nothing() {
         disks.verdicts.fail_after(k);
         let finished = store.compress_segments().is_ok();
         drop(store);
+        let mut recovered = Vec::new();
         for torn in [0usize, 7, 1 << 20] {
             let here = dir.path().join(format!("left-{torn}"));
             copy_dir(&live, &here);
-            recover(
+            recovered.push(recover(
                 &here,
                 disks.power_cut(torn),
                 &stored,
                 &[],
                 &workload()[0],
                 &format!("compressing, cut at op {k}, torn {torn}"),
-            );
+            ));
         }
+        close_all(recovered);
         if finished {
             assert!(k > 3, "compression took only {k} writes");
             break;

@@ -201,21 +201,38 @@ fn reopening_keeps_everything_and_foreign_formats_are_refused() {
     assert_eq!(zstd::stream::decode_all(&blob[..]).unwrap(), b"a build log");
     drop(store);
 
-    // A store of another format version is refused, never misread.
+    // A store of another format version is refused, never misread: in
+    // this format's keyspace, and as an older sled database.
     {
-        let db = sled::open(&path).unwrap();
+        let ks = fjall::Config::new(path.join("index")).open().unwrap();
+        ks.open_partition("meta", Default::default())
+            .unwrap()
+            .insert("format", "vouch-store-9")
+            .unwrap();
+        ks.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let err = Store::open(&path).err().unwrap().to_string();
+    assert!(
+        err.contains("vouch-store-9") && err.contains("refusing"),
+        "{err}"
+    );
+    let old = dir.path().join("old");
+    {
+        let db = sled::open(&old).unwrap();
         db.open_tree("meta")
             .unwrap()
             .insert("format", "vouch-store-0")
             .unwrap();
         db.flush().unwrap();
     }
-    let err = Store::open(&path).err().unwrap().to_string();
+    let err = Store::open(&old).err().unwrap().to_string();
     assert!(
         err.contains("vouch-store-0") && err.contains("refusing"),
         "{err}"
     );
 
+    // Without a format mark: neither a sled database nor a keyspace with
+    // trees is taken for a store.
     let other = dir.path().join("other");
     {
         let db = sled::open(&other).unwrap();
@@ -223,6 +240,17 @@ fn reopening_keeps_everything_and_foreign_formats_are_refused() {
         db.flush().unwrap();
     }
     assert!(Store::open(&other).is_err());
+    let foreign = dir.path().join("foreign");
+    {
+        let ks = fjall::Config::new(foreign.join("index")).open().unwrap();
+        ks.open_partition("something", Default::default())
+            .unwrap()
+            .insert("k", "v")
+            .unwrap();
+        ks.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let err = Store::open(&foreign).err().unwrap().to_string();
+    assert!(err.contains("no format mark"), "{err}");
 }
 
 /// Issue 8.1: a verdict naming the same prev as a stored entry (at another

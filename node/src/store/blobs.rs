@@ -1,6 +1,6 @@
 //! Evidence blobs (build logs, diffoscope output): stored zstd-compressed,
 //! addressed by the SHA-256 of their content, as records of their own
-//! segments (written and synced before the sled transaction that commits
+//! segments (written and synced before the transaction that commits
 //! their pointers and the new durable end, as for envelopes). This node's
 //! own are always kept; those fetched from peers only within a quota on the
 //! bytes stored.
@@ -9,12 +9,10 @@ use std::sync::atomic::Ordering;
 
 use vouch_attest::{Digest, PublicKey};
 
-use sled::Transactional as _;
-
 use super::packages::Appended;
 use super::read::parse_ptr;
 use super::tally::Tally;
-use super::{MAX_BLOB, Store, StoreError, keys, tx_error};
+use super::{MAX_BLOB, Store, StoreError, keys};
 
 impl Store {
     /// Stores an evidence blob (zstd-compressed), addressed by the sha256 of
@@ -40,13 +38,12 @@ impl Store {
         let mut staging = writer.staging();
         let ptr = staging.stage(&compressed)?;
         writer.write(&staging)?;
-        (&self.meta, &self.blobs)
-            .transaction(|(meta, blobs)| {
-                blobs.insert(id.as_bytes(), &ptr.encode()[..])?;
-                meta.insert(keys::META_EVIDENCE_END, &staging.end().encode()[..])?;
-                Ok(())
-            })
-            .map_err(tx_error)?;
+        self.db.transaction(|t| {
+            let (meta, blobs) = (t.on(&self.meta), t.on(&self.blobs));
+            blobs.insert(id.as_bytes(), &ptr.encode()[..])?;
+            meta.insert(keys::META_EVIDENCE_END, &staging.end().encode()[..])?;
+            Ok(())
+        })?;
         writer.committed(&staging);
         Tally::add(&self.tally.blobs, 1);
         Tally::add(&self.tally.blob_bytes, u64::from(ptr.len));
@@ -90,7 +87,7 @@ impl Store {
             }
             Ok(())
         })?;
-        let n = self.blobs.len() as u64;
+        let n = self.blobs.len()? as u64;
         if n != records {
             return Err(damaged(format!(
                 "{n} pointers for {records} evidence records"
@@ -101,7 +98,7 @@ impl Store {
 
     /// Whether the blob `id` is stored.
     pub fn has_blob(&self, id: &Digest) -> Result<bool, StoreError> {
-        Ok(self.blobs.contains_key(id.as_bytes())?)
+        self.blobs.contains_key(id.as_bytes())
     }
 
     /// Calls `want(blob, signer)` for each build log and diffoscope, not

@@ -31,7 +31,7 @@ impl Store {
         self.check_records(&batch)?;
         // Every pointer: one of those records (ids are unique keys, so
         // equal counts make it one to one).
-        let n = self.envelopes.len() as u64;
+        let n = self.envelopes.len()? as u64;
         if n != records {
             return Err(damaged(
                 keys::ENVELOPES,
@@ -45,10 +45,10 @@ impl Store {
             (&self.by_artifact, keys::BY_ARTIFACT),
             (&self.by_name, keys::BY_NAME),
         ] {
-            if tree.len() as u64 != n {
+            if tree.len()? as u64 != n {
                 return Err(damaged(
                     name,
-                    format!("{} entries for {n} verdicts", tree.len()),
+                    format!("{} entries for {n} verdicts", tree.len()?),
                 ));
             }
         }
@@ -78,10 +78,10 @@ impl Store {
             }
             logged += entries;
         }
-        if logged != n || self.log.len() as u64 != n {
+        if logged != n || self.log.len()? as u64 != n {
             return Err(damaged(
                 keys::LOG,
-                format!("{} log entries for {n} envelopes", self.log.len()),
+                format!("{} log entries for {n} envelopes", self.log.len()?),
             ));
         }
         let counted = self.counts()?.verdicts;
@@ -166,9 +166,9 @@ impl Store {
     pub fn check_tally(&self) -> Result<(), StoreError> {
         let counts = self.counts()?;
         let walked = [
-            ("signers", counts.signers, self.heads.len() as u64),
-            ("fork proofs", counts.forks, self.forks.len() as u64),
-            ("blobs", counts.blobs, self.blobs.len() as u64),
+            ("signers", counts.signers, self.heads.len()? as u64),
+            ("fork proofs", counts.forks, self.forks.len()? as u64),
+            ("blobs", counts.blobs, self.blobs.len()? as u64),
         ];
         let mut queue = super::jobs::QueueCounts::default();
         for item in self.jobs.iter() {

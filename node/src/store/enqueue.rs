@@ -2,10 +2,8 @@
 //! one transaction with its ids and package rows; known jobs marked
 //! published again, vanished ones unpublished (never deleted).
 
-use sled::Transactional as _;
-
 use super::jobs::{JobRecord, JobState, decode, encode, queue_key};
-use super::{Store, StoreError, tx_error};
+use super::{Store, StoreError};
 use crate::sync::Job;
 
 /// New jobs queued in one transaction, at most.
@@ -53,7 +51,7 @@ impl Store {
         }
         for prefix in scope {
             self.meta
-                .insert(synced_key(prefix.trim_end_matches('/')), &now.to_be_bytes())?;
+                .insert(synced_key(prefix.trim_end_matches('/')), now.to_be_bytes())?;
             for item in self.jobs.scan_prefix(prefix.as_bytes()) {
                 let (k, v) = item?;
                 let key = String::from_utf8_lossy(&k).into_owned();
@@ -93,37 +91,17 @@ impl Store {
                 encode(&r).map(|v| (key, v, qk))
             })
             .collect::<Result<_, _>>()?;
-        let trees = (
-            &self.jobs,
-            &self.queue,
-            &self.meta,
-            &self.job_ids,
-            &self.jobs_by_id,
-            &self.packages,
-            &self.packages_by_name,
-            &self.packages_by_sha,
-        );
-        let rows = trees
-            .transaction(
-                |(jobs, queue, meta, job_ids, jobs_by_id, packages, by_name, by_sha)| {
-                    let tx = super::packages::PackageTx {
-                        meta,
-                        job_ids,
-                        jobs_by_id,
-                        packages,
-                        by_name,
-                        by_sha,
-                    };
-                    let mut rows = Vec::new();
-                    for (job, (key, v, qk)) in fresh.iter().zip(&records) {
-                        jobs.insert(key.as_bytes(), v.as_slice())?;
-                        queue.insert(qk.as_slice(), &[])?;
-                        rows.extend(super::packages::register_in(&tx, job)?.1);
-                    }
-                    Ok(rows)
-                },
-            )
-            .map_err(tx_error)?;
+        let rows = self.db.transaction(|t| {
+            let (jobs, queue) = (t.on(&self.jobs), t.on(&self.queue));
+            let tx = self.package_tx(t);
+            let mut rows = Vec::new();
+            for (job, (key, v, qk)) in fresh.iter().zip(&records) {
+                jobs.insert(key.as_bytes(), v.as_slice())?;
+                queue.insert(qk.as_slice(), [])?;
+                rows.extend(super::packages::register_in(&tx, job)?.1);
+            }
+            Ok(rows)
+        })?;
         self.note_rows(rows)?;
         for (key, _, _) in &records {
             self.job_moved(key, None, JobState::Queued);

@@ -4,11 +4,10 @@
 
 use std::ops::Bound;
 
-use sled::Transactional as _;
-use sled::transaction::TransactionalTree;
+use super::kv::TxTree;
 use vouch_attest::{Digest, ForkProof, PublicKey};
 
-use super::{Store, StoreError, TxResult, keys, tx_error};
+use super::{Store, StoreError, TxResult, keys};
 
 /// A page of kept fork proofs: (signer, proof) pairs, and whether more
 /// follow.
@@ -25,8 +24,8 @@ pub(crate) struct Offered {
 
 /// Inside a transaction: offers `proof` (encoded) against `signer`.
 pub(crate) fn offer(
-    forks: &TransactionalTree,
-    counts: &TransactionalTree,
+    forks: &TxTree<'_, '_>,
+    counts: &TxTree<'_, '_>,
     signer: &PublicKey,
     proof: &[u8],
 ) -> TxResult<Offered> {
@@ -37,7 +36,7 @@ pub(crate) fn offer(
     }
     let first = kept.is_none();
     let n = keys::u64_value(counts.get(key)?.as_deref()) + 1;
-    counts.insert(&key[..], &n.to_be_bytes())?;
+    counts.insert(&key[..], n.to_be_bytes())?;
     let lower = kept.is_none_or(|k| Digest::of(proof) < Digest::of(&k));
     if lower {
         forks.insert(&key[..], proof)?;
@@ -51,9 +50,9 @@ impl Store {
     /// whether it was kept (and so is worth passing on).
     pub fn put_fork(&self, proof: &ForkProof, signer: &PublicKey) -> Result<bool, StoreError> {
         let bytes = proof.encode();
-        let offered = (&self.forks, &self.fork_counts)
-            .transaction(|(f, c)| offer(f, c, signer, &bytes))
-            .map_err(tx_error)?;
+        let offered = self
+            .db
+            .transaction(|t| offer(&t.on(&self.forks), &t.on(&self.fork_counts), signer, &bytes))?;
         if offered.first {
             super::tally::Tally::add(&self.tally.forks, 1);
         }

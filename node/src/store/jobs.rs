@@ -1,14 +1,12 @@
-//! The job queue on sled: one record per source build, an ordered index of
+//! The job queue: one record per source build, an ordered index of
 //! ready jobs, leases held by workers. State changes are transactions over
 //! both trees, flushed before they are reported, so a crash never loses a
 //! job and never runs one twice to a second verdict (see
 //! [`Store::reap_jobs`]).
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional as _;
-use sled::transaction::ConflictableTransactionError;
 
-use super::{Store, StoreError, tx_error};
+use super::{Store, StoreError};
 use crate::sync::Job;
 
 /// Why a job is queued, in priority order.
@@ -116,10 +114,6 @@ pub(crate) fn decode(v: &[u8]) -> Result<JobRecord, StoreError> {
     super::packed::decode(v, "jobs")
 }
 
-fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(e)
-}
-
 impl Store {
     /// Gives the next ready job to `worker` for `lease` seconds.
     pub fn lease_job(
@@ -138,25 +132,24 @@ impl Store {
                 continue; // another priority class may have a ready job
             }
             let key = qk[9..].to_vec();
-            let leased = (&self.jobs, &self.queue)
-                .transaction(|(jobs, queue)| {
-                    let Some(v) = jobs.get(&key)? else {
-                        queue.remove(&qk)?;
-                        return Ok(None);
-                    };
-                    let mut r = decode(&v).map_err(abort)?;
+            let leased = self.db.transaction(|t| {
+                let (jobs, queue) = (t.on(&self.jobs), t.on(&self.queue));
+                let Some(v) = jobs.get(&key)? else {
                     queue.remove(&qk)?;
-                    if r.state != JobState::Queued {
-                        return Ok(None);
-                    }
-                    r.state = JobState::Running;
-                    r.worker = Some(worker.to_string());
-                    r.lease_until = now + lease;
-                    r.started_at = now;
-                    jobs.insert(key.as_slice(), encode(&r).map_err(abort)?)?;
-                    Ok(Some(r))
-                })
-                .map_err(tx_error)?;
+                    return Ok(None);
+                };
+                let mut r = decode(&v)?;
+                queue.remove(&qk)?;
+                if r.state != JobState::Queued {
+                    return Ok(None);
+                }
+                r.state = JobState::Running;
+                r.worker = Some(worker.to_string());
+                r.lease_until = now + lease;
+                r.started_at = now;
+                jobs.insert(key.as_slice(), encode(&r)?)?;
+                Ok(Some(r))
+            })?;
             if let Some(r) = leased {
                 self.job_moved(
                     &String::from_utf8_lossy(&key),
@@ -214,20 +207,19 @@ impl Store {
         worker: &str,
         change: impl Fn(&mut JobRecord),
     ) -> Result<Option<JobRecord>, StoreError> {
-        self.jobs
-            .transaction(|jobs| {
-                let Some(v) = jobs.get(key.as_bytes())? else {
-                    return Ok(None);
-                };
-                let mut r = decode(&v).map_err(abort)?;
-                if r.state != JobState::Running || r.worker.as_deref() != Some(worker) {
-                    return Ok(None);
-                }
-                change(&mut r);
-                jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
-                Ok(Some(r))
-            })
-            .map_err(tx_error)
+        self.db.transaction(|t| {
+            let jobs = t.on(&self.jobs);
+            let Some(v) = jobs.get(key.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut r = decode(&v)?;
+            if r.state != JobState::Running || r.worker.as_deref() != Some(worker) {
+                return Ok(None);
+            }
+            change(&mut r);
+            jobs.insert(key.as_bytes(), encode(&r)?)?;
+            Ok(Some(r))
+        })
     }
 
     /// Records the outcome of a finished attempt: GOOD ends the job; FAIL
@@ -242,45 +234,44 @@ impl Store {
         now: u64,
         retry: &RetryPolicy,
     ) -> Result<Option<JobRecord>, StoreError> {
-        let done = (&self.jobs, &self.queue)
-            .transaction(|(jobs, queue)| {
-                let Some(v) = jobs.get(key.as_bytes())? else {
-                    return Ok(None);
-                };
-                let mut r = decode(&v).map_err(abort)?;
-                if !matches!(r.state, JobState::Running | JobState::Recording)
-                    || r.worker.as_deref() != Some(worker)
-                {
-                    return Ok(None);
+        let done = self.db.transaction(|t| {
+            let (jobs, queue) = (t.on(&self.jobs), t.on(&self.queue));
+            let Some(v) = jobs.get(key.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut r = decode(&v)?;
+            if !matches!(r.state, JobState::Running | JobState::Recording)
+                || r.worker.as_deref() != Some(worker)
+            {
+                return Ok(None);
+            }
+            r.last = Some(outcome.to_string());
+            r.worker = None;
+            r.lease_until = 0;
+            let again = match outcome {
+                "FAIL" => {
+                    r.fails += 1;
+                    (r.fails <= retry.fail_retries).then(|| retry.backoff(r.fails))
                 }
-                r.last = Some(outcome.to_string());
-                r.worker = None;
-                r.lease_until = 0;
-                let again = match outcome {
-                    "FAIL" => {
-                        r.fails += 1;
-                        (r.fails <= retry.fail_retries).then(|| retry.backoff(r.fails))
-                    }
-                    "BAD" => {
-                        r.bads += 1;
-                        (r.bads <= retry.bad_retries).then(|| retry.backoff(r.bads))
-                    }
-                    _ => None,
-                };
-                match again {
-                    Some(delay) if r.published => {
-                        r.state = JobState::Queued;
-                        r.priority = Priority::Retry;
-                        r.next_at = now + delay;
-                        r.queued_at = now;
-                        queue.insert(queue_key(r.priority, r.next_at, key), &[])?;
-                    }
-                    _ => r.state = JobState::Done,
+                "BAD" => {
+                    r.bads += 1;
+                    (r.bads <= retry.bad_retries).then(|| retry.backoff(r.bads))
                 }
-                jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
-                Ok(Some(r))
-            })
-            .map_err(tx_error)?;
+                _ => None,
+            };
+            match again {
+                Some(delay) if r.published => {
+                    r.state = JobState::Queued;
+                    r.priority = Priority::Retry;
+                    r.next_at = now + delay;
+                    r.queued_at = now;
+                    queue.insert(queue_key(r.priority, r.next_at, key), [])?;
+                }
+                _ => r.state = JobState::Done,
+            }
+            jobs.insert(key.as_bytes(), encode(&r)?)?;
+            Ok(Some(r))
+        })?;
         if let Some(r) = &done {
             self.job_moved(key, Some(JobState::Running), r.state);
         }
@@ -301,25 +292,24 @@ impl Store {
         now: u64,
         priority: Priority,
     ) -> Result<bool, StoreError> {
-        let before = (&self.jobs, &self.queue)
-            .transaction(|(jobs, queue)| {
-                let Some(v) = jobs.get(key.as_bytes())? else {
-                    return Ok(None);
-                };
-                let mut r = decode(&v).map_err(abort)?;
-                let before = r.state;
-                if before == JobState::Queued {
-                    queue.remove(queue_key(r.priority, r.next_at, key))?;
-                }
-                r.state = JobState::Queued;
-                r.priority = priority;
-                r.next_at = now;
-                r.queued_at = now;
-                jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
-                queue.insert(queue_key(r.priority, r.next_at, key), &[])?;
-                Ok(Some(before))
-            })
-            .map_err(tx_error)?;
+        let before = self.db.transaction(|t| {
+            let (jobs, queue) = (t.on(&self.jobs), t.on(&self.queue));
+            let Some(v) = jobs.get(key.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut r = decode(&v)?;
+            let before = r.state;
+            if before == JobState::Queued {
+                queue.remove(queue_key(r.priority, r.next_at, key))?;
+            }
+            r.state = JobState::Queued;
+            r.priority = priority;
+            r.next_at = now;
+            r.queued_at = now;
+            jobs.insert(key.as_bytes(), encode(&r)?)?;
+            queue.insert(queue_key(r.priority, r.next_at, key), [])?;
+            Ok(Some(before))
+        })?;
         let Some(before) = before else {
             return Ok(false);
         };
@@ -332,21 +322,20 @@ impl Store {
     /// is done until a sync or an operator queues it again. False when it
     /// was not queued.
     pub fn drop_job(&self, key: &str) -> Result<bool, StoreError> {
-        let dropped = (&self.jobs, &self.queue)
-            .transaction(|(jobs, queue)| {
-                let Some(v) = jobs.get(key.as_bytes())? else {
-                    return Ok(false);
-                };
-                let mut r = decode(&v).map_err(abort)?;
-                if r.state != JobState::Queued {
-                    return Ok(false);
-                }
-                queue.remove(queue_key(r.priority, r.next_at, key))?;
-                r.state = JobState::Done;
-                jobs.insert(key.as_bytes(), encode(&r).map_err(abort)?)?;
-                Ok(true)
-            })
-            .map_err(tx_error)?;
+        let dropped = self.db.transaction(|t| {
+            let (jobs, queue) = (t.on(&self.jobs), t.on(&self.queue));
+            let Some(v) = jobs.get(key.as_bytes())? else {
+                return Ok(false);
+            };
+            let mut r = decode(&v)?;
+            if r.state != JobState::Queued {
+                return Ok(false);
+            }
+            queue.remove(queue_key(r.priority, r.next_at, key))?;
+            r.state = JobState::Done;
+            jobs.insert(key.as_bytes(), encode(&r)?)?;
+            Ok(true)
+        })?;
         if dropped {
             self.job_moved(key, Some(JobState::Queued), JobState::Done);
             self.flush()?;
@@ -424,13 +413,12 @@ impl Store {
             r.state = JobState::Queued;
             r.worker = None;
             r.next_at = now;
-            (&self.jobs, &self.queue)
-                .transaction(|(jobs, queue)| {
-                    jobs.insert(k.as_ref(), encode(&r).map_err(abort)?)?;
-                    queue.insert(queue_key(r.priority, r.next_at, &key), &[])?;
-                    Ok(())
-                })
-                .map_err(tx_error)?;
+            self.db.transaction(|t| {
+                let (jobs, queue) = (t.on(&self.jobs), t.on(&self.queue));
+                jobs.insert(k.as_ref(), encode(&r)?)?;
+                queue.insert(queue_key(r.priority, r.next_at, &key), [])?;
+                Ok(())
+            })?;
             self.tally
                 .job_moved(&key, Some(JobState::Running), JobState::Queued);
             requeued.push(key);

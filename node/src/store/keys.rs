@@ -1,12 +1,14 @@
-//! Tree names and key encodings. Integers are big-endian so that sled's
-//! byte order is numeric order. Changing anything here changes the store
-//! format: bump [`FORMAT`].
+//! Tree names and key encodings. Integers are big-endian so that the
+//! engine's byte order is numeric order. Changing anything here changes the
+//! store format: bump [`FORMAT`].
 
 /// The store format this build reads and writes.
-pub(crate) const FORMAT: &str = "vouch-store-3";
-/// The formats before, which `vouchd migrate` converts (see `migrate.rs`).
+pub(crate) const FORMAT: &str = "vouch-store-4";
+/// The formats before, which `vouchd migrate` converts (see `migrate/`).
+/// All three were sled databases; format 3 has format 4's trees.
 pub(crate) const FORMAT_V1: &str = "vouch-store-1";
 pub(crate) const FORMAT_V2: &str = "vouch-store-2";
+pub(crate) const FORMAT_V3: &str = "vouch-store-3";
 
 pub(crate) const META: &str = "meta";
 /// Verdict id → [`super::segments::Ptr`] of its envelope.

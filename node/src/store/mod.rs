@@ -1,12 +1,13 @@
-//! The verdict store on sled. Only this module names sled; callers see typed
-//! methods.
+//! The verdict store: envelopes in segment files, everything else in a
+//! fjall keyspace (see [`kv`]). Only this module names the engine; callers
+//! see typed methods.
 //!
 //! Trees (names in [`keys`]): envelopes by id; the signers' logs by (signer,
 //! seq); indexes by (artifact sha256, signer, seq) and by (distribution,
 //! name, version); each signer's head; pending entries held until a gap
 //! closes; one fork proof per signer (and how many were seen); evidence
-//! blobs. Every verdict and all its index entries are written in one
-//! transaction; [`Store::flush`] makes them durable.
+//! blobs; jobs and the package table. Every verdict and all its index entries
+//! are written in one transaction; [`Store::flush`] makes them durable.
 
 mod blobs;
 pub use blobs::unpack_blob;
@@ -16,6 +17,7 @@ mod enqueue;
 mod forks;
 pub mod jobs;
 mod keys;
+mod kv;
 mod migrate;
 pub use migrate::Migrated;
 pub mod packages;
@@ -31,7 +33,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use sled::transaction::ConflictableTransactionError;
 use thiserror::Error;
 use vouch_attest::{Digest, PublicKey};
 
@@ -47,9 +48,15 @@ pub const MAX_BLOB: usize = 64 << 20;
 /// A store failure.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// sled failed (I/O, corruption).
+    /// The key-value engine failed (I/O, corruption).
     #[error("database: {0}")]
-    Db(#[from] sled::Error),
+    Db(#[from] fjall::Error),
+    /// Reading a store of an older format (a sled database) failed.
+    #[error("older store's database: {0}")]
+    OldDb(#[from] sled::Error),
+    /// A file of the store could not be read or written.
+    #[error("{0}")]
+    Io(String),
     /// The store was written in another format.
     #[error(
         "the store at {path} has format `{found}`, this vouchd reads `{expected}`; \
@@ -168,34 +175,34 @@ pub struct Counts {
 /// The store.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    meta: sled::Tree,
+    db: Arc<kv::Db>,
+    meta: kv::Tree,
     /// Verdict id → where its envelope is in the segments.
-    envelopes: sled::Tree,
+    envelopes: kv::Tree,
     segments: Arc<segments::Segments>,
     /// Evidence blobs (zstd-compressed), in their own segments.
     evidence: Arc<segments::Segments>,
-    log: sled::Tree,
-    by_artifact: sled::Tree,
-    by_name: sled::Tree,
-    heads: sled::Tree,
-    pending: sled::Tree,
-    forks: sled::Tree,
-    fork_counts: sled::Tree,
-    blobs: sled::Tree,
-    jobs: sled::Tree,
-    queue: sled::Tree,
-    packages: sled::Tree,
-    packages_by_name: sled::Tree,
-    packages_by_sha: sled::Tree,
-    job_ids: sled::Tree,
-    jobs_by_id: sled::Tree,
-    numbers: sled::Tree,
-    numbered: sled::Tree,
+    log: kv::Tree,
+    by_artifact: kv::Tree,
+    by_name: kv::Tree,
+    heads: kv::Tree,
+    pending: kv::Tree,
+    forks: kv::Tree,
+    fork_counts: kv::Tree,
+    blobs: kv::Tree,
+    jobs: kv::Tree,
+    queue: kv::Tree,
+    packages: kv::Tree,
+    packages_by_name: kv::Tree,
+    packages_by_sha: kv::Tree,
+    job_ids: kv::Tree,
+    jobs_by_id: kv::Tree,
+    numbers: kv::Tree,
+    numbered: kv::Tree,
     tally: Arc<tally::Tally>,
 }
 
-pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+pub(crate) type TxResult<T> = Result<T, StoreError>;
 
 impl Store {
     /// Opens (or creates) the store in `dir`, refusing another format,
@@ -203,8 +210,8 @@ impl Store {
     /// (see [`segments`]).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let started = std::time::Instant::now();
-        let db = open_sled(dir)?;
-        let sled_secs = started.elapsed().as_secs_f64();
+        let db = open_db(dir)?;
+        let db_secs = started.elapsed().as_secs_f64();
         let io = segments::DiskIo::new(dir.join("segments"))
             .map_err(|e| StoreError::Segment(format!("{}: {e}", dir.display())))?;
         let store = Store::from_db(
@@ -215,7 +222,7 @@ impl Store {
             segments::SEGMENT_LEN,
         )?;
         tracing::info!(
-            sled_seconds = sled_secs,
+            index_seconds = db_secs,
             seconds = started.elapsed().as_secs_f64(),
             "store opened"
         );
@@ -232,12 +239,12 @@ impl Store {
         evidence: Arc<dyn segments::SegmentIo>,
         segment_len: u32,
     ) -> Result<Store, StoreError> {
-        Store::from_db(open_sled(dir)?, dir, io, evidence, segment_len)
+        Store::from_db(open_db(dir)?, dir, io, evidence, segment_len)
     }
 
     /// A temporary in-memory store, for tests and benchmarks.
     pub fn temporary() -> Result<Store, StoreError> {
-        let db = sled::Config::new().temporary(true).open()?;
+        let db = kv::Db::temporary()?;
         Store::from_db(
             db,
             Path::new("(temporary)"),
@@ -248,24 +255,14 @@ impl Store {
     }
 
     fn from_db(
-        db: sled::Db,
+        db: kv::Db,
         dir: &Path,
         io: Arc<dyn segments::SegmentIo>,
         evidence: Arc<dyn segments::SegmentIo>,
         segment_len: u32,
     ) -> Result<Store, StoreError> {
-        let meta = db.open_tree(keys::META)?;
+        let meta = db.tree(keys::META)?;
         match meta.get(keys::META_FORMAT)? {
-            Some(found)
-                if found.as_ref() == keys::FORMAT_V1.as_bytes()
-                    || found.as_ref() == keys::FORMAT_V2.as_bytes() =>
-            {
-                return Err(StoreError::NeedsMigration {
-                    path: dir.display().to_string(),
-                    found: String::from_utf8_lossy(&found).into_owned(),
-                    expected: keys::FORMAT,
-                });
-            }
             Some(found) if found.as_ref() != keys::FORMAT.as_bytes() => {
                 return Err(StoreError::Format {
                     path: dir.display().to_string(),
@@ -273,23 +270,12 @@ impl Store {
                     expected: keys::FORMAT,
                 });
             }
-            Some(_) => {
-                // A migration stopped between its format mark and dropping
-                // the trees it replaced.
-                let names = db.tree_names();
-                for old in keys::REPLACED_BY_V3 {
-                    if names.iter().any(|n| n == old.as_bytes()) {
-                        db.drop_tree(old)?;
-                    }
-                }
-            }
+            Some(_) => {}
             None => {
-                // A database with trees but no format mark was not written
+                // A keyspace with trees but no format mark was not written
                 // by vouchd: refuse rather than misread it.
-                let foreign = db.tree_names().iter().any(|n| {
-                    n.as_ref() != b"__sled__default" && n.as_ref() != keys::META.as_bytes()
-                });
-                if foreign || !db.is_empty() {
+                let foreign = db.tree_names().iter().any(|n| n != keys::META);
+                if foreign || !meta.is_empty()? {
                     return Err(StoreError::Format {
                         path: dir.display().to_string(),
                         found: "(no format mark)".to_string(),
@@ -297,7 +283,7 @@ impl Store {
                     });
                 }
                 meta.insert(keys::META_FORMAT, keys::FORMAT.as_bytes())?;
-                db.flush()?;
+                db.persist()?;
             }
         }
         let segments = Arc::new(segments::Segments::open(
@@ -311,28 +297,28 @@ impl Store {
             segments::SEGMENT_LEN,
         )?);
         let store = Store {
-            envelopes: db.open_tree(keys::ENVELOPES)?,
+            envelopes: db.tree(keys::ENVELOPES)?,
             segments,
             evidence,
-            log: db.open_tree(keys::LOG)?,
-            by_artifact: db.open_tree(keys::BY_ARTIFACT)?,
-            by_name: db.open_tree(keys::BY_NAME)?,
-            heads: db.open_tree(keys::HEADS)?,
-            pending: db.open_tree(keys::PENDING)?,
-            forks: db.open_tree(keys::FORKS)?,
-            fork_counts: db.open_tree(keys::FORK_COUNTS)?,
-            blobs: db.open_tree(keys::BLOBS)?,
-            jobs: db.open_tree(keys::JOBS)?,
-            queue: db.open_tree(keys::QUEUE)?,
-            packages: db.open_tree(keys::PACKAGES)?,
-            packages_by_name: db.open_tree(keys::PACKAGES_BY_NAME)?,
-            packages_by_sha: db.open_tree(keys::PACKAGES_BY_SHA)?,
-            job_ids: db.open_tree(keys::JOB_IDS)?,
-            jobs_by_id: db.open_tree(keys::JOBS_BY_ID)?,
-            numbers: db.open_tree(keys::NUMBERS)?,
-            numbered: db.open_tree(keys::NUMBERED)?,
+            log: db.tree(keys::LOG)?,
+            by_artifact: db.tree(keys::BY_ARTIFACT)?,
+            by_name: db.tree(keys::BY_NAME)?,
+            heads: db.tree(keys::HEADS)?,
+            pending: db.tree(keys::PENDING)?,
+            forks: db.tree(keys::FORKS)?,
+            fork_counts: db.tree(keys::FORK_COUNTS)?,
+            blobs: db.tree(keys::BLOBS)?,
+            jobs: db.tree(keys::JOBS)?,
+            queue: db.tree(keys::QUEUE)?,
+            packages: db.tree(keys::PACKAGES)?,
+            packages_by_name: db.tree(keys::PACKAGES_BY_NAME)?,
+            packages_by_sha: db.tree(keys::PACKAGES_BY_SHA)?,
+            job_ids: db.tree(keys::JOB_IDS)?,
+            jobs_by_id: db.tree(keys::JOBS_BY_ID)?,
+            numbers: db.tree(keys::NUMBERS)?,
+            numbered: db.tree(keys::NUMBERED)?,
             meta,
-            db,
+            db: Arc::new(db),
             tally: Arc::default(),
         };
         // Jobs get their ids first, so that one pass over the jobs counts
@@ -345,8 +331,8 @@ impl Store {
     /// Fills the in-memory counts from the trees (once, at open).
     fn count_all(&self) -> Result<(), StoreError> {
         let t = &self.tally;
-        t.signers.store(self.heads.len() as u64, Ordering::Relaxed);
-        t.forks.store(self.forks.len() as u64, Ordering::Relaxed);
+        t.signers.store(self.heads.len()? as u64, Ordering::Relaxed);
+        t.forks.store(self.forks.len()? as u64, Ordering::Relaxed);
         let (mut n, mut bytes) = (0u64, 0u64);
         for item in self.blobs.iter() {
             let (_, v) = item?;
@@ -375,7 +361,7 @@ impl Store {
     /// Makes every write so far durable.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.maybe_save_stats(false)?;
-        self.db.flush()?;
+        self.db.persist()?;
         Ok(())
     }
 
@@ -390,19 +376,20 @@ impl Store {
         })
     }
 
-    /// Bytes on disk: sled's files and the segment files.
+    /// Bytes on disk: the keyspace's files and the segment files.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()? + self.segments.size()? + self.evidence.size()?)
     }
 
-    /// For each of sled's trees: its name, entries, and bytes of keys and
-    /// values (before sled's own overhead). Reads every entry.
+    /// For each tree: its name, entries, and bytes of keys and values
+    /// (before the engine's own overhead and compression). Reads every
+    /// entry.
     pub fn tree_sizes(&self) -> Result<Vec<TreeSize>, StoreError> {
         let mut out = Vec::new();
         for name in self.db.tree_names() {
-            let tree = self.db.open_tree(&name)?;
+            let tree = self.db.tree(&name)?;
             let mut size = TreeSize {
-                name: String::from_utf8_lossy(&name).into_owned(),
+                name,
                 entries: 0,
                 bytes: 0,
             };
@@ -428,7 +415,7 @@ impl Store {
     }
 }
 
-/// The size of one of sled's trees (see [`Store::tree_sizes`]).
+/// The size of one tree (see [`Store::tree_sizes`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TreeSize {
     /// The tree.
@@ -455,54 +442,45 @@ pub(crate) fn parse_signer_head(k: &[u8], v: &[u8]) -> Result<SignerHead, StoreE
     })
 }
 
-/// A failed sled transaction as a store error: what the transaction
-/// aborted with, or the storage failure.
-pub(crate) fn tx_error(e: sled::transaction::TransactionError<StoreError>) -> StoreError {
-    match e {
-        sled::transaction::TransactionError::Abort(e) => e,
-        sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
-    }
-}
-
-pub(crate) fn abort_damaged(
-    tree: &'static str,
-    detail: &str,
-) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(StoreError::Damaged {
+pub(crate) fn abort_damaged(tree: &'static str, detail: &str) -> StoreError {
+    StoreError::Damaged {
         tree,
         detail: detail.to_string(),
-    })
+    }
 }
 
-/// Opens the sled database in `dir`. sled's file lock outlives a closed
-/// store for as long as its background flusher takes to stop, so a lock held
-/// elsewhere is waited for up to [`LOCK_WAIT`] before the store is reported
-/// in use.
-pub(crate) fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
-    let started = std::time::Instant::now();
-    loop {
-        match sled::Config::new()
-            .path(dir)
-            .cache_capacity(256 << 20)
-            .mode(sled::Mode::LowSpace)
-            .open()
-        {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if started.elapsed() >= LOCK_WAIT {
-                    return Err(StoreError::InUse {
-                        path: dir.display().to_string(),
-                    });
+/// Where the keyspace of the store in `dir` lives.
+pub(crate) fn index_dir(dir: &Path) -> std::path::PathBuf {
+    dir.join("index")
+}
+
+/// Opens the keyspace of the store in `dir`, refusing a store that is still
+/// a sled database (formats 1 to 3) with a message naming `vouchd migrate`.
+fn open_db(dir: &Path) -> Result<kv::Db, StoreError> {
+    if let Some(found) = migrate::old_format(dir)? {
+        let path = dir.display().to_string();
+        let expected = keys::FORMAT;
+        return Err(
+            if [keys::FORMAT_V1, keys::FORMAT_V2, keys::FORMAT_V3].contains(&found.as_str()) {
+                StoreError::NeedsMigration {
+                    path,
+                    found,
+                    expected,
                 }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => return Err(e.into()),
-        }
+            } else {
+                StoreError::Format {
+                    path,
+                    found,
+                    expected,
+                }
+            },
+        );
     }
+    kv::Db::open(&index_dir(dir), dir)
 }
 
 /// Where the evidence segments of the store in `dir` live (not `blobs/`,
-/// which is sled's).
+/// which was sled's in older formats).
 fn evidence_io(dir: &Path) -> Result<Arc<dyn segments::SegmentIo>, StoreError> {
     let io = segments::DiskIo::new(dir.join("evidence"))
         .map_err(|e| StoreError::Segment(format!("{}: {e}", dir.display())))?;
@@ -511,7 +489,7 @@ fn evidence_io(dir: &Path) -> Result<Arc<dyn segments::SegmentIo>, StoreError> {
 
 /// A segments' durable end as committed in `meta` under `key` (`None`: none
 /// committed yet).
-fn durable_end(meta: &sled::Tree, key: &[u8]) -> Result<Option<segments::End>, StoreError> {
+fn durable_end(meta: &kv::Tree, key: &[u8]) -> Result<Option<segments::End>, StoreError> {
     match meta.get(key)? {
         Some(v) => segments::End::decode(&v)
             .map(Some)

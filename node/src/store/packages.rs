@@ -12,11 +12,11 @@
 //! (run at open) assigns.
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional as _;
 use vouch_attest::{Digest, Envelope, OutcomeKind, PublicKey};
 
+use super::kv::{TxTree, Txn};
 use super::standing::{OriginCounts, Own};
-use super::{Store, StoreError, keys, tx_error};
+use super::{Store, StoreError, keys};
 use crate::sync::Job;
 
 /// One published artifact, as the package table keeps it.
@@ -118,34 +118,44 @@ fn sha_key(sha: &Digest, id: u32) -> [u8; 36] {
 }
 
 /// The package trees inside a transaction.
-pub(crate) struct PackageTx<'a> {
-    pub(crate) meta: &'a sled::transaction::TransactionalTree,
-    pub(crate) job_ids: &'a sled::transaction::TransactionalTree,
-    pub(crate) jobs_by_id: &'a sled::transaction::TransactionalTree,
-    pub(crate) packages: &'a sled::transaction::TransactionalTree,
-    pub(crate) by_name: &'a sled::transaction::TransactionalTree,
-    pub(crate) by_sha: &'a sled::transaction::TransactionalTree,
+pub(crate) struct PackageTx<'t, 'a> {
+    meta: TxTree<'t, 'a>,
+    job_ids: TxTree<'t, 'a>,
+    jobs_by_id: TxTree<'t, 'a>,
+    packages: TxTree<'t, 'a>,
+    by_name: TxTree<'t, 'a>,
+    by_sha: TxTree<'t, 'a>,
 }
 
-fn abort(e: StoreError) -> sled::transaction::ConflictableTransactionError<StoreError> {
-    sled::transaction::ConflictableTransactionError::Abort(e)
+impl Store {
+    /// The package trees inside the transaction `t`.
+    pub(crate) fn package_tx<'t, 'a>(&'t self, t: &'t Txn<'a>) -> PackageTx<'t, 'a> {
+        PackageTx {
+            meta: t.on(&self.meta),
+            job_ids: t.on(&self.job_ids),
+            jobs_by_id: t.on(&self.jobs_by_id),
+            packages: t.on(&self.packages),
+            by_name: t.on(&self.packages_by_name),
+            by_sha: t.on(&self.packages_by_sha),
+        }
+    }
 }
 
 /// Gives `job` its ids and its packages rows inside a transaction, unless
 /// it has them: its ids, and the rows written (none when it had ids).
 pub(crate) fn register_in(
-    tx: &PackageTx<'_>,
+    tx: &PackageTx<'_, '_>,
     job: &Job,
 ) -> super::TxResult<(JobIds, Vec<PackageRow>)> {
     let key = job.key();
     if let Some(v) = tx.job_ids.get(key.as_bytes())? {
-        let ids = JobIds::decode(&v).ok_or_else(|| abort(damaged(keys::JOB_IDS, "bad job ids")))?;
+        let ids = JobIds::decode(&v).ok_or_else(|| damaged(keys::JOB_IDS, "bad job ids"))?;
         return Ok((ids, Vec::new()));
     }
-    let n = u32::try_from(job.subjects.len())
-        .map_err(|_| abort(damaged(keys::PACKAGES, "job too large")))?;
-    let job_id = next_id(tx.meta, keys::META_NEXT_JOB, 1)?;
-    let first = next_id(tx.meta, keys::META_NEXT_PACKAGE, n)?;
+    let n =
+        u32::try_from(job.subjects.len()).map_err(|_| damaged(keys::PACKAGES, "job too large"))?;
+    let job_id = next_id(&tx.meta, keys::META_NEXT_JOB, 1)?;
+    let first = next_id(&tx.meta, keys::META_NEXT_PACKAGE, n)?;
     let ids = JobIds {
         id: job_id,
         first_package: first,
@@ -172,10 +182,10 @@ pub(crate) fn register_in(
             url: format!("{}/{}", job.mirror.trim_end_matches('/'), s.path),
             sha256: s.sha256,
         };
-        let v = super::packed::encode(&row, keys::PACKAGES).map_err(abort)?;
+        let v = super::packed::encode(&row, keys::PACKAGES)?;
         tx.packages.insert(&id.to_be_bytes()[..], v)?;
-        tx.by_name.insert(name_key(&row.name, id), &[])?;
-        tx.by_sha.insert(&sha_key(&row.sha256, id)[..], &[])?;
+        tx.by_name.insert(name_key(&row.name, id), [])?;
+        tx.by_sha.insert(&sha_key(&row.sha256, id)[..], [])?;
         rows.push(row);
     }
     Ok((ids, rows))
@@ -211,29 +221,9 @@ impl Store {
     /// Gives `job` (already queued) its job id and its artifacts package
     /// ids, unless it has them. Returns its ids.
     pub fn register_job(&self, job: &Job) -> Result<JobIds, StoreError> {
-        let trees = (
-            &self.meta,
-            &self.job_ids,
-            &self.jobs_by_id,
-            &self.packages,
-            &self.packages_by_name,
-            &self.packages_by_sha,
-        );
-        let (ids, rows) = trees
-            .transaction(|(meta, job_ids, jobs_by_id, packages, by_name, by_sha)| {
-                register_in(
-                    &PackageTx {
-                        meta,
-                        job_ids,
-                        jobs_by_id,
-                        packages,
-                        by_name,
-                        by_sha,
-                    },
-                    job,
-                )
-            })
-            .map_err(tx_error)?;
+        let (ids, rows) = self
+            .db
+            .transaction(|t| register_in(&self.package_tx(t), job))?;
         self.note_rows(rows)?;
         Ok(ids)
     }
@@ -529,18 +519,17 @@ impl Store {
         if let Some(v) = self.numbers.get(id.as_bytes())? {
             return id_of(&v);
         }
-        (&self.meta, &self.numbers, &self.numbered)
-            .transaction(|(meta, numbers, numbered)| {
-                if let Some(v) = numbers.get(id.as_bytes())? {
-                    return id_of(&v)
-                        .map_err(sled::transaction::ConflictableTransactionError::Abort);
-                }
-                let n = next_id(meta, keys::META_NEXT_NUMBER, 1)?;
-                numbers.insert(id.as_bytes(), &n.to_be_bytes()[..])?;
-                numbered.insert(&n.to_be_bytes()[..], id.as_bytes())?;
-                Ok(n)
-            })
-            .map_err(tx_error)
+        self.db.transaction(|t| {
+            let (meta, numbers, numbered) =
+                (t.on(&self.meta), t.on(&self.numbers), t.on(&self.numbered));
+            if let Some(v) = numbers.get(id.as_bytes())? {
+                return id_of(&v);
+            }
+            let n = next_id(&meta, keys::META_NEXT_NUMBER, 1)?;
+            numbers.insert(id.as_bytes(), &n.to_be_bytes()[..])?;
+            numbered.insert(&n.to_be_bytes()[..], id.as_bytes())?;
+            Ok(n)
+        })
     }
 
     /// The verdict with number `n`.
@@ -569,18 +558,12 @@ fn decode_row(id: u32, v: &[u8]) -> Result<PackageRow, StoreError> {
 }
 
 /// Takes `n` ids from the counter at `key` (ids start at 1).
-fn next_id(
-    meta: &sled::transaction::TransactionalTree,
-    key: &[u8],
-    n: u32,
-) -> super::TxResult<u32> {
+fn next_id(meta: &TxTree<'_, '_>, key: &[u8], n: u32) -> super::TxResult<u32> {
     let next = keys::u64_value(meta.get(key)?.as_deref()).max(1);
     let end = next + u64::from(n);
     if end > i32::MAX as u64 {
-        return Err(sled::transaction::ConflictableTransactionError::Abort(
-            damaged(keys::META, "out of 31-bit ids"),
-        ));
+        return Err(damaged(keys::META, "out of 31-bit ids"));
     }
-    meta.insert(key, &end.to_be_bytes())?;
+    meta.insert(key, end.to_be_bytes())?;
     Ok(next as u32)
 }

@@ -165,7 +165,7 @@ impl Store {
 
     /// Whether the envelope with id `id` is stored (appended to a log).
     pub fn contains(&self, id: &Digest) -> Result<bool, StoreError> {
-        Ok(self.envelopes.contains_key(id.as_bytes())?)
+        self.envelopes.contains_key(id.as_bytes())
     }
 
     /// Entries `signer` holds in the store, appended and pending, counted

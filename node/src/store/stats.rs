@@ -227,10 +227,10 @@ impl Store {
         let mut artifact: Option<[u8; 32]> = None;
         let mut latest: Vec<(PublicKey, Said)> = Vec::new();
         // The last entry seen of the current (artifact, signer).
-        let mut last: Option<([u8; 64], sled::IVec)> = None;
+        let mut last: Option<([u8; 64], super::kv::Bytes)> = None;
         let finish_signer = |state: &mut State,
                              latest: &mut Vec<(PublicKey, Said)>,
-                             last: &mut Option<([u8; 64], sled::IVec)>|
+                             last: &mut Option<([u8; 64], super::kv::Bytes)>|
          -> Result<(), StoreError> {
             if let Some((k, id)) = last.take() {
                 let signer = PublicKey::from_bytes(

@@ -1,5 +1,5 @@
 //! Counts kept in memory so that `/status` and `/metrics` cost the same
-//! with ten jobs or ten million: sled's `len()` walks a whole tree. They are
+//! with ten jobs or ten million: a tree's `len()` reads all of it. They are
 //! counted once when the store opens and moved by every write after its
 //! transaction commits.
 

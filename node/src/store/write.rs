@@ -1,4 +1,4 @@
-//! Writing verdicts: one sled transaction per group commit appends what
+//! Writing verdicts: one transaction per group commit appends what
 //! continues a log, holds what follows a gap, and turns conflicts into fork
 //! proofs. The envelopes it appends go to the segment files, written and
 //! synced inside the transaction before it commits, with the new durable
@@ -7,15 +7,14 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use sled::Transactional as _;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use super::kv::TxTree;
 use vouch_attest::{Digest, Envelope, ForkProof, Verdict, VerifiedVerdict, open};
 
 use super::packages::Appended;
 use super::read::parse_ptr;
 use super::segments::Staging;
 use super::tally::Tally;
-use super::{Applied, Store, StoreError, TxResult, abort_damaged, forks, keys, tx_error};
+use super::{Applied, Store, StoreError, TxResult, abort_damaged, forks, keys};
 
 impl Store {
     /// Applies verified verdicts in order, in one transaction: appends what
@@ -41,36 +40,25 @@ impl Store {
                     .count() as u64
             });
         }
-        let trees = (
-            &self.meta,
-            &self.envelopes,
-            &self.log,
-            &self.by_artifact,
-            &self.by_name,
-            &self.heads,
-            &self.pending,
-            &self.forks,
-            &self.fork_counts,
-        );
         let mut writer = self.segments.writer();
-        let result = trees.transaction(|t| {
+        let result = self.db.transaction(|t| {
             let tx = Tx {
                 store: self,
                 staging: RefCell::new(writer.staging()),
-                meta: &t.0,
-                envelopes: &t.1,
-                log: &t.2,
-                by_artifact: &t.3,
-                by_name: &t.4,
-                heads: &t.5,
-                pending: &t.6,
-                forks: &t.7,
-                fork_counts: &t.8,
+                meta: t.on(&self.meta),
+                envelopes: t.on(&self.envelopes),
+                log: t.on(&self.log),
+                by_artifact: t.on(&self.by_artifact),
+                by_name: t.on(&self.by_name),
+                heads: t.on(&self.heads),
+                pending: t.on(&self.pending),
+                forks: t.on(&self.forks),
+                fork_counts: t.on(&self.fork_counts),
                 new_signers: Cell::new(0),
                 new_forks: Cell::new(0),
                 appended: RefCell::new(Vec::new()),
             };
-            let mut counts = pending_counts.clone();
+            let mut counts = pending_counts;
             let mut appended = 0u64;
             let mut pending_delta = 0i64;
             let mut out = Vec::with_capacity(batch.len());
@@ -84,17 +72,15 @@ impl Store {
                 )?);
             }
             let n = keys::u64_value(tx.meta.get(keys::META_VERDICTS)?.as_deref()) + appended;
-            tx.meta.insert(keys::META_VERDICTS, &n.to_be_bytes())?;
+            tx.meta.insert(keys::META_VERDICTS, n.to_be_bytes())?;
             let p =
                 keys::u64_value(tx.meta.get(keys::META_PENDING)?.as_deref()) as i64 + pending_delta;
             tx.meta
-                .insert(keys::META_PENDING, &(p.max(0) as u64).to_be_bytes())?;
+                .insert(keys::META_PENDING, (p.max(0) as u64).to_be_bytes())?;
             let staging = tx.staging.into_inner();
             if !staging.is_empty() {
                 // Durable before the entries that point at it can commit.
-                writer
-                    .write(&staging)
-                    .map_err(ConflictableTransactionError::Abort)?;
+                writer.write(&staging)?;
                 tx.meta
                     .insert(keys::META_SEGMENT_END, &staging.end().encode()[..])?;
             }
@@ -106,7 +92,7 @@ impl Store {
                 staging,
             ))
         });
-        let (out, signers, forks, appended, staging) = result.map_err(tx_error)?;
+        let (out, signers, forks, appended, staging) = result?;
         writer.committed(&staging);
         drop(writer);
         Tally::add(&self.tally.signers, signers);
@@ -120,19 +106,19 @@ impl Store {
 }
 
 /// The trees inside one transaction.
-struct Tx<'a> {
+struct Tx<'a, 'w> {
     store: &'a Store,
     /// The envelopes this attempt appends, until they are written.
     staging: RefCell<Staging>,
-    meta: &'a TransactionalTree,
-    envelopes: &'a TransactionalTree,
-    log: &'a TransactionalTree,
-    by_artifact: &'a TransactionalTree,
-    by_name: &'a TransactionalTree,
-    heads: &'a TransactionalTree,
-    pending: &'a TransactionalTree,
-    forks: &'a TransactionalTree,
-    fork_counts: &'a TransactionalTree,
+    meta: TxTree<'a, 'w>,
+    envelopes: TxTree<'a, 'w>,
+    log: TxTree<'a, 'w>,
+    by_artifact: TxTree<'a, 'w>,
+    by_name: TxTree<'a, 'w>,
+    heads: TxTree<'a, 'w>,
+    pending: TxTree<'a, 'w>,
+    forks: TxTree<'a, 'w>,
+    fork_counts: TxTree<'a, 'w>,
     /// Heads and fork proofs this attempt created (for the in-memory
     /// counts, applied once the transaction commits).
     new_signers: Cell<u64>,
@@ -149,7 +135,7 @@ struct Entry<'a> {
     envelope: &'a [u8],
 }
 
-impl Tx<'_> {
+impl Tx<'_, '_> {
     fn apply_one(
         &self,
         v: &VerifiedVerdict,
@@ -271,12 +257,7 @@ impl Tx<'_> {
         let v = e.verdict;
         let signer = v.signer.as_bytes();
         let id = e.id.as_bytes();
-        let ptr = self
-            .staging
-            .borrow_mut()
-            .stage(e.envelope)
-            .map_err(ConflictableTransactionError::Abort)?
-            .encode();
+        let ptr = self.staging.borrow_mut().stage(e.envelope)?.encode();
         self.envelopes.insert(id, &ptr[..])?;
         self.log
             .insert(&keys::signer_seq(signer, v.seq)[..], &ptr[..])?;
@@ -291,13 +272,12 @@ impl Tx<'_> {
                 &v.subject.version,
                 &ptr,
             ),
-            &[],
+            [],
         )?;
-        if self
-            .heads
-            .insert(signer, &keys::head_value(v.seq, id)[..])?
-            .is_none()
-        {
+        let first = !self.heads.contains_key(signer)?;
+        self.heads
+            .insert(signer, &keys::head_value(v.seq, id)[..])?;
+        if first {
             self.new_signers.set(self.new_signers.get() + 1);
         }
         self.appended.borrow_mut().push(Appended {
@@ -358,14 +338,11 @@ impl Tx<'_> {
     /// The envelope at a stored pointer, appended before or in this
     /// attempt.
     fn at(&self, p: &[u8]) -> TxResult<Vec<u8>> {
-        let ptr = parse_ptr(p).map_err(ConflictableTransactionError::Abort)?;
+        let ptr = parse_ptr(p)?;
         if let Some(bytes) = self.staging.borrow().staged(ptr) {
             return Ok(bytes.to_vec());
         }
-        self.store
-            .segments
-            .read(ptr)
-            .map_err(ConflictableTransactionError::Abort)
+        self.store.segments.read(ptr)
     }
 
     /// Records that `v` conflicts with the stored or held envelope `other`.
@@ -391,7 +368,7 @@ impl Tx<'_> {
         };
         let bytes = proof.encode();
         let proof_id = Digest::of(&bytes);
-        let offered = forks::offer(self.forks, self.fork_counts, v.signer(), &bytes)?;
+        let offered = forks::offer(&self.forks, &self.fork_counts, v.signer(), &bytes)?;
         if offered.first {
             self.new_forks.set(self.new_forks.get() + 1);
         }

@@ -22,7 +22,7 @@ use vm::{VmCommand, vm_command};
 /// Everything lives in one data directory (--data-dir, default ./vouch-data):
 /// the node's ed25519 key (node.key, mode 0600), the admin token for writes
 /// (admin-token, mode 0600), the configuration (vouchd.toml, every setting
-/// shown commented at its default) and the sled store (store/).
+/// shown commented at its default) and the store (store/).
 #[derive(Debug, Parser)]
 #[command(name = "vouchd", version)]
 struct Cli {

@@ -1,11 +1,11 @@
-//! Append-only segment files holding verdict envelopes; sled keeps only the
-//! index entries that point into them (`spec/store.md`).
+//! Append-only segment files holding verdict envelopes; the keyspace keeps
+//! only the index entries that point into them (`spec/store.md`).
 //!
 //! A segment starts with a 16-byte header (`VOUCHSEG`, format, number) and
 //! holds records one after another: length (u32 BE), CRC-32 of the bytes
 //! (u32 BE), the bytes. A [`Ptr`] names a record by segment, offset and
 //! length. The store's durable end — the segment being written and how far
-//! — is kept in sled, in the same transaction as the index entries; the
+//! — is kept in the keyspace, in the same transaction as the index entries; the
 //! records of a group commit are written and synced before that transaction
 //! is committed, so no index entry can point past what is durable. At open,
 //! whatever lies past the end (a torn or unacknowledged tail, a segment
@@ -88,7 +88,7 @@ impl End {
         off: HEADER_LEN,
     };
 
-    /// The stored form (in sled's meta tree).
+    /// The stored form (in the meta tree).
     pub fn encode(self) -> [u8; 8] {
         let mut b = [0u8; 8];
         b[..4].copy_from_slice(&self.seg.to_be_bytes());

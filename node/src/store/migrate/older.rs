@@ -1,5 +1,5 @@
-//! Migration of older store formats, run by `vouchd migrate` (an older
-//! store is refused at open with a message naming it).
+//! The formats that were sled databases, migrated within sled up to
+//! format 3, whose trees format 4 has (the copy is in `mod.rs`).
 //!
 //! Format 2 → 3: the envelopes move out of sled into segment files, in log
 //! order, and the log and the indexes are rebuilt with pointers to them in
@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use vouch_attest::{Digest, Envelope, ForkProof, Verdict};
 
-use super::segments::{DiskIo, SEGMENT_LEN, SegmentIo, Segments, Staging, WriteGuard};
-use super::{StoreError, keys};
+use super::super::segments::{SEGMENT_LEN, SegmentIo, Segments, Staging, WriteGuard};
+use super::super::{LOCK_WAIT, StoreError, keys};
 
 pub(crate) fn v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
     let envelopes = db.open_tree(keys::ENVELOPES_V2)?;
@@ -159,7 +159,7 @@ pub(crate) fn v2_to_v3(
         );
     }
     db.flush()?;
-    meta.insert(keys::META_FORMAT, keys::FORMAT.as_bytes())?;
+    meta.insert(keys::META_FORMAT, keys::FORMAT_V3.as_bytes())?;
     db.flush()?;
     for t in keys::REPLACED_BY_V3 {
         db.drop_tree(t)?;
@@ -169,7 +169,7 @@ pub(crate) fn v2_to_v3(
         verdicts = n,
         "migrated the store from {} to {}",
         keys::FORMAT_V2,
-        keys::FORMAT
+        keys::FORMAT_V3
     );
     Ok(n)
 }
@@ -259,54 +259,29 @@ fn commit_moved(
     Ok(())
 }
 
-/// What `vouchd migrate` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Migrated {
-    /// The format the store had.
-    pub from: String,
-    /// Verdicts moved into segments.
-    pub verdicts: u64,
-}
-
-impl super::Store {
-    /// Converts the store in `dir` to this build's format. `None` when it
-    /// already has it.
-    pub fn migrate(dir: &Path) -> Result<Option<Migrated>, StoreError> {
-        if !dir.exists() {
-            return Err(StoreError::NoStore {
-                path: dir.display().to_string(),
-            });
-        }
-        let db = super::open_sled(dir)?;
-        let found = db.open_tree(keys::META)?.get(keys::META_FORMAT)?;
-        let found = match found {
-            Some(f) => String::from_utf8_lossy(&f).into_owned(),
-            None => {
-                return Err(StoreError::Format {
-                    path: dir.display().to_string(),
-                    found: "(no format mark)".into(),
-                    expected: keys::FORMAT,
-                });
+/// Opens the sled database of an older store in `dir`. sled's file lock
+/// outlives a closed database for as long as its background flusher takes
+/// to stop, so a lock held elsewhere is waited for up to [`LOCK_WAIT`]
+/// before the store is reported in use.
+pub(crate) fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 << 20)
+            .mode(sled::Mode::LowSpace)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(StoreError::InUse {
+                        path: dir.display().to_string(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-        };
-        if found == keys::FORMAT {
-            return Ok(None);
+            Err(e) => return Err(e.into()),
         }
-        if found == keys::FORMAT_V1 {
-            v1_to_v2(&db)?;
-        } else if found != keys::FORMAT_V2 {
-            return Err(StoreError::Format {
-                path: dir.display().to_string(),
-                found,
-                expected: keys::FORMAT,
-            });
-        }
-        let io = DiskIo::new(dir.join("segments"))
-            .map_err(|e| StoreError::Segment(format!("{}: {e}", dir.display())))?;
-        let verdicts = v2_to_v3(&db, Arc::new(io), super::evidence_io(dir)?)?;
-        Ok(Some(Migrated {
-            from: found,
-            verdicts,
-        }))
     }
 }

@@ -1,0 +1,280 @@
+//! The store's key-value engine: fjall (an LSM tree) under the names the
+//! store uses. Only this module (and the migration of sled stores) names an
+//! engine.
+//!
+//! Each tree is one fjall partition. Writes that must land together go
+//! through [`Db::transaction`]: fjall's single-writer transaction, so writers
+//! are serialized and a transaction reads what it wrote. A committed
+//! transaction is one batch in fjall's journal; [`Db::persist`] syncs the
+//! journal, and a crash recovers a prefix of the committed batches.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+
+use fjall::{PartitionCreateOptions, PersistMode, TxKeyspace, TxPartitionHandle, WriteTransaction};
+
+use super::{LOCK_WAIT, StoreError};
+
+/// A stored key or value.
+pub(crate) type Bytes = fjall::Slice;
+
+/// One entry of a scan.
+pub(crate) type Entry = Result<(Bytes, Bytes), StoreError>;
+
+/// The block cache shared by all trees.
+const CACHE_BYTES: u64 = 64 << 20;
+
+/// Journal kept before memtables are flushed: bounds the replay at open.
+const MAX_JOURNAL_BYTES: u64 = 64 << 20;
+
+/// An open keyspace and the lock that keeps other processes out of it.
+pub(crate) struct Db {
+    ks: TxKeyspace,
+    path: PathBuf,
+    /// Held (an exclusive file lock) while the keyspace is open.
+    _lock: Option<File>,
+}
+
+impl Db {
+    /// Opens (or creates) the keyspace in `dir`, waiting up to
+    /// [`LOCK_WAIT`] for another holder of its lock (a store being closed)
+    /// before reporting it in use.
+    pub(crate) fn open(dir: &Path, shown: &Path) -> Result<Db, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        let lock_path = dir.join("LOCK.vouch");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_error(&lock_path, e))?;
+        let started = std::time::Instant::now();
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if started.elapsed() >= LOCK_WAIT {
+                        return Err(StoreError::InUse {
+                            path: shown.display().to_string(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path, e)),
+            }
+        }
+        let ks = config(dir).open_transactional()?;
+        Ok(Db {
+            ks,
+            path: dir.to_path_buf(),
+            _lock: Some(lock),
+        })
+    }
+
+    /// A keyspace in a fresh directory that is removed when it is dropped.
+    pub(crate) fn temporary() -> Result<Db, StoreError> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "vouch-store-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let ks = config(&dir).temporary(true).open_transactional()?;
+        Ok(Db {
+            ks,
+            path: dir,
+            _lock: None,
+        })
+    }
+
+    /// The tree `name`, created empty if missing.
+    pub(crate) fn tree(&self, name: &str) -> Result<Tree, StoreError> {
+        Ok(Tree {
+            p: self
+                .ks
+                .open_partition(name, PartitionCreateOptions::default())?,
+        })
+    }
+
+    /// The names of the trees that exist.
+    pub(crate) fn tree_names(&self) -> Vec<String> {
+        self.ks
+            .list_partitions()
+            .into_iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    /// Removes the tree `name` with everything in it, if it exists.
+    pub(crate) fn drop_tree(&self, name: &str) -> Result<(), StoreError> {
+        if self.ks.partition_exists(name) {
+            let p = self
+                .ks
+                .open_partition(name, PartitionCreateOptions::default())?;
+            self.ks.delete_partition(p)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in one write transaction, committed when it returns `Ok`
+    /// and dropped (nothing written) when it returns `Err`. Writers wait for
+    /// each other. Not durable until [`Db::persist`].
+    ///
+    /// `f` must not write through a [`Tree`] directly: that would wait for
+    /// this transaction forever.
+    pub(crate) fn transaction<T>(
+        &self,
+        f: impl FnOnce(&Txn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = Txn(RefCell::new(self.ks.write_tx()));
+        let out = f(&txn)?;
+        txn.0.into_inner().commit()?;
+        Ok(out)
+    }
+
+    /// Makes every committed write durable (the journal is synced).
+    pub(crate) fn persist(&self) -> Result<(), StoreError> {
+        self.ks.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// Bytes of the keyspace's files on disk.
+    pub(crate) fn size_on_disk(&self) -> Result<u64, StoreError> {
+        dir_size(&self.path).map_err(|e| io_error(&self.path, e))
+    }
+}
+
+fn config(dir: &Path) -> fjall::Config {
+    fjall::Config::new(dir)
+        .cache_size(CACHE_BYTES)
+        .max_journaling_size(MAX_JOURNAL_BYTES)
+        .fsync_ms(None)
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Io(format!("{}: {e}", path.display()))
+}
+
+fn dir_size(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+/// One tree (a fjall partition). Reads see what is committed; a direct
+/// write is its own transaction.
+#[derive(Clone)]
+pub(crate) struct Tree {
+    p: TxPartitionHandle,
+}
+
+fn pair(item: fjall::Result<fjall::KvPair>) -> Entry {
+    item.map_err(StoreError::from)
+}
+
+impl Tree {
+    pub(crate) fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.p.get(key)?)
+    }
+
+    pub(crate) fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
+        Ok(self.p.contains_key(key)?)
+    }
+
+    pub(crate) fn insert(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<(), StoreError> {
+        self.p.insert(key.as_ref(), value.as_ref())?;
+        Ok(())
+    }
+
+    /// Every entry, in key order.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = Entry> + 'static {
+        self.p.inner().iter().map(pair)
+    }
+
+    /// The entries whose keys start with `prefix`, in key order.
+    pub(crate) fn scan_prefix(
+        &self,
+        prefix: impl AsRef<[u8]>,
+    ) -> impl DoubleEndedIterator<Item = Entry> + 'static {
+        self.p.inner().prefix(prefix.as_ref().to_vec()).map(pair)
+    }
+
+    /// The entries with keys in `range`, in key order.
+    pub(crate) fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        range: R,
+    ) -> impl DoubleEndedIterator<Item = Entry> + 'static {
+        let owned = (
+            range.start_bound().map(|k| k.as_ref().to_vec()),
+            range.end_bound().map(|k| k.as_ref().to_vec()),
+        );
+        self.p.inner().range(owned).map(pair)
+    }
+
+    /// Counts the entries (reads them all).
+    pub(crate) fn len(&self) -> Result<usize, StoreError> {
+        Ok(self.p.inner().len()?)
+    }
+
+    pub(crate) fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.p.inner().is_empty()?)
+    }
+}
+
+/// An open write transaction (see [`Db::transaction`]).
+pub(crate) struct Txn<'a>(RefCell<WriteTransaction<'a>>);
+
+impl<'a> Txn<'a> {
+    /// `tree` as seen and written by this transaction.
+    pub(crate) fn on<'t>(&'t self, tree: &'t Tree) -> TxTree<'t, 'a> {
+        TxTree { txn: self, tree }
+    }
+}
+
+/// A tree inside a transaction: reads see the transaction's own writes.
+pub(crate) struct TxTree<'t, 'a> {
+    txn: &'t Txn<'a>,
+    tree: &'t Tree,
+}
+
+impl TxTree<'_, '_> {
+    pub(crate) fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.txn.0.borrow().get(&self.tree.p, key)?)
+    }
+
+    pub(crate) fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
+        Ok(self.txn.0.borrow().contains_key(&self.tree.p, key)?)
+    }
+
+    pub(crate) fn insert(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .0
+            .borrow_mut()
+            .insert(&self.tree.p, key.as_ref(), value.as_ref());
+        Ok(())
+    }
+
+    pub(crate) fn remove(&self, key: impl AsRef<[u8]>) -> Result<(), StoreError> {
+        self.txn.0.borrow_mut().remove(&self.tree.p, key.as_ref());
+        Ok(())
+    }
+}
