@@ -10,7 +10,7 @@
 //!
 //! - ingest rate, as a ratio to raw ed25519-dalek single verification of the
 //!   same envelopes, overall and for the first and last chunk (flatness);
-//! - disk bytes per verdict (segments, sled, total) against the raw envelope
+//! - disk bytes per verdict (segments, keyspace, total) against the raw envelope
 //!   bytes;
 //! - then the real `vouchd` binary is started on the store: start-up time
 //!   until its HTTP API answers, `POST /verdicts/lookup` for 2,000
@@ -116,22 +116,34 @@ fn main() {
         "    first chunk {first:.0}/s, last chunk {last:.0}/s: last/first {:.2}",
         last / first
     );
+    // Each tenth of the run (its chunks' verdicts over their time).
+    let tenth = chunk_secs.len().div_ceil(10);
+    let tenths: Vec<String> = chunk_secs
+        .chunks(tenth)
+        .map(|c| {
+            format!(
+                "{:.0}",
+                (c.len() as u64 * CHUNK) as f64 / c.iter().sum::<f64>()
+            )
+        })
+        .collect();
+    println!("    by tenths of the run, verdicts/s: {}", tenths.join(" "));
 
     let store = data.store();
     let seg = dir_size(&store.join("segments"));
     let all = dir_size(&store);
-    let sled = all - seg;
+    let keyspace = all - seg;
     let per = |b: u64| b as f64 / total as f64;
     let envelope = raw_bytes as f64 / total as f64;
     // Uncompressed, the segments hold each envelope with an 8-byte head.
     let seg_raw = raw_bytes + 8 * total;
     println!(
-        "disk per verdict, envelopes {envelope:.0} B: sled (indexes) {:.0} B; segments uncompressed {:.0} B, compressed {:.0} B; total {:.0} B = {:.2}x raw uncompressed (goal <= 1.3x), {:.0} B = {:.2}x compressed (goal <= 1.0x)",
-        per(sled),
+        "disk per verdict, envelopes {envelope:.0} B: keyspace (indexes, heads, meta) {:.0} B; segments uncompressed {:.0} B, compressed {:.0} B; total {:.0} B = {:.2}x raw uncompressed (goal <= 1.3x), {:.0} B = {:.2}x compressed (goal <= 1.0x)",
+        per(keyspace),
         per(seg_raw),
         per(seg),
-        per(sled + seg_raw),
-        per(sled + seg_raw) / envelope,
+        per(keyspace + seg_raw),
+        per(keyspace + seg_raw) / envelope,
         per(all),
         per(all) / envelope
     );

@@ -3,8 +3,9 @@
 //! an in-memory double that keeps apart what was synced, and a "power cut"
 //! throws away everything else (or leaves a torn piece of the first unsynced
 //! write). The keyspace's side is its real files: as left when the writer
-//! stopped, or as they were before the last group commit (the keyspace lost
-//! a commit that was never acknowledged). Each group commit also stores a build log, through
+//! stopped, as they were before the last group commit (the keyspace lost
+//! a commit that was never acknowledged), or that with its journal torn in
+//! the middle of what was written after it. Each group commit also stores a build log, through
 //! the evidence segments, which lose power at the same moment.
 
 mod common;
@@ -44,9 +45,66 @@ fn copy_dir(from: &Path, to: &Path) {
         if entry.file_type().unwrap().is_dir() {
             copy_dir(&entry.path(), &target);
         } else {
-            std::fs::copy(entry.path(), target).unwrap();
+            // The journal is preallocated (32 MiB of zeros past its end):
+            // copied as a sparse file of the same length.
+            let bytes = std::fs::read(entry.path()).unwrap();
+            let used = data_len(&bytes);
+            std::fs::write(&target, &bytes[..used]).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&target)
+                .unwrap()
+                .set_len(bytes.len() as u64)
+                .unwrap();
         }
     }
+}
+
+/// The length of `bytes` without its trailing zeros.
+fn data_len(bytes: &[u8]) -> usize {
+    // Whole blocks compared at memcmp speed (the tests are not optimized).
+    const BLOCK: usize = 64 << 10;
+    static ZEROS: [u8; BLOCK] = [0; BLOCK];
+    let mut end = bytes.len();
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        if bytes[start..end] != ZEROS[..end - start] {
+            break;
+        }
+        end = start;
+    }
+    bytes[..end]
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |i| i + 1)
+}
+
+/// `to` as the keyspace in `before` was, except that the first journal
+/// file that grew between `before` and `live` holds half of what was
+/// appended to it: the power was cut while the journal was written, after
+/// `before` (whose every batch was acknowledged). False when no journal grew.
+fn torn_journal(before: &Path, live: &Path, to: &Path) -> bool {
+    copy_dir(before, to);
+    let journals = |d: &Path| d.join("index").join("journals");
+    let mut names: Vec<_> = std::fs::read_dir(journals(live))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort_by_key(|n| n.to_string_lossy().parse::<u64>().unwrap_or(u64::MAX));
+    for name in names {
+        let grown = std::fs::read(journals(live).join(&name)).unwrap();
+        let old = std::fs::read(journals(before).join(&name)).unwrap_or_default();
+        let (had, has) = (data_len(&old), data_len(&grown));
+        if has > had {
+            assert_eq!(old[..had], grown[..had], "the journal is appended to");
+            let cut = had + (has - had) / 2;
+            let mut torn = grown[..cut].to_vec();
+            torn.resize(grown.len(), 0);
+            std::fs::write(journals(to).join(&name), torn).unwrap();
+            return true;
+        }
+    }
+    false
 }
 
 /// The verdict and evidence segments of one store, losing power together.
@@ -152,6 +210,7 @@ fn recover(
 fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
     let groups = workload();
     let mut boundaries = 0;
+    let mut journals_torn = 0;
     for k in 0.. {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("live");
@@ -234,6 +293,23 @@ fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
                         cut_in - 1
                     ),
                 ));
+                // The same, with the keyspace's journal torn in the middle
+                // of what it was writing after that.
+                let tear = dir.path().join(format!("tear-{torn}"));
+                if torn_journal(&before[cut_in - 1], &live, &tear) {
+                    journals_torn += 1;
+                    recovered.push(recover(
+                        &tear,
+                        disks.power_cut(torn),
+                        &acked_at[cut_in - 1].0,
+                        &acked_at[cut_in - 1].1,
+                        &groups[cut_in - 1],
+                        &format!(
+                            "cut at op {k}, torn {torn}, journal torn after group {}",
+                            cut_in - 1
+                        ),
+                    ));
+                }
             }
         }
         close_all(recovered);
@@ -249,6 +325,7 @@ fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
         }
     }
     assert!(boundaries > 10, "only {boundaries} write boundaries");
+    assert!(journals_torn > 10, "only {journals_torn} torn journals");
 }
 
 /// Compressing full segments, cut at every write boundary: the store opens,
