@@ -417,6 +417,14 @@ fn a_format_1_store_is_migrated() {
         err.contains("vouch-store-1") && err.contains("vouchd migrate"),
         "{err}"
     );
+    // A copy into the keyspace that was cut short (no format mark yet): the
+    // migration starts it over.
+    {
+        let ks = fjall::Config::new(path.join("index")).open().unwrap();
+        let heads = ks.open_partition("heads-1", Default::default()).unwrap();
+        heads.insert([7u8; 32], [0u8; 40]).unwrap();
+        ks.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
     let data = path.parent().unwrap();
     let migrate = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_vouchd"))
@@ -435,8 +443,16 @@ fn a_format_1_store_is_migrated() {
         said.contains("from vouch-store-1") && said.contains("3 verdicts"),
         "{said}"
     );
+    for sled_file in ["conf", "db", "blobs"] {
+        assert!(!path.join(sled_file).exists(), "sled's {sled_file} is left");
+    }
     let store = Store::open(&path).unwrap();
     assert_eq!(store.check_consistency().unwrap(), 3);
+    assert_eq!(
+        store.heads().unwrap().len(),
+        1,
+        "the cut-short copy is gone"
+    );
     assert!(
         store.segments_size().unwrap() > 3 * 300,
         "envelopes are in segments"

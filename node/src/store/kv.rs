@@ -108,17 +108,6 @@ impl Db {
             .collect()
     }
 
-    /// Removes the tree `name` with everything in it, if it exists.
-    pub(crate) fn drop_tree(&self, name: &str) -> Result<(), StoreError> {
-        if self.ks.partition_exists(name) {
-            let p = self
-                .ks
-                .open_partition(name, PartitionCreateOptions::default())?;
-            self.ks.delete_partition(p)?;
-        }
-        Ok(())
-    }
-
     /// Runs `f` in one write transaction, committed when it returns `Ok`
     /// and dropped (nothing written) when it returns `Err`. Writers wait for
     /// each other. Not durable until [`Db::persist`].
@@ -255,10 +244,6 @@ pub(crate) struct TxTree<'t, 'a> {
 impl TxTree<'_, '_> {
     pub(crate) fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, StoreError> {
         Ok(self.txn.0.borrow().get(&self.tree.p, key)?)
-    }
-
-    pub(crate) fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
-        Ok(self.txn.0.borrow().contains_key(&self.tree.p, key)?)
     }
 
     pub(crate) fn insert(

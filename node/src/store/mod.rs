@@ -15,6 +15,7 @@ mod check;
 pub mod digest;
 mod enqueue;
 mod forks;
+mod heads;
 pub mod jobs;
 mod keys;
 mod kv;
@@ -200,6 +201,9 @@ pub struct Store {
     numbers: kv::Tree,
     numbered: kv::Tree,
     tally: Arc<tally::Tally>,
+    /// Every head and count of held entries, as in `heads` and `pending`
+    /// (see [`heads`]).
+    head_cache: Arc<heads::Heads>,
 }
 
 pub(crate) type TxResult<T> = Result<T, StoreError>;
@@ -320,6 +324,7 @@ impl Store {
             meta,
             db: Arc::new(db),
             tally: Arc::default(),
+            head_cache: Arc::default(),
         };
         // Jobs get their ids first, so that one pass over the jobs counts
         // them and their standing.
@@ -331,7 +336,31 @@ impl Store {
     /// Fills the in-memory counts from the trees (once, at open).
     fn count_all(&self) -> Result<(), StoreError> {
         let t = &self.tally;
-        t.signers.store(self.heads.len()? as u64, Ordering::Relaxed);
+        let mut heads = Vec::new();
+        for item in self.heads.iter() {
+            let (k, v) = item?;
+            let h = parse_signer_head(&k, &v)?;
+            heads.push((*h.signer.as_bytes(), (h.seq, h.id.0)));
+        }
+        t.signers.store(heads.len() as u64, Ordering::Relaxed);
+        self.head_cache.moved(heads);
+        let mut held: std::collections::HashMap<[u8; 32], u64> = Default::default();
+        for item in self.pending.iter() {
+            let (k, _) = item?;
+            let signer = keys::id32(&k).ok_or_else(|| StoreError::Damaged {
+                tree: keys::PENDING,
+                detail: format!("bad key {}", hex::encode(&k)),
+            })?;
+            *held.entry(signer).or_default() += 1;
+        }
+        self.head_cache.held(held);
+        let meta_u64 = |key| -> Result<u64, StoreError> {
+            Ok(keys::u64_value(self.meta.get(key)?.as_deref()))
+        };
+        t.verdicts
+            .store(meta_u64(keys::META_VERDICTS)?, Ordering::Relaxed);
+        t.pending
+            .store(meta_u64(keys::META_PENDING)?, Ordering::Relaxed);
         t.forks.store(self.forks.len()? as u64, Ordering::Relaxed);
         let (mut n, mut bytes) = (0u64, 0u64);
         for item in self.blobs.iter() {
@@ -368,8 +397,8 @@ impl Store {
     /// Counts for status and metrics.
     pub fn counts(&self) -> Result<Counts, StoreError> {
         Ok(Counts {
-            verdicts: keys::u64_value(self.meta.get(keys::META_VERDICTS)?.as_deref()),
-            pending: keys::u64_value(self.meta.get(keys::META_PENDING)?.as_deref()),
+            verdicts: self.tally.verdicts.load(Ordering::Relaxed),
+            pending: self.tally.pending.load(Ordering::Relaxed),
             signers: self.tally.signers.load(Ordering::Relaxed),
             forks: self.tally.forks.load(Ordering::Relaxed),
             blobs: self.tally.blobs.load(Ordering::Relaxed),

@@ -157,10 +157,15 @@ impl Store {
 
     /// One signer's head.
     pub fn head(&self, signer: &PublicKey) -> Result<Option<SignerHead>, StoreError> {
-        match self.heads.get(signer.as_bytes())? {
-            Some(v) => parse_signer_head(signer.as_bytes(), &v).map(Some),
-            None => Ok(None),
-        }
+        Ok(self
+            .head_cache
+            .head(signer.as_bytes())
+            .map(|(seq, id)| SignerHead {
+                signer: *signer,
+                seq,
+                id: Digest(id),
+                count: seq + 1,
+            }))
     }
 
     /// Whether the envelope with id `id` is stored (appended to a log).
@@ -172,16 +177,8 @@ impl Store {
     /// up to `cap` (a quota check needs no more).
     pub fn held_by(&self, signer: &PublicKey, cap: u64) -> Result<u64, StoreError> {
         let appended = self.head(signer)?.map_or(0, |h| h.count);
-        if appended >= cap {
-            return Ok(appended);
-        }
-        let room = usize::try_from(cap - appended).unwrap_or(usize::MAX);
-        let mut pending = 0u64;
-        for item in self.pending.scan_prefix(signer.as_bytes()).take(room) {
-            item?;
-            pending += 1;
-        }
-        Ok(appended + pending)
+        let pending = self.head_cache.pending(signer.as_bytes());
+        Ok(appended.saturating_add(pending).min(cap.max(appended)))
     }
 
     /// Envelopes of `signer`'s log from `from`, at most `limit`.

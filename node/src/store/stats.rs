@@ -183,7 +183,10 @@ impl Store {
         let mut tracked = signers.to_vec();
         tracked.sort();
         tracked.dedup();
-        let verdicts = keys::u64_value(self.meta.get(keys::META_VERDICTS)?.as_deref());
+        let verdicts = self
+            .tally
+            .verdicts
+            .load(std::sync::atomic::Ordering::Relaxed);
         if let Some(bytes) = self.meta.get(keys::META_STATS)?
             && let Ok(saved) = serde_json::from_slice::<Saved>(&bytes)
             && saved.applied == verdicts

@@ -16,6 +16,10 @@ pub(crate) type EvidenceWanted =
 /// The counters.
 #[derive(Default)]
 pub(crate) struct Tally {
+    /// Appended verdicts and held entries, as in `meta`: the writer reads
+    /// them from here (see `heads.rs` for why not from the tree).
+    pub(crate) verdicts: AtomicU64,
+    pub(crate) pending: AtomicU64,
     pub(crate) signers: AtomicU64,
     pub(crate) forks: AtomicU64,
     pub(crate) blobs: AtomicU64,

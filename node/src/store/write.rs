@@ -6,7 +6,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
+use super::heads::Head;
 use super::kv::TxTree;
 use vouch_attest::{Digest, Envelope, ForkProof, Verdict, VerifiedVerdict, open};
 
@@ -33,12 +35,9 @@ impl Store {
         let mut pending_counts: HashMap<[u8; 32], u64> = HashMap::new();
         for v in batch {
             let s = *v.signer().as_bytes();
-            pending_counts.entry(s).or_insert_with(|| {
-                self.pending
-                    .scan_prefix(s)
-                    .take(max_pending as usize + 1)
-                    .count() as u64
-            });
+            pending_counts
+                .entry(s)
+                .or_insert_with(|| self.head_cache.pending(&s));
         }
         let mut writer = self.segments.writer();
         let result = self.db.transaction(|t| {
@@ -57,6 +56,7 @@ impl Store {
                 new_signers: Cell::new(0),
                 new_forks: Cell::new(0),
                 appended: RefCell::new(Vec::new()),
+                moved_heads: RefCell::new(HashMap::new()),
             };
             let mut counts = pending_counts;
             let mut appended = 0u64;
@@ -71,12 +71,11 @@ impl Store {
                     &mut pending_delta,
                 )?);
             }
-            let n = keys::u64_value(tx.meta.get(keys::META_VERDICTS)?.as_deref()) + appended;
+            let n = self.tally.verdicts.load(Ordering::Relaxed) + appended;
             tx.meta.insert(keys::META_VERDICTS, n.to_be_bytes())?;
             let p =
-                keys::u64_value(tx.meta.get(keys::META_PENDING)?.as_deref()) as i64 + pending_delta;
-            tx.meta
-                .insert(keys::META_PENDING, (p.max(0) as u64).to_be_bytes())?;
+                (self.tally.pending.load(Ordering::Relaxed) as i64 + pending_delta).max(0) as u64;
+            tx.meta.insert(keys::META_PENDING, p.to_be_bytes())?;
             let staging = tx.staging.into_inner();
             if !staging.is_empty() {
                 // Durable before the entries that point at it can commit.
@@ -90,10 +89,17 @@ impl Store {
                 tx.new_forks.get(),
                 tx.appended.take(),
                 staging,
+                tx.moved_heads.take(),
+                counts,
+                (n, p),
             ))
         });
-        let (out, signers, forks, appended, staging) = result?;
+        let (out, signers, forks, appended, staging, moved_heads, held, (n, p)) = result?;
         writer.committed(&staging);
+        self.head_cache.moved(moved_heads);
+        self.head_cache.held(held);
+        self.tally.verdicts.store(n, Ordering::Relaxed);
+        self.tally.pending.store(p, Ordering::Relaxed);
         drop(writer);
         Tally::add(&self.tally.signers, signers);
         Tally::add(&self.tally.forks, forks);
@@ -125,6 +131,8 @@ struct Tx<'a, 'w> {
     new_forks: Cell<u64>,
     /// What this attempt appended.
     appended: RefCell<Vec<Appended>>,
+    /// Heads this transaction moved (read before the cache).
+    moved_heads: RefCell<HashMap<[u8; 32], Head>>,
 }
 
 /// A verdict to write: what [`VerifiedVerdict`] has, also rebuilt from a
@@ -136,6 +144,12 @@ struct Entry<'a> {
 }
 
 impl Tx<'_, '_> {
+    /// `signer`'s head as this transaction sees it.
+    fn head(&self, signer: &[u8; 32]) -> Option<Head> {
+        let moved = self.moved_heads.borrow().get(signer).copied();
+        moved.or_else(|| self.store.head_cache.head(signer))
+    }
+
     fn apply_one(
         &self,
         v: &VerifiedVerdict,
@@ -146,12 +160,7 @@ impl Tx<'_, '_> {
     ) -> TxResult<Applied> {
         let vd = v.verdict();
         let signer = vd.signer.as_bytes();
-        let head = match self.heads.get(signer)? {
-            Some(h) => {
-                Some(keys::parse_head(&h).ok_or_else(|| abort_damaged(keys::HEADS, "bad head"))?)
-            }
-            None => None,
-        };
+        let head = self.head(signer);
         let next = head.map_or(0, |(seq, _)| seq + 1);
 
         if vd.seq < next {
@@ -274,9 +283,10 @@ impl Tx<'_, '_> {
             ),
             [],
         )?;
-        let first = !self.heads.contains_key(signer)?;
+        let first = self.head(signer).is_none();
         self.heads
             .insert(signer, &keys::head_value(v.seq, id)[..])?;
+        self.moved_heads.borrow_mut().insert(*signer, (v.seq, *id));
         if first {
             self.new_signers.set(self.new_signers.get() + 1);
         }

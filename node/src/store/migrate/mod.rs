@@ -110,13 +110,16 @@ impl super::Store {
 /// already has the mark (a run cut short after it) is kept.
 fn v3_to_v4(db: &sled::Db, dir: &Path) -> Result<u64, StoreError> {
     let path = index_dir(dir);
-    let ks = kv::Db::open(&path, dir)?;
+    let mut ks = kv::Db::open(&path, dir)?;
     let mut meta = ks.tree(keys::META)?;
     if meta.get(keys::META_FORMAT)?.as_deref() != Some(keys::FORMAT.as_bytes()) {
-        drop(meta);
-        for name in ks.tree_names() {
-            ks.drop_tree(&name)?;
-        }
+        // Start over: the whole keyspace goes (its journal names trees, so
+        // emptying them one by one could bring entries back at the next
+        // open).
+        drop((meta, ks));
+        std::fs::remove_dir_all(&path)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+        ks = kv::Db::open(&path, dir)?;
         meta = ks.tree(keys::META)?;
         let mut entries = 0u64;
         for name in db.tree_names() {

