@@ -280,34 +280,25 @@ fn every_acknowledged_verdict_survives_a_power_cut_at_every_write_boundary() {
             // segment records were synced, its index entries never
             // persisted).
             if cut_in > 0 {
+                let g = cut_in - 1;
                 let lost = dir.path().join(format!("lost-{torn}"));
-                copy_dir(&before[cut_in - 1], &lost);
-                recovered.push(recover(
-                    &lost,
-                    disks.power_cut(torn),
-                    &acked_at[cut_in - 1].0,
-                    &acked_at[cut_in - 1].1,
-                    &groups[cut_in - 1],
-                    &format!(
-                        "cut at op {k}, torn {torn}, keyspace without group {}",
-                        cut_in - 1
-                    ),
-                ));
+                copy_dir(&before[g], &lost);
                 // The same, with the keyspace's journal torn in the middle
                 // of what it was writing after that.
                 let tear = dir.path().join(format!("tear-{torn}"));
-                if torn_journal(&before[cut_in - 1], &live, &tear) {
+                let mut variants = vec![(lost, "keyspace without group")];
+                if torn_journal(&before[g], &live, &tear) {
                     journals_torn += 1;
+                    variants.push((tear, "journal torn after group"));
+                }
+                for (here, what) in variants {
                     recovered.push(recover(
-                        &tear,
+                        &here,
                         disks.power_cut(torn),
-                        &acked_at[cut_in - 1].0,
-                        &acked_at[cut_in - 1].1,
-                        &groups[cut_in - 1],
-                        &format!(
-                            "cut at op {k}, torn {torn}, journal torn after group {}",
-                            cut_in - 1
-                        ),
+                        &acked_at[g].0,
+                        &acked_at[g].1,
+                        &groups[g],
+                        &format!("cut at op {k}, torn {torn}, {what} {g}"),
                     ));
                 }
             }

@@ -169,7 +169,36 @@ impl Store {
             ("signers", counts.signers, self.heads.len()? as u64),
             ("fork proofs", counts.forks, self.forks.len()? as u64),
             ("blobs", counts.blobs, self.blobs.len()? as u64),
+            ("held entries", counts.pending, self.pending.len()? as u64),
         ];
+        // The held entries per signer, as the writer and admission see them.
+        let mut held: std::collections::BTreeMap<[u8; 32], u64> = Default::default();
+        for item in self.pending.iter() {
+            let (k, _) = item?;
+            if let Some(signer) = k.get(..32).and_then(keys::id32) {
+                *held.entry(signer).or_default() += 1;
+            }
+        }
+        let in_memory = self.head_cache.pending_total();
+        let walked_total: u64 = held.values().sum();
+        if in_memory != walked_total {
+            return Err(StoreError::Damaged {
+                tree: keys::PENDING,
+                detail: format!("{walked_total} entries held, {in_memory} in memory"),
+            });
+        }
+        for (signer, n) in &held {
+            let kept = self.head_cache.pending(signer);
+            if *n != kept {
+                return Err(StoreError::Damaged {
+                    tree: keys::PENDING,
+                    detail: format!(
+                        "{} holds {n} entries, {kept} in memory",
+                        hex::encode(signer)
+                    ),
+                });
+            }
+        }
         let mut queue = super::jobs::QueueCounts::default();
         for item in self.jobs.iter() {
             let (_, v) = item?;

@@ -42,6 +42,11 @@ impl Heads {
         self.read().get(signer).map_or(0, |s| s.pending)
     }
 
+    /// How many entries are held in all.
+    pub(crate) fn pending_total(&self) -> u64 {
+        self.read().values().map(|s| s.pending).sum()
+    }
+
     /// Records heads a committed transaction wrote.
     pub(crate) fn moved(&self, heads: impl IntoIterator<Item = ([u8; 32], Head)>) {
         let mut map = self.write();

@@ -347,10 +347,13 @@ impl Store {
         let mut held: std::collections::HashMap<[u8; 32], u64> = Default::default();
         for item in self.pending.iter() {
             let (k, _) = item?;
-            let signer = keys::id32(&k).ok_or_else(|| StoreError::Damaged {
-                tree: keys::PENDING,
-                detail: format!("bad key {}", hex::encode(&k)),
-            })?;
+            let signer = k
+                .get(..32)
+                .and_then(keys::id32)
+                .ok_or_else(|| StoreError::Damaged {
+                    tree: keys::PENDING,
+                    detail: format!("bad key {}", hex::encode(&k)),
+                })?;
             *held.entry(signer).or_default() += 1;
         }
         self.head_cache.held(held);
