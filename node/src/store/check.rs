@@ -5,7 +5,7 @@ use vouch_attest::{ForkProof, verify_batch};
 
 use super::jobs::JobState;
 use super::segments::Ptr;
-use super::{Store, StoreError, keys};
+use super::{Store, StoreError, damaged, keys};
 
 /// Records verified in one batch by `vouchd check`.
 const CHECK_BATCH: usize = 1024;
@@ -172,31 +172,25 @@ impl Store {
             ("held entries", counts.pending, self.pending.len()? as u64),
         ];
         // The held entries per signer, as the writer and admission see them.
-        let mut held: std::collections::BTreeMap<[u8; 32], u64> = Default::default();
-        for item in self.pending.iter() {
-            let (k, _) = item?;
-            if let Some(signer) = k.get(..32).and_then(keys::id32) {
-                *held.entry(signer).or_default() += 1;
-            }
-        }
+        let held = self.walk_held()?;
         let in_memory = self.head_cache.pending_total();
         let walked_total: u64 = held.values().sum();
         if in_memory != walked_total {
-            return Err(StoreError::Damaged {
-                tree: keys::PENDING,
-                detail: format!("{walked_total} entries held, {in_memory} in memory"),
-            });
+            return Err(damaged(
+                keys::PENDING,
+                format!("{walked_total} entries held, {in_memory} in memory"),
+            ));
         }
         for (signer, n) in &held {
             let kept = self.head_cache.pending(signer);
             if *n != kept {
-                return Err(StoreError::Damaged {
-                    tree: keys::PENDING,
-                    detail: format!(
+                return Err(damaged(
+                    keys::PENDING,
+                    format!(
                         "{} holds {n} entries, {kept} in memory",
                         hex::encode(signer)
                     ),
-                });
+                ));
             }
         }
         let mut queue = super::jobs::QueueCounts::default();

@@ -158,6 +158,18 @@ pub struct SignerHead {
     pub count: u64,
 }
 
+impl SignerHead {
+    /// `signer`'s head at `seq`, verdict `id` (logs start at 0).
+    pub(crate) fn new(signer: PublicKey, seq: u64, id: [u8; 32]) -> SignerHead {
+        SignerHead {
+            signer,
+            seq,
+            id: Digest(id),
+            count: seq + 1,
+        }
+    }
+}
+
 /// Counts for status and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -344,19 +356,7 @@ impl Store {
         }
         t.signers.store(heads.len() as u64, Ordering::Relaxed);
         self.head_cache.moved(heads);
-        let mut held: std::collections::HashMap<[u8; 32], u64> = Default::default();
-        for item in self.pending.iter() {
-            let (k, _) = item?;
-            let signer = k
-                .get(..32)
-                .and_then(keys::id32)
-                .ok_or_else(|| StoreError::Damaged {
-                    tree: keys::PENDING,
-                    detail: format!("bad key {}", hex::encode(&k)),
-                })?;
-            *held.entry(signer).or_default() += 1;
-        }
-        self.head_cache.held(held);
+        self.head_cache.held(self.walk_held()?);
         let meta_u64 = |key| -> Result<u64, StoreError> {
             Ok(keys::u64_value(self.meta.get(key)?.as_deref()))
         };
@@ -388,6 +388,21 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// How many entries each signer holds, counted from the pending tree
+    /// (its keys are signer ‖ seq).
+    fn walk_held(&self) -> Result<std::collections::BTreeMap<[u8; 32], u64>, StoreError> {
+        let mut held = std::collections::BTreeMap::new();
+        for item in self.pending.iter() {
+            let (k, _) = item?;
+            let signer = k
+                .get(..32)
+                .and_then(keys::id32)
+                .ok_or_else(|| damaged(keys::PENDING, format!("bad key {}", hex::encode(&k))))?;
+            *held.entry(signer).or_default() += 1;
+        }
+        Ok(held)
     }
 
     /// Makes every write so far durable.
@@ -466,18 +481,14 @@ pub(crate) fn parse_signer_head(k: &[u8], v: &[u8]) -> Result<SignerHead, StoreE
     let signer_bytes = keys::id32(k).ok_or_else(damaged)?;
     let signer = PublicKey::from_bytes(&signer_bytes).map_err(|_| damaged())?;
     let (seq, id) = keys::parse_head(v).ok_or_else(damaged)?;
-    Ok(SignerHead {
-        signer,
-        seq,
-        id: Digest(id),
-        count: seq + 1,
-    })
+    Ok(SignerHead::new(signer, seq, id))
 }
 
-pub(crate) fn abort_damaged(tree: &'static str, detail: &str) -> StoreError {
+/// A stored entry of `tree` that does not decode.
+pub(crate) fn damaged(tree: &'static str, detail: impl Into<String>) -> StoreError {
     StoreError::Damaged {
         tree,
-        detail: detail.to_string(),
+        detail: detail.into(),
     }
 }
 

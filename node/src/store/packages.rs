@@ -16,7 +16,7 @@ use vouch_attest::{Digest, Envelope, OutcomeKind, PublicKey};
 
 use super::kv::{TxTree, Txn};
 use super::standing::{OriginCounts, Own};
-use super::{Store, StoreError, keys};
+use super::{Store, StoreError, damaged, keys};
 use crate::sync::Job;
 
 /// One published artifact, as the package table keeps it.
@@ -92,13 +92,6 @@ impl JobIds {
             first_package: u32::from_be_bytes(v.get(4..8)?.try_into().ok()?),
             packages: u32::from_be_bytes(v.get(8..12)?.try_into().ok()?),
         })
-    }
-}
-
-fn damaged(tree: &'static str, detail: impl Into<String>) -> StoreError {
-    StoreError::Damaged {
-        tree,
-        detail: detail.into(),
     }
 }
 

@@ -160,12 +160,7 @@ impl Store {
         Ok(self
             .head_cache
             .head(signer.as_bytes())
-            .map(|(seq, id)| SignerHead {
-                signer: *signer,
-                seq,
-                id: Digest(id),
-                count: seq + 1,
-            }))
+            .map(|(seq, id)| SignerHead::new(*signer, seq, id)))
     }
 
     /// Whether the envelope with id `id` is stored (appended to a log).

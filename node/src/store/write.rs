@@ -16,7 +16,7 @@ use super::packages::Appended;
 use super::read::parse_ptr;
 use super::segments::Staging;
 use super::tally::Tally;
-use super::{Applied, Store, StoreError, TxResult, abort_damaged, forks, keys};
+use super::{Applied, Store, StoreError, TxResult, damaged, forks, keys};
 
 impl Store {
     /// Applies verified verdicts in order, in one transaction: appends what
@@ -168,7 +168,7 @@ impl Tx<'_, '_> {
             let stored = self
                 .log
                 .get(keys::signer_seq(signer, vd.seq))?
-                .ok_or_else(|| abort_damaged(keys::LOG, "log shorter than its head"))?;
+                .ok_or_else(|| damaged(keys::LOG, "log shorter than its head"))?;
             if self.envelopes.get(v.id().as_bytes())?.as_deref() == Some(&stored[..]) {
                 return Ok(Applied::Duplicate);
             }
@@ -239,11 +239,10 @@ impl Tx<'_, '_> {
             if let Some(c) = pending_counts.get_mut(signer) {
                 *c = c.saturating_sub(1);
             }
-            let env = Envelope::decode(&held)
-                .map_err(|e| abort_damaged(keys::PENDING, &e.to_string()))?;
+            let env = Envelope::decode(&held).map_err(|e| damaged(keys::PENDING, e.to_string()))?;
             let verdict = env
                 .unverified_verdict()
-                .map_err(|e| abort_damaged(keys::PENDING, &e.to_string()))?;
+                .map_err(|e| damaged(keys::PENDING, e.to_string()))?;
             if verdict.prev != head_id {
                 // It was held for a predecessor that never came: drop it.
                 tracing::warn!(signer = %vd.signer, seq = seq + 1, "dropping held entry whose prev does not match the log");

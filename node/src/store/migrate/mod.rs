@@ -43,12 +43,15 @@ pub(crate) fn old_format(dir: &Path) -> Result<Option<String>, StoreError> {
     if !is_sled(dir) {
         return Ok(None);
     }
-    let db = older::open_sled(dir)?;
+    Ok(Some(sled_format(&older::open_sled(dir)?)?.unwrap_or_else(
+        || "(a sled database without a format mark)".to_string(),
+    )))
+}
+
+/// The format mark of a sled store.
+fn sled_format(db: &sled::Db) -> Result<Option<String>, StoreError> {
     let found = db.open_tree(keys::META)?.get(keys::META_FORMAT)?;
-    Ok(Some(match found {
-        Some(f) => String::from_utf8_lossy(&f).into_owned(),
-        None => "(a sled database without a format mark)".to_string(),
-    }))
+    Ok(found.map(|f| String::from_utf8_lossy(&f).into_owned()))
 }
 
 fn is_sled(dir: &Path) -> bool {
@@ -70,16 +73,12 @@ impl super::Store {
             return Ok(None);
         }
         let db = older::open_sled(dir)?;
-        let found = db.open_tree(keys::META)?.get(keys::META_FORMAT)?;
-        let found = match found {
-            Some(f) => String::from_utf8_lossy(&f).into_owned(),
-            None => {
-                return Err(StoreError::Format {
-                    path: dir.display().to_string(),
-                    found: "(no format mark)".into(),
-                    expected: keys::FORMAT,
-                });
-            }
+        let Some(found) = sled_format(&db)? else {
+            return Err(StoreError::Format {
+                path: dir.display().to_string(),
+                found: "(no format mark)".into(),
+                expected: keys::FORMAT,
+            });
         };
         if found == keys::FORMAT_V1 {
             older::v1_to_v2(&db)?;
