@@ -79,31 +79,10 @@ pub async fn attempt(
     }
     for s in &job.subjects {
         let url = format!("{}/{}", job.mirror.trim_end_matches('/'), s.path);
-        match download(
-            http,
-            &url,
-            &input.join(&s.filename),
-            config.max_artifact_bytes,
-        )
-        .await
-        {
-            Ok(sha) if sha == s.sha256 => {
-                log.extend_from_slice(format!("fetched {url} (sha256 {sha})\n").as_bytes());
-            }
-            Ok(sha) => {
-                log.extend_from_slice(
-                    format!(
-                        "fetched {url}: sha256 {sha}, but the index says {}\n",
-                        s.sha256
-                    )
-                    .as_bytes(),
-                );
-                return fail_all(FailReason::Fetch, log);
-            }
-            Err(e) => {
-                log.extend_from_slice(format!("cannot fetch {url}: {e}\n").as_bytes());
-                return fail_all(FailReason::Fetch, log);
-            }
+        let dest = input.join(&s.filename);
+        let max = config.max_artifact_bytes;
+        if !fetch_checked(http, &url, &dest, max, &s.sha256, "the index", &mut log).await {
+            return fail_all(FailReason::Fetch, log);
         }
     }
     // Source packages (Debian): the files named by the Sources index.
@@ -116,24 +95,10 @@ pub async fn attempt(
         let dir = job.source_dir.as_deref().unwrap_or("");
         for f in &job.source_files {
             let url = format!("{}/{dir}/{}", job.mirror.trim_end_matches('/'), f.name);
-            match download(http, &url, &src.join(&f.name), config.max_artifact_bytes).await {
-                Ok(sha) if sha == f.sha256 => {
-                    log.extend_from_slice(format!("fetched {url} (sha256 {sha})\n").as_bytes());
-                }
-                Ok(sha) => {
-                    log.extend_from_slice(
-                        format!(
-                            "fetched {url}: sha256 {sha}, but Sources says {}\n",
-                            f.sha256
-                        )
-                        .as_bytes(),
-                    );
-                    return fail_all(FailReason::Fetch, log);
-                }
-                Err(e) => {
-                    log.extend_from_slice(format!("cannot fetch {url}: {e}\n").as_bytes());
-                    return fail_all(FailReason::Fetch, log);
-                }
+            let dest = src.join(&f.name);
+            let max = config.max_artifact_bytes;
+            if !fetch_checked(http, &url, &dest, max, &f.sha256, "Sources", &mut log).await {
+                return fail_all(FailReason::Fetch, log);
             }
         }
     }
@@ -240,6 +205,30 @@ async fn diffoscope(
 
 fn hash_file(path: &Path) -> std::io::Result<Digest> {
     Digest::of_reader(std::fs::File::open(path)?)
+}
+
+/// Downloads `url` to `dest` (at most `max` bytes) and checks it against
+/// the `expected` sha256 that `listed_in` gives, saying in `log` what
+/// happened. False when it cannot be fetched or does not match.
+async fn fetch_checked(
+    client: &reqwest::Client,
+    url: &str,
+    dest: &Path,
+    max: u64,
+    expected: &Digest,
+    listed_in: &str,
+    log: &mut Vec<u8>,
+) -> bool {
+    let (line, ok) = match download(client, url, dest, max).await {
+        Ok(sha) if sha == *expected => (format!("fetched {url} (sha256 {sha})\n"), true),
+        Ok(sha) => (
+            format!("fetched {url}: sha256 {sha}, but {listed_in} says {expected}\n"),
+            false,
+        ),
+        Err(e) => (format!("cannot fetch {url}: {e}\n"), false),
+    };
+    log.extend_from_slice(line.as_bytes());
+    ok
 }
 
 /// Streams `url` to `dest` (at most `max` bytes) and returns its sha256.
