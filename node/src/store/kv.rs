@@ -29,6 +29,13 @@ const CACHE_BYTES: u64 = 64 << 20;
 /// Journal kept before memtables are flushed: bounds the replay at open.
 const MAX_JOURNAL_BYTES: u64 = 64 << 20;
 
+/// Sealed journals after which every memtable is sealed (see
+/// [`Db::seal_if_journal_full`]).
+const SEAL_JOURNAL_BYTES: u64 = MAX_JOURNAL_BYTES / 2;
+
+/// How long fjall makes a new journal file (sparse) before writing it.
+const JOURNAL_PREALLOCATED: u64 = 32 << 20;
+
 /// An open keyspace and the lock that keeps other processes out of it.
 pub(crate) struct Db {
     ks: TxKeyspace,
@@ -121,6 +128,7 @@ impl Db {
         let txn = Txn(RefCell::new(self.ks.write_tx()));
         let out = f(&txn)?;
         txn.0.into_inner().commit()?;
+        self.seal_if_journal_full()?;
         Ok(out)
     }
 
@@ -128,6 +136,51 @@ impl Db {
     pub(crate) fn persist(&self) -> Result<(), StoreError> {
         self.ks.persist(PersistMode::SyncAll)?;
         Ok(())
+    }
+
+    /// Moves every tree's memtable into a (compressed) table on disk and
+    /// waits for it, so that the journal behind them can be dropped.
+    pub(crate) fn flush_all(&self) -> Result<(), StoreError> {
+        for name in self.ks.list_partitions() {
+            let p = self
+                .ks
+                .open_partition(&name, PartitionCreateOptions::default())?;
+            p.inner().rotate_memtable_and_wait()?;
+        }
+        // fjall drops a flushed journal in its monitor thread, every 250 ms.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while self.ks.inner().journal_count() > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// When sealed journals hold more than [`SEAL_JOURNAL_BYTES`], seals
+    /// every tree's memtable for flushing in the background (without
+    /// waiting), so that the journal can be dropped before it nears
+    /// [`MAX_JOURNAL_BYTES`]. There fjall stalls every writer for 500 ms
+    /// per write until it has flushed (half of a bulk sync's time went to
+    /// that), because a journal is dropped only once every tree with
+    /// entries in it has flushed them, and small trees fill their
+    /// memtables slowly. Run after every commit.
+    fn seal_if_journal_full(&self) -> Result<bool, StoreError> {
+        // The active journal counts its preallocated length, so what
+        // this reads is at least that much more than the sealed journals.
+        let sealed = self
+            .ks
+            .inner()
+            .journal_disk_space()
+            .saturating_sub(JOURNAL_PREALLOCATED);
+        if sealed < SEAL_JOURNAL_BYTES {
+            return Ok(false);
+        }
+        for name in self.ks.list_partitions() {
+            let p = self
+                .ks
+                .open_partition(&name, PartitionCreateOptions::default())?;
+            p.inner().rotate_memtable()?;
+        }
+        Ok(true)
     }
 
     /// Bytes of the keyspace's files on disk.
@@ -155,7 +208,7 @@ fn dir_size(dir: &Path) -> std::io::Result<u64> {
         total += if meta.is_dir() {
             dir_size(&entry.path())?
         } else {
-            meta.len()
+            std::os::unix::fs::MetadataExt::blocks(&meta) * 512
         };
     }
     Ok(total)

@@ -423,7 +423,16 @@ impl Store {
         })
     }
 
-    /// Bytes on disk: the keyspace's files and the segment files.
+    /// Writes every tree's memtable to a compressed table on disk and
+    /// waits for it (the journal behind them is then dropped): what the
+    /// store settles to in the background, for measuring it.
+    pub fn settle(&self) -> Result<(), StoreError> {
+        self.db.flush_all()
+    }
+
+    /// Bytes on disk (allocated, as `du` counts them, so fjall's sparse
+    /// preallocated journal counts what it holds): the keyspace's files
+    /// and the segment files.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()? + self.segments.size()? + self.evidence.size()?)
     }

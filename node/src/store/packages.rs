@@ -95,6 +95,58 @@ impl JobIds {
     }
 }
 
+/// A package row as the tree keeps it: which job, and which of its
+/// subjects. Everything else is in the job's record, so a row costs 8
+/// bytes instead of repeating the job. (Rows written before this are whole
+/// packed rows and are still read.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RowRef {
+    job_id: u32,
+    index: u32,
+}
+
+impl RowRef {
+    const LEN: usize = 8;
+
+    fn encode(self) -> [u8; Self::LEN] {
+        let mut v = [0u8; Self::LEN];
+        v[..4].copy_from_slice(&self.job_id.to_be_bytes());
+        v[4..].copy_from_slice(&self.index.to_be_bytes());
+        v
+    }
+
+    fn decode(v: &[u8]) -> Option<RowRef> {
+        if v.len() != Self::LEN {
+            return None;
+        }
+        Some(RowRef {
+            job_id: u32::from_be_bytes(v[..4].try_into().ok()?),
+            index: u32::from_be_bytes(v[4..].try_into().ok()?),
+        })
+    }
+}
+
+/// The row of package `id`: subject `index` of `job`, whose key is `key`
+/// and whose id is `job_id`. The one place a row is put together.
+fn row_of(id: u32, job_id: u32, key: &str, job: &Job, index: usize) -> Option<PackageRow> {
+    let s = job.subjects.get(index)?;
+    Some(PackageRow {
+        id,
+        job_id,
+        job: key.to_string(),
+        distribution: job.distribution.clone(),
+        release: job.release.clone(),
+        component: job.component.clone(),
+        architecture: job.architecture.clone(),
+        name: s.name.clone(),
+        version: s.version.clone(),
+        source: job.source.clone(),
+        source_version: job.version.clone(),
+        url: format!("{}/{}", job.mirror.trim_end_matches('/'), s.path),
+        sha256: s.sha256,
+    })
+}
+
 fn name_key(name: &str, id: u32) -> Vec<u8> {
     let mut k = Vec::with_capacity(name.len() + 5);
     k.extend_from_slice(name.as_bytes());
@@ -158,25 +210,13 @@ pub(crate) fn register_in(
     tx.jobs_by_id
         .insert(&job_id.to_be_bytes()[..], key.as_bytes())?;
     let mut rows = Vec::with_capacity(job.subjects.len());
-    for (i, s) in job.subjects.iter().enumerate() {
-        let id = first + i as u32;
-        let row = PackageRow {
-            id,
-            job_id,
-            job: key.clone(),
-            distribution: job.distribution.clone(),
-            release: job.release.clone(),
-            component: job.component.clone(),
-            architecture: job.architecture.clone(),
-            name: s.name.clone(),
-            version: s.version.clone(),
-            source: job.source.clone(),
-            source_version: job.version.clone(),
-            url: format!("{}/{}", job.mirror.trim_end_matches('/'), s.path),
-            sha256: s.sha256,
-        };
-        let v = super::packed::encode(&row, keys::PACKAGES)?;
-        tx.packages.insert(&id.to_be_bytes()[..], v)?;
+    for i in 0..n {
+        let id = first + i;
+        let row = row_of(id, job_id, &key, job, i as usize)
+            .ok_or_else(|| damaged(keys::PACKAGES, "subject out of range"))?;
+        let at = RowRef { job_id, index: i };
+        tx.packages
+            .insert(&id.to_be_bytes()[..], &at.encode()[..])?;
         tx.by_name.insert(name_key(&row.name, id), [])?;
         tx.by_sha.insert(&sha_key(&row.sha256, id)[..], [])?;
         rows.push(row);
@@ -265,10 +305,11 @@ impl Store {
 
     /// The package with id `id`.
     pub fn package(&self, id: u32) -> Result<Option<PackageRow>, StoreError> {
-        self.packages
-            .get(id.to_be_bytes())?
-            .map(|v| decode_row(id, &v))
-            .transpose()
+        let mut rows = Rows::new(self);
+        match self.packages.get(id.to_be_bytes())? {
+            Some(v) => rows.row(id, &v).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The packages of the job `key`.
@@ -276,15 +317,19 @@ impl Store {
         let Some(ids) = self.job_ids(key)? else {
             return Ok(Vec::new());
         };
+        let mut rows = Rows::new(self);
         let mut out = Vec::with_capacity(ids.packages as usize);
         for id in ids.first_package..ids.first_package.saturating_add(ids.packages) {
-            out.extend(self.package(id)?);
+            if let Some(v) = self.packages.get(id.to_be_bytes())? {
+                out.push(rows.row(id, &v)?);
+            }
         }
         Ok(out)
     }
 
     /// Packages with the sha256 `sha`.
     pub fn packages_with_sha(&self, sha: &Digest) -> Result<Vec<PackageRow>, StoreError> {
+        let mut rows = Rows::new(self);
         let mut out = Vec::new();
         for item in self.packages_by_sha.scan_prefix(sha.as_bytes()) {
             let (k, _) = item?;
@@ -293,7 +338,7 @@ impl Store {
                 .and_then(|b| b.try_into().ok())
                 .map(u32::from_be_bytes)
                 .ok_or_else(|| damaged(keys::PACKAGES_BY_SHA, "bad key"))?;
-            out.extend(self.package(id)?);
+            out.extend(rows.get(id)?);
         }
         Ok(out)
     }
@@ -310,6 +355,7 @@ impl Store {
         mut visit: impl FnMut(PackageRow) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
         use std::ops::Bound;
+        let mut rows = Rows::new(self);
         match (order, name) {
             (Order::Id, None) => {
                 let lower = match after {
@@ -319,7 +365,7 @@ impl Store {
                 for item in self.packages.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
                     let (k, v) = item?;
                     let id = id_of(&k)?;
-                    if !visit(decode_row(id, &v)?)? {
+                    if !visit(rows.row(id, &v)?)? {
                         break;
                     }
                 }
@@ -342,7 +388,7 @@ impl Store {
                         break;
                     }
                     let id = id_of(&k[k.len() - 4..])?;
-                    let Some(row) = self.package(id)? else {
+                    let Some(row) = rows.get(id)? else {
                         continue;
                     };
                     if !visit(row)? {
@@ -352,7 +398,7 @@ impl Store {
             }
             (Order::Name, None) => {
                 let lower = match after {
-                    Some(a) => match self.package(a)? {
+                    Some(a) => match rows.get(a)? {
                         Some(row) => Bound::Excluded(name_key(&row.name, a)),
                         None => Bound::Unbounded,
                     },
@@ -364,7 +410,7 @@ impl Store {
                 {
                     let (k, _) = item?;
                     let id = id_of(&k[k.len().saturating_sub(4)..])?;
-                    let Some(row) = self.package(id)? else {
+                    let Some(row) = rows.get(id)? else {
                         continue;
                     };
                     if !visit(row)? {
@@ -404,9 +450,10 @@ impl Store {
         self.tally.set_own(*key);
         let standing = self.tally.packages();
         standing.reset();
+        let mut rows = Rows::new(self);
         for item in self.packages.iter() {
             let (k, v) = item?;
-            let row = decode_row(id_of(&k)?, &v)?;
+            let row = rows.row(id_of(&k)?, &v)?;
             let own = match standing.own(&row.sha256) {
                 Some(o) => Some(o),
                 None => self.own_status(&row.sha256)?,
@@ -493,6 +540,7 @@ impl Store {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<PackageRow>, StoreError> {
+        let mut rows = Rows::new(self);
         let mut out = Vec::new();
         for item in self.packages_by_name.scan_prefix(prefix.as_bytes()) {
             if out.len() >= limit {
@@ -500,7 +548,7 @@ impl Store {
             }
             let (k, _) = item?;
             let id = id_of(&k[k.len().saturating_sub(4)..])?;
-            out.extend(self.package(id)?);
+            out.extend(rows.get(id)?);
         }
         Ok(out)
     }
@@ -544,10 +592,56 @@ fn id_of(k: &[u8]) -> Result<u32, StoreError> {
         .map_err(|_| damaged(keys::PACKAGES, "bad id"))
 }
 
-fn decode_row(id: u32, v: &[u8]) -> Result<PackageRow, StoreError> {
-    let mut row: PackageRow = super::packed::decode(v, keys::PACKAGES)?;
-    row.id = id;
-    Ok(row)
+/// Reads package rows, keeping the last job read: a job's rows are
+/// adjacent in id order, so a walk reads each job once.
+struct Rows<'s> {
+    store: &'s Store,
+    last: Option<(u32, String, Job)>,
+}
+
+impl<'s> Rows<'s> {
+    fn new(store: &'s Store) -> Rows<'s> {
+        Rows { store, last: None }
+    }
+
+    /// The package `id`, if the tree has it.
+    fn get(&mut self, id: u32) -> Result<Option<PackageRow>, StoreError> {
+        match self.store.packages.get(id.to_be_bytes())? {
+            Some(v) => self.row(id, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The package `id` from its stored value `v`: a reference into its
+    /// job's record, or (written by older versions) a whole packed row.
+    fn row(&mut self, id: u32, v: &[u8]) -> Result<PackageRow, StoreError> {
+        let Some(at) = RowRef::decode(v) else {
+            let mut row: PackageRow = super::packed::decode(v, keys::PACKAGES)?;
+            row.id = id;
+            return Ok(row);
+        };
+        if self.last.as_ref().map(|l| l.0) != Some(at.job_id) {
+            let missing = || {
+                damaged(
+                    keys::PACKAGES,
+                    format!("package {id}: job {} is missing", at.job_id),
+                )
+            };
+            let key = self.store.job_key(at.job_id)?.ok_or_else(missing)?;
+            let record = self.store.job(&key)?.ok_or_else(missing)?;
+            self.last = Some((at.job_id, key, record.job));
+        }
+        let (job_id, key, job) = self
+            .last
+            .as_ref()
+            .ok_or_else(|| damaged(keys::PACKAGES, "no job"))?;
+        row_of(id, *job_id, key, job, at.index as usize).ok_or_else(|| {
+            damaged(
+                keys::PACKAGES,
+                format!("package {id}: job {job_id} has no subject {}", at.index),
+            )
+        })
+    }
 }
 
 /// Takes `n` ids from the counter at `key` (ids start at 1).
@@ -559,4 +653,84 @@ fn next_id(meta: &TxTree<'_, '_>, key: &[u8], n: u32) -> super::TxResult<u32> {
     }
     meta.insert(key, end.to_be_bytes())?;
     Ok(next as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::JobSubject;
+
+    fn job() -> Job {
+        let subject = |name: &str| JobSubject {
+            name: name.into(),
+            version: "2.10-3".into(),
+            filename: format!("{name}_2.10-3_amd64.deb"),
+            sha256: Digest::of(name.as_bytes()),
+            path: format!("pool/main/h/hello/{name}_2.10-3_amd64.deb"),
+        };
+        Job {
+            distribution: "debian".into(),
+            release: Some("bookworm".into()),
+            component: "main".into(),
+            architecture: "amd64".into(),
+            source: "hello".into(),
+            version: "2.10-3".into(),
+            mirror: "http://deb.debian.org/debian/".into(),
+            subjects: vec![subject("hello"), subject("hello-dbgsym")],
+            source_dir: Some("pool/main/h/hello".into()),
+            source_files: Vec::new(),
+            buildinfo_url: None,
+        }
+    }
+
+    #[test]
+    fn rows_are_stored_as_references_and_whole_rows_still_read() {
+        let store = Store::temporary().unwrap();
+        let job = job();
+        store
+            .enqueue_sync(
+                &["debian/bookworm/main/amd64/".into()],
+                std::slice::from_ref(&job),
+                1,
+            )
+            .unwrap();
+        let rows = store.job_packages(&job.key()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].name, "hello-dbgsym");
+        assert_eq!(
+            rows[0].url,
+            "http://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3_amd64.deb"
+        );
+        assert_eq!(rows[0].job, job.key());
+        for row in &rows {
+            let v = store.packages.get(row.id.to_be_bytes()).unwrap().unwrap();
+            assert_eq!(v.len(), RowRef::LEN, "a reference, not a copy of the job");
+        }
+        assert_eq!(
+            store.packages_with_sha(&rows[1].sha256).unwrap(),
+            vec![rows[1].clone()]
+        );
+
+        // A row as versions before wrote it: the whole row, packed.
+        let old = super::super::packed::encode(&rows[1], keys::PACKAGES).unwrap();
+        store
+            .packages
+            .insert(rows[1].id.to_be_bytes(), old)
+            .unwrap();
+        assert_eq!(store.package(rows[1].id).unwrap().as_ref(), Some(&rows[1]));
+        assert_eq!(store.job_packages(&job.key()).unwrap(), rows);
+
+        // A reference to a job that is not there is damage, named.
+        let dangling = RowRef {
+            job_id: 999,
+            index: 0,
+        }
+        .encode();
+        store
+            .packages
+            .insert(rows[0].id.to_be_bytes(), dangling)
+            .unwrap();
+        let err = store.package(rows[0].id).unwrap_err().to_string();
+        assert!(err.contains("job 999 is missing"), "{err}");
+    }
 }
