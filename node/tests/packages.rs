@@ -212,3 +212,70 @@ fn verdict_numbers_are_small_stable_and_distinct() {
     }
     assert_eq!(store.numbered_verdict(99).unwrap(), None);
 }
+
+#[test]
+fn syncs_racing_over_the_same_jobs_queue_each_once_with_distinct_ids() {
+    let store = Store::temporary().unwrap();
+    // Two jobs' worth of artifacts each, so package ids move by more than
+    // job ids.
+    let all: Vec<_> = (0..3000)
+        .map(|i| {
+            let name = format!("q{i:05}");
+            let (a, b) = (format!("{name} a"), format!("{name} b"));
+            job(
+                &name,
+                &[
+                    (&name, a.as_bytes()),
+                    (&format!("{name}-doc"), b.as_bytes()),
+                ],
+                "https://m.invalid/core/os/x86_64",
+            )
+        })
+        .collect();
+    let scope = vec!["archlinux/-/core/x86_64/".to_string()];
+    // Four syncs at once, each over the whole index in its own order.
+    let queued: Vec<usize> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let (store, scope) = (store.clone(), scope.clone());
+                let mut mine = all.clone();
+                mine.rotate_left(t * 700);
+                s.spawn(move || store.enqueue_sync(&scope, &mine, 1000).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(queued.iter().sum::<usize>(), all.len(), "{queued:?}");
+    assert_eq!(store.queue_counts().unwrap().queued, all.len() as u64);
+
+    let mut job_ids = std::collections::BTreeSet::new();
+    let mut package_ids = std::collections::BTreeSet::new();
+    for j in &all {
+        let ids = store.job_ids(&j.key()).unwrap().expect("every job has ids");
+        assert!(job_ids.insert(ids.id), "job id {} given twice", ids.id);
+        assert_eq!(ids.packages, 2);
+        for p in ids.first_package..ids.first_package + ids.packages {
+            assert!(package_ids.insert(p), "package id {p} given twice");
+            assert_eq!(store.package(p).unwrap().unwrap().job, j.key());
+        }
+        assert_eq!(store.job_key(ids.id).unwrap(), Some(j.key()));
+    }
+    // Ids are dense: none skipped.
+    assert_eq!(
+        job_ids.iter().copied().collect::<Vec<_>>(),
+        (1..=3000).collect::<Vec<u32>>()
+    );
+    assert_eq!(
+        package_ids.iter().copied().collect::<Vec<_>>(),
+        (1..=6000).collect::<Vec<u32>>()
+    );
+    // Walked by name, each artifact is there once.
+    let mut rows = 0;
+    store
+        .walk_packages(Order::Name, None, None, |_| {
+            rows += 1;
+            Ok(true)
+        })
+        .unwrap();
+    assert_eq!(rows, 6000);
+}

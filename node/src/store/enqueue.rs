@@ -18,7 +18,7 @@ impl Store {
     /// published again, and marks every known job of `scope` (a key prefix:
     /// distribution/release/component/architecture) that is absent from
     /// `jobs` as no longer published — never deleting it. Returns how many
-    /// were new.
+    /// it queued (a job another sync queued first is not counted).
     pub fn enqueue_sync(
         &self,
         scope: &[String],
@@ -45,9 +45,9 @@ impl Store {
                 None => fresh.push(job),
             }
         }
-        let new = fresh.len();
+        let mut new = 0;
         for chunk in fresh.chunks(QUEUE_CHUNK) {
-            self.queue_new(chunk, now)?;
+            new += self.queue_new(chunk, now)?;
         }
         for prefix in scope {
             self.meta
@@ -78,10 +78,11 @@ impl Store {
         ))
     }
 
-    /// Queues `fresh` jobs (none of them known) in one transaction: each
-    /// job's record, its queue entry, its ids and its package rows, so that
-    /// a crash leaves all of them or none.
-    fn queue_new(&self, fresh: &[&Job], now: u64) -> Result<(), StoreError> {
+    /// Queues `fresh` jobs (none of them known when the sync looked) in
+    /// one batch: each job's record, its queue entry, its ids and its
+    /// package rows, so that a crash leaves all of them or none. A job that
+    /// another sync queued meanwhile is left as it is.
+    fn queue_new(&self, fresh: &[&Job], now: u64) -> Result<usize, StoreError> {
         let records: Vec<(String, Vec<u8>, Vec<u8>)> = fresh
             .iter()
             .map(|job| {
@@ -91,21 +92,27 @@ impl Store {
                 encode(&r).map(|v| (key, v, qk))
             })
             .collect::<Result<_, _>>()?;
-        let rows = self.db.transaction(|t| {
-            let (jobs, queue) = (t.on(&self.jobs), t.on(&self.queue));
-            let tx = self.package_tx(t);
+        let (queued, rows) = self.registering(|next, batch| {
+            let mut queued = Vec::with_capacity(fresh.len());
             let mut rows = Vec::new();
             for (job, (key, v, qk)) in fresh.iter().zip(&records) {
-                jobs.insert(key.as_bytes(), v.as_slice())?;
-                queue.insert(qk.as_slice(), [])?;
-                rows.extend(super::packages::register_in(&tx, job)?.1);
+                if self.jobs.contains_key(key.as_bytes())? {
+                    continue;
+                }
+                batch.insert(&self.jobs, key.as_bytes(), v);
+                batch.insert(&self.queue, qk, []);
+                let (ids, mut new) = self.register_into(batch, next, key, job)?;
+                rows.append(&mut new);
+                queued.push((key, ids));
             }
-            Ok(rows)
+            Ok((queued, rows))
         })?;
         self.note_rows(rows)?;
-        for (key, _, _) in &records {
-            self.job_moved(key, None, JobState::Queued);
+        let n = queued.len();
+        for (key, ids) in queued {
+            self.tally.job_moved(key, None, JobState::Queued);
+            self.tally.packages().queued(ids.id, true);
         }
-        Ok(())
+        Ok(n)
     }
 }

@@ -216,6 +216,9 @@ pub struct Store {
     /// Every head and count of held entries, as in `heads` and `pending`
     /// (see [`heads`]).
     head_cache: Arc<heads::Heads>,
+    /// Held while job and package ids are handed out (see
+    /// [`packages::NextIds`]).
+    registering: Arc<std::sync::Mutex<()>>,
 }
 
 pub(crate) type TxResult<T> = Result<T, StoreError>;
@@ -337,6 +340,7 @@ impl Store {
             db: Arc::new(db),
             tally: Arc::default(),
             head_cache: Arc::default(),
+            registering: Arc::default(),
         };
         // Jobs get their ids first, so that one pass over the jobs counts
         // them and their standing.

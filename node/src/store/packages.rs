@@ -7,14 +7,14 @@
 //! page seeks to where the last one ended, so its cost does not grow with
 //! depth.
 //!
-//! Ids are assigned after a job is queued, in a second step: a crash in
-//! between leaves a job without ids, which [`Store::register_missing`]
-//! (run at open) assigns.
+//! A sync's new jobs get their ids in the batch that queues them; a job
+//! without ids (queued by a version before the table existed) gets them at
+//! open, from [`Store::register_missing`].
 
 use serde::{Deserialize, Serialize};
 use vouch_attest::{Digest, Envelope, OutcomeKind, PublicKey};
 
-use super::kv::{TxTree, Txn};
+use super::kv::{Batch, TxTree};
 use super::standing::{OriginCounts, Own};
 use super::{Store, StoreError, damaged, keys};
 use crate::sync::Job;
@@ -162,66 +162,93 @@ fn sha_key(sha: &Digest, id: u32) -> [u8; 36] {
     k
 }
 
-/// The package trees inside a transaction.
-pub(crate) struct PackageTx<'t, 'a> {
-    meta: TxTree<'t, 'a>,
-    job_ids: TxTree<'t, 'a>,
-    jobs_by_id: TxTree<'t, 'a>,
-    packages: TxTree<'t, 'a>,
-    by_name: TxTree<'t, 'a>,
-    by_sha: TxTree<'t, 'a>,
+/// The next job id and package id, read from `meta` once by a writer that
+/// holds [`Store::registering`] and written back once with its batch, so
+/// ids are neither skipped nor given twice.
+pub(crate) struct NextIds {
+    job: u64,
+    package: u64,
+}
+
+impl NextIds {
+    fn take(&mut self, packages: u32) -> Result<(u32, u32), StoreError> {
+        let (job, package) = (self.job, self.package);
+        let (next_job, next_package) = (job + 1, package + u64::from(packages));
+        if next_job > i32::MAX as u64 || next_package > i32::MAX as u64 {
+            return Err(damaged(keys::META, "out of 31-bit ids"));
+        }
+        (self.job, self.package) = (next_job, next_package);
+        Ok((job as u32, package as u32))
+    }
 }
 
 impl Store {
-    /// The package trees inside the transaction `t`.
-    pub(crate) fn package_tx<'t, 'a>(&'t self, t: &'t Txn<'a>) -> PackageTx<'t, 'a> {
-        PackageTx {
-            meta: t.on(&self.meta),
-            job_ids: t.on(&self.job_ids),
-            jobs_by_id: t.on(&self.jobs_by_id),
-            packages: t.on(&self.packages),
-            by_name: t.on(&self.packages_by_name),
-            by_sha: t.on(&self.packages_by_sha),
-        }
+    /// Hands out ids to jobs while `f` runs (with the next ids, and a batch
+    /// to write into), then commits the batch with the counters moved.
+    /// Registrations take turns, so a job is registered once.
+    pub(crate) fn registering<T>(
+        &self,
+        f: impl FnOnce(&mut NextIds, &mut Batch) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _turn = self
+            .registering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let read = |key| -> Result<u64, StoreError> {
+            Ok(keys::u64_value(self.meta.get(key)?.as_deref()).max(1))
+        };
+        let mut next = NextIds {
+            job: read(keys::META_NEXT_JOB)?,
+            package: read(keys::META_NEXT_PACKAGE)?,
+        };
+        let mut batch = self.db.batch();
+        let out = f(&mut next, &mut batch)?;
+        batch.insert(&self.meta, keys::META_NEXT_JOB, next.job.to_be_bytes());
+        batch.insert(
+            &self.meta,
+            keys::META_NEXT_PACKAGE,
+            next.package.to_be_bytes(),
+        );
+        self.db.commit(batch)?;
+        Ok(out)
     }
-}
 
-/// Gives `job` its ids and its packages rows inside a transaction, unless
-/// it has them: its ids, and the rows written (none when it had ids).
-pub(crate) fn register_in(
-    tx: &PackageTx<'_, '_>,
-    job: &Job,
-) -> super::TxResult<(JobIds, Vec<PackageRow>)> {
-    let key = job.key();
-    if let Some(v) = tx.job_ids.get(key.as_bytes())? {
-        let ids = JobIds::decode(&v).ok_or_else(|| damaged(keys::JOB_IDS, "bad job ids"))?;
-        return Ok((ids, Vec::new()));
+    /// Puts into `batch` the ids and package rows of `job` (whose key is
+    /// `key`), unless it has them: its ids, and the rows written (none when
+    /// it had ids). Only inside [`Store::registering`].
+    pub(crate) fn register_into(
+        &self,
+        batch: &mut Batch,
+        next: &mut NextIds,
+        key: &str,
+        job: &Job,
+    ) -> Result<(JobIds, Vec<PackageRow>), StoreError> {
+        if let Some(ids) = self.job_ids(key)? {
+            return Ok((ids, Vec::new()));
+        }
+        let n = u32::try_from(job.subjects.len())
+            .map_err(|_| damaged(keys::PACKAGES, "job too large"))?;
+        let (job_id, first) = next.take(n)?;
+        let ids = JobIds {
+            id: job_id,
+            first_package: first,
+            packages: n,
+        };
+        batch.insert(&self.job_ids, key.as_bytes(), ids.encode());
+        batch.insert(&self.jobs_by_id, job_id.to_be_bytes(), key.as_bytes());
+        let mut rows = Vec::with_capacity(job.subjects.len());
+        for i in 0..n {
+            let id = first + i;
+            let row = row_of(id, job_id, key, job, i as usize)
+                .ok_or_else(|| damaged(keys::PACKAGES, "subject out of range"))?;
+            let at = RowRef { job_id, index: i };
+            batch.insert(&self.packages, id.to_be_bytes(), at.encode());
+            batch.insert(&self.packages_by_name, name_key(&row.name, id), []);
+            batch.insert(&self.packages_by_sha, sha_key(&row.sha256, id), []);
+            rows.push(row);
+        }
+        Ok((ids, rows))
     }
-    let n =
-        u32::try_from(job.subjects.len()).map_err(|_| damaged(keys::PACKAGES, "job too large"))?;
-    let job_id = next_id(&tx.meta, keys::META_NEXT_JOB, 1)?;
-    let first = next_id(&tx.meta, keys::META_NEXT_PACKAGE, n)?;
-    let ids = JobIds {
-        id: job_id,
-        first_package: first,
-        packages: n,
-    };
-    tx.job_ids.insert(key.as_bytes(), &ids.encode()[..])?;
-    tx.jobs_by_id
-        .insert(&job_id.to_be_bytes()[..], key.as_bytes())?;
-    let mut rows = Vec::with_capacity(job.subjects.len());
-    for i in 0..n {
-        let id = first + i;
-        let row = row_of(id, job_id, &key, job, i as usize)
-            .ok_or_else(|| damaged(keys::PACKAGES, "subject out of range"))?;
-        let at = RowRef { job_id, index: i };
-        tx.packages
-            .insert(&id.to_be_bytes()[..], &at.encode()[..])?;
-        tx.by_name.insert(name_key(&row.name, id), [])?;
-        tx.by_sha.insert(&sha_key(&row.sha256, id)[..], [])?;
-        rows.push(row);
-    }
-    Ok((ids, rows))
 }
 
 /// A verdict a write appended, as the in-memory counts need it.
@@ -254,9 +281,9 @@ impl Store {
     /// Gives `job` (already queued) its job id and its artifacts package
     /// ids, unless it has them. Returns its ids.
     pub fn register_job(&self, job: &Job) -> Result<JobIds, StoreError> {
-        let (ids, rows) = self
-            .db
-            .transaction(|t| register_in(&self.package_tx(t), job))?;
+        let key = job.key();
+        let (ids, rows) =
+            self.registering(|next, batch| self.register_into(batch, next, &key, job))?;
         self.note_rows(rows)?;
         Ok(ids)
     }
