@@ -192,9 +192,10 @@ impl Db {
     /// entries in it has flushed them. Larger memtables are left to fill.
     ///
     /// Run after each batch, not after the group commits of verdicts: there
-    /// the large trees flush often enough on their own, and sealing (all
-    /// memtables, or only the small ones) made ingest at 10 million
-    /// verdicts fall from 1.20x raw verification to 0.83x and 0.92x.
+    /// the large trees flush often enough on their own, and at 10 million
+    /// verdicts sealing made no difference the machine's noise would not
+    /// hide (0.83x and 0.92x raw verification sealing all memtables or the
+    /// small ones, 0.79x not sealing, all three on one day).
     fn seal_if_journal_full(&self) -> Result<bool, StoreError> {
         // The active journal counts its preallocated length, so what
         // this reads is at least that much more than the sealed journals.
