@@ -685,29 +685,9 @@ fn next_id(meta: &TxTree<'_, '_>, key: &[u8], n: u32) -> super::TxResult<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::JobSubject;
 
     fn job() -> Job {
-        let subject = |name: &str| JobSubject {
-            name: name.into(),
-            version: "2.10-3".into(),
-            filename: format!("{name}_2.10-3_amd64.deb"),
-            sha256: Digest::of(name.as_bytes()),
-            path: format!("pool/main/h/hello/{name}_2.10-3_amd64.deb"),
-        };
-        Job {
-            distribution: "debian".into(),
-            release: Some("bookworm".into()),
-            component: "main".into(),
-            architecture: "amd64".into(),
-            source: "hello".into(),
-            version: "2.10-3".into(),
-            mirror: "http://deb.debian.org/debian/".into(),
-            subjects: vec![subject("hello"), subject("hello-dbgsym")],
-            source_dir: Some("pool/main/h/hello".into()),
-            source_files: Vec::new(),
-            buildinfo_url: None,
-        }
+        Job::debian_hello(&["hello", "hello-dbgsym"])
     }
 
     #[test]

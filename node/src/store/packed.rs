@@ -30,32 +30,10 @@ pub(crate) fn decode<T: DeserializeOwned>(v: &[u8], tree: &'static str) -> Resul
 mod tests {
     use super::*;
     use crate::store::jobs::JobRecord;
-    use crate::sync::{Job, JobSubject};
-    use vouch_attest::Digest;
+    use crate::sync::Job;
 
     fn record() -> JobRecord {
-        JobRecord::queued(
-            Job {
-                distribution: "debian".into(),
-                release: Some("bookworm".into()),
-                component: "main".into(),
-                architecture: "amd64".into(),
-                source: "hello".into(),
-                version: "2.10-3".into(),
-                mirror: "http://deb.debian.org/debian".into(),
-                subjects: vec![JobSubject {
-                    name: "hello".into(),
-                    version: "2.10-3".into(),
-                    filename: "hello_2.10-3_amd64.deb".into(),
-                    sha256: Digest::of(b"hello"),
-                    path: "pool/main/h/hello/hello_2.10-3_amd64.deb".into(),
-                }],
-                source_dir: Some("pool/main/h/hello".into()),
-                source_files: Vec::new(),
-                buildinfo_url: None,
-            },
-            1,
-        )
+        JobRecord::queued(Job::debian_hello(&["hello"]), 1)
     }
 
     #[test]

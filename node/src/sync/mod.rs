@@ -80,6 +80,36 @@ pub struct Job {
     pub buildinfo_url: Option<String>,
 }
 
+#[cfg(test)]
+impl Job {
+    /// For unit tests: Debian bookworm's `hello` 2.10-3 on amd64 with one
+    /// artifact per name in `names`.
+    pub(crate) fn debian_hello(names: &[&str]) -> Job {
+        Job {
+            distribution: "debian".into(),
+            release: Some("bookworm".into()),
+            component: "main".into(),
+            architecture: "amd64".into(),
+            source: "hello".into(),
+            version: "2.10-3".into(),
+            mirror: "http://deb.debian.org/debian".into(),
+            subjects: names
+                .iter()
+                .map(|name| JobSubject {
+                    name: name.to_string(),
+                    version: "2.10-3".into(),
+                    filename: format!("{name}_2.10-3_amd64.deb"),
+                    sha256: vouch_attest::Digest::of(name.as_bytes()),
+                    path: format!("pool/main/h/hello/{name}_2.10-3_amd64.deb"),
+                })
+                .collect(),
+            source_dir: Some("pool/main/h/hello".into()),
+            source_files: Vec::new(),
+            buildinfo_url: None,
+        }
+    }
+}
+
 impl Job {
     /// A stable key: distribution, release, component, architecture,
     /// source, version.
