@@ -110,8 +110,7 @@ impl Store {
         self.note_rows(rows)?;
         let n = queued.len();
         for (key, ids) in queued {
-            self.tally.job_moved(key, None, JobState::Queued);
-            self.tally.packages().queued(ids.id, true);
+            self.job_moved_as(key, Some(ids.id), None, JobState::Queued);
         }
         Ok(n)
     }

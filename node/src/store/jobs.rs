@@ -346,9 +346,21 @@ impl Store {
     /// A job moved from `from` (None: new) to `to`: the in-memory counts
     /// and the set of queued job ids follow.
     pub(super) fn job_moved(&self, key: &str, from: Option<JobState>, to: JobState) {
+        let job_id = self.job_ids(key).ok().flatten().map(|ids| ids.id);
+        self.job_moved_as(key, job_id, from, to);
+    }
+
+    /// [`Store::job_moved`] for a job whose id (if it has one) is known.
+    pub(super) fn job_moved_as(
+        &self,
+        key: &str,
+        job_id: Option<u32>,
+        from: Option<JobState>,
+        to: JobState,
+    ) {
         self.tally.job_moved(key, from, to);
-        if let Ok(Some(ids)) = self.job_ids(key) {
-            self.tally.packages().queued(ids.id, to == JobState::Queued);
+        if let Some(id) = job_id {
+            self.tally.packages().queued(id, to == JobState::Queued);
         }
     }
 

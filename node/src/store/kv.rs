@@ -168,11 +168,8 @@ impl Db {
     /// Moves every tree's memtable into a (compressed) table on disk and
     /// waits for it, so that the journal behind them can be dropped.
     pub(crate) fn flush_all(&self) -> Result<(), StoreError> {
-        for name in self.ks.list_partitions() {
-            let p = self
-                .ks
-                .open_partition(&name, PartitionCreateOptions::default())?;
-            p.inner().rotate_memtable_and_wait()?;
+        for name in self.tree_names() {
+            self.tree(&name)?.p.inner().rotate_memtable_and_wait()?;
         }
         // fjall drops a flushed journal in its monitor thread, every 250 ms.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
@@ -211,10 +208,8 @@ impl Db {
         if !self.seal_armed.swap(false, Ordering::Relaxed) {
             return Ok(false);
         }
-        for name in self.ks.list_partitions() {
-            let p = self
-                .ks
-                .open_partition(&name, PartitionCreateOptions::default())?;
+        for name in self.tree_names() {
+            let p = self.tree(&name)?.p;
             if p.inner().tree.active_memtable_size() < SEAL_BELOW_BYTES {
                 p.inner().rotate_memtable()?;
             }

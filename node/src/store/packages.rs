@@ -173,11 +173,7 @@ pub(crate) struct NextIds {
 impl NextIds {
     fn take(&mut self, packages: u32) -> Result<(u32, u32), StoreError> {
         let (job, package) = (self.job, self.package);
-        let (next_job, next_package) = (job + 1, package + u64::from(packages));
-        if next_job > i32::MAX as u64 || next_package > i32::MAX as u64 {
-            return Err(damaged(keys::META, "out of 31-bit ids"));
-        }
-        (self.job, self.package) = (next_job, next_package);
+        (self.job, self.package) = (advance(job, 1)?, advance(package, packages)?);
         Ok((job as u32, package as u32))
     }
 }
@@ -194,9 +190,8 @@ impl Store {
             .registering
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let read = |key| -> Result<u64, StoreError> {
-            Ok(keys::u64_value(self.meta.get(key)?.as_deref()).max(1))
-        };
+        let read =
+            |key| -> Result<u64, StoreError> { Ok(first_free(self.meta.get(key)?.as_deref())) };
         let mut next = NextIds {
             job: read(keys::META_NEXT_JOB)?,
             package: read(keys::META_NEXT_PACKAGE)?,
@@ -332,11 +327,7 @@ impl Store {
 
     /// The package with id `id`.
     pub fn package(&self, id: u32) -> Result<Option<PackageRow>, StoreError> {
-        let mut rows = Rows::new(self);
-        match self.packages.get(id.to_be_bytes())? {
-            Some(v) => rows.row(id, &v).map(Some),
-            None => Ok(None),
-        }
+        Rows::new(self).get(id)
     }
 
     /// The packages of the job `key`.
@@ -347,9 +338,7 @@ impl Store {
         let mut rows = Rows::new(self);
         let mut out = Vec::with_capacity(ids.packages as usize);
         for id in ids.first_package..ids.first_package.saturating_add(ids.packages) {
-            if let Some(v) = self.packages.get(id.to_be_bytes())? {
-                out.push(rows.row(id, &v)?);
-            }
+            out.extend(rows.get(id)?);
         }
         Ok(out)
     }
@@ -647,25 +636,29 @@ impl<'s> Rows<'s> {
             row.id = id;
             return Ok(row);
         };
-        if self.last.as_ref().map(|l| l.0) != Some(at.job_id) {
-            let missing = || {
-                damaged(
-                    keys::PACKAGES,
-                    format!("package {id}: job {} is missing", at.job_id),
-                )
-            };
-            let key = self.store.job_key(at.job_id)?.ok_or_else(missing)?;
-            let record = self.store.job(&key)?.ok_or_else(missing)?;
-            self.last = Some((at.job_id, key, record.job));
-        }
-        let (job_id, key, job) = self
-            .last
-            .as_ref()
-            .ok_or_else(|| damaged(keys::PACKAGES, "no job"))?;
-        row_of(id, *job_id, key, job, at.index as usize).ok_or_else(|| {
+        let (key, job) = match self.last.take() {
+            Some((job_id, key, job)) if job_id == at.job_id => (key, job),
+            _ => {
+                let missing = || {
+                    damaged(
+                        keys::PACKAGES,
+                        format!("package {id}: job {} is missing", at.job_id),
+                    )
+                };
+                let key = self.store.job_key(at.job_id)?.ok_or_else(missing)?;
+                let record = self.store.job(&key)?.ok_or_else(missing)?;
+                (key, record.job)
+            }
+        };
+        let row = row_of(id, at.job_id, &key, &job, at.index as usize);
+        self.last = Some((at.job_id, key, job));
+        row.ok_or_else(|| {
             damaged(
                 keys::PACKAGES,
-                format!("package {id}: job {job_id} has no subject {}", at.index),
+                format!(
+                    "package {id}: job {} has no subject {}",
+                    at.job_id, at.index
+                ),
             )
         })
     }
@@ -673,13 +666,23 @@ impl<'s> Rows<'s> {
 
 /// Takes `n` ids from the counter at `key` (ids start at 1).
 fn next_id(meta: &TxTree<'_, '_>, key: &[u8], n: u32) -> super::TxResult<u32> {
-    let next = keys::u64_value(meta.get(key)?.as_deref()).max(1);
+    let next = first_free(meta.get(key)?.as_deref());
+    meta.insert(key, advance(next, n)?.to_be_bytes())?;
+    Ok(next as u32)
+}
+
+/// The first free id of a counter stored as `v` (ids start at 1).
+fn first_free(v: Option<&[u8]>) -> u64 {
+    keys::u64_value(v).max(1)
+}
+
+/// The counter after taking `n` ids from `next`; ids stay within 31 bits.
+fn advance(next: u64, n: u32) -> Result<u64, StoreError> {
     let end = next + u64::from(n);
     if end > i32::MAX as u64 {
         return Err(damaged(keys::META, "out of 31-bit ids"));
     }
-    meta.insert(key, end.to_be_bytes())?;
-    Ok(next as u32)
+    Ok(end)
 }
 
 #[cfg(test)]
