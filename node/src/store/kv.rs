@@ -95,13 +95,14 @@ impl Db {
 
     /// A keyspace in a fresh directory that is removed when it is dropped.
     pub(crate) fn temporary() -> Result<Db, StoreError> {
-        use std::sync::atomic::AtomicU64;
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "vouch-store-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+        // Created here, exclusively, under a random name: a name made of
+        // the pid would, once pids wrap, open a store a dead process left.
+        let tmp = std::env::temp_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("vouch-store-")
+            .tempdir_in(&tmp)
+            .map_err(|e| io_error(&tmp, e))?
+            .keep();
         let ks = config(&dir).temporary(true).open_transactional()?;
         Ok(Db {
             ks,
