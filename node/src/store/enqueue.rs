@@ -2,7 +2,7 @@
 //! one transaction with its ids and package rows; known jobs marked
 //! published again, vanished ones unpublished (never deleted).
 
-use super::jobs::{JobRecord, JobState, decode, encode, queue_key};
+use super::jobs::{JobState, Priority, decode, encode, encode_queued, queue_key};
 use super::{Store, StoreError};
 use crate::sync::Job;
 
@@ -25,12 +25,11 @@ impl Store {
         jobs: &[Job],
         now: u64,
     ) -> Result<usize, StoreError> {
-        let present: std::collections::HashSet<String> = jobs.iter().map(Job::key).collect();
-        let mut fresh: Vec<&Job> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for job in jobs {
-            let key = job.key();
-            if !seen.insert(key.clone()) {
+        let keys: Vec<String> = jobs.iter().map(Job::key).collect();
+        let mut present = std::collections::HashSet::with_capacity(keys.len());
+        let mut fresh: Vec<(&Job, &str)> = Vec::new();
+        for (job, key) in jobs.iter().zip(&keys) {
+            if !present.insert(key.as_str()) {
                 continue; // listed twice in one index: queued once
             }
             match self.jobs.get(key.as_bytes())? {
@@ -39,29 +38,30 @@ impl Store {
                     if !r.published {
                         r.published = true;
                         self.jobs.insert(key.as_bytes(), encode(&r)?)?;
-                        self.note_published(&key, true)?;
+                        self.note_published(key, true)?;
                     }
                 }
-                None => fresh.push(job),
+                None => fresh.push((job, key)),
             }
         }
+        let prepared = prepare(&fresh, now)?;
         let mut new = 0;
-        for chunk in fresh.chunks(QUEUE_CHUNK) {
-            new += self.queue_new(chunk, now)?;
+        for chunk in prepared.chunks(QUEUE_CHUNK) {
+            new += self.queue_new(chunk)?;
         }
         for prefix in scope {
             self.meta
                 .insert(synced_key(prefix.trim_end_matches('/')), now.to_be_bytes())?;
             for item in self.jobs.scan_prefix(prefix.as_bytes()) {
                 let (k, v) = item?;
-                let key = String::from_utf8_lossy(&k).into_owned();
-                if present.contains(&key) {
+                let key = String::from_utf8_lossy(&k);
+                if present.contains(key.as_ref()) {
                     continue;
                 }
                 let mut r = decode(&v)?;
                 if r.published {
                     r.published = false;
-                    self.jobs.insert(k, encode(&r)?)?;
+                    self.jobs.insert(&k, encode(&r)?)?;
                     self.note_published(&key, false)?;
                 }
             }
@@ -82,36 +82,71 @@ impl Store {
     /// one batch: each job's record, its queue entry, its ids and its
     /// package rows, so that a crash leaves all of them or none. A job that
     /// another sync queued meanwhile is left as it is.
-    fn queue_new(&self, fresh: &[&Job], now: u64) -> Result<usize, StoreError> {
-        let records: Vec<(String, Vec<u8>, Vec<u8>)> = fresh
-            .iter()
-            .map(|job| {
-                let key = job.key();
-                let r = JobRecord::queued((*job).clone(), now);
-                let qk = queue_key(r.priority, r.next_at, &key);
-                encode(&r).map(|v| (key, v, qk))
-            })
-            .collect::<Result<_, _>>()?;
-        let (queued, rows) = self.registering(|next, batch| {
+    fn queue_new(&self, fresh: &[Prepared]) -> Result<usize, StoreError> {
+        let (queued, registered) = self.registering(|next, batch| {
             let mut queued = Vec::with_capacity(fresh.len());
-            let mut rows = Vec::new();
-            for (job, (key, v, qk)) in fresh.iter().zip(&records) {
-                if self.jobs.contains_key(key.as_bytes())? {
+            let mut registered = Vec::with_capacity(fresh.len());
+            for p in fresh {
+                if self.jobs.contains_key(p.key.as_bytes())? {
                     continue;
                 }
-                batch.insert(&self.jobs, key.as_bytes(), v);
-                batch.insert(&self.queue, qk, []);
-                let (ids, mut new) = self.register_into(batch, next, key, job)?;
-                rows.append(&mut new);
-                queued.push((key, ids));
+                batch.insert(&self.jobs, p.key.as_bytes(), &p.record);
+                batch.insert(&self.queue, &p.queue_key, []);
+                let (ids, new) = self.register_into(batch, next, p.key, p.job)?;
+                registered.extend(new);
+                queued.push((p.key, ids));
             }
-            Ok((queued, rows))
+            Ok((queued, registered))
         })?;
-        self.note_rows(rows)?;
+        self.note_registered(registered)?;
         let n = queued.len();
         for (key, ids) in queued {
             self.job_moved_as(key, Some(ids.id), None, JobState::Queued);
         }
         Ok(n)
     }
+}
+
+/// A new job with its record and queue key encoded.
+struct Prepared<'a> {
+    job: &'a Job,
+    key: &'a str,
+    record: Vec<u8>,
+    queue_key: Vec<u8>,
+}
+
+/// Jobs below this many are encoded on the caller's thread.
+const PREPARE_ALONE: usize = 512;
+
+/// Encodes the records and queue keys of `fresh` jobs queued at `now`, on
+/// every core: outside the registration lock, this is most of queueing's
+/// work.
+fn prepare<'a>(fresh: &[(&'a Job, &'a str)], now: u64) -> Result<Vec<Prepared<'a>>, StoreError> {
+    let one = |&(job, key): &(&'a Job, &'a str)| {
+        Ok(Prepared {
+            job,
+            key,
+            record: encode_queued(job, now)?,
+            queue_key: queue_key(Priority::New, now, key),
+        })
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if fresh.len() < PREPARE_ALONE || threads < 2 {
+        return fresh.iter().map(one).collect();
+    }
+    let per = fresh.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = fresh
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().map(one).collect::<Result<Vec<_>, _>>()))
+            .collect();
+        let mut out = Vec::with_capacity(fresh.len());
+        for part in parts {
+            let done = part
+                .join()
+                .map_err(|_| StoreError::Io("a thread encoding job records panicked".into()))?;
+            out.extend(done?);
+        }
+        Ok(out)
+    })
 }

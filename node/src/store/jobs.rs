@@ -110,6 +110,42 @@ pub(super) fn encode(r: &JobRecord) -> Result<Vec<u8>, StoreError> {
     super::packed::encode(r, "jobs")
 }
 
+/// [`JobRecord::queued`]`(job, now)` encoded without copying `job`.
+pub(super) fn encode_queued(job: &Job, now: u64) -> Result<Vec<u8>, StoreError> {
+    /// [`JobRecord`]'s fields in its order (packed CBOR numbers fields by
+    /// position), borrowing the job.
+    #[derive(Serialize)]
+    struct Queued<'a> {
+        job: &'a Job,
+        state: JobState,
+        priority: Priority,
+        next_at: u64,
+        fails: u32,
+        bads: u32,
+        last: Option<&'a str>,
+        worker: Option<&'a str>,
+        lease_until: u64,
+        started_at: u64,
+        published: bool,
+        queued_at: u64,
+    }
+    let r = Queued {
+        job,
+        state: JobState::Queued,
+        priority: Priority::New,
+        next_at: now,
+        fails: 0,
+        bads: 0,
+        last: None,
+        worker: None,
+        lease_until: 0,
+        started_at: 0,
+        published: true,
+        queued_at: now,
+    };
+    super::packed::encode(&r, "jobs")
+}
+
 pub(crate) fn decode(v: &[u8]) -> Result<JobRecord, StoreError> {
     super::packed::decode(v, "jobs")
 }
@@ -501,5 +537,21 @@ impl RetryPolicy {
         self.backoff_secs
             .saturating_mul(1u64 << n.saturating_sub(1).min(20))
             .min(self.max_backoff_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queued_record_encoded_by_reference_is_the_records_encoding() {
+        let job = Job::debian_hello(&["hello", "hello-dbgsym"]);
+        let whole = encode(&JobRecord::queued(job.clone(), 1_700_000_000)).unwrap();
+        assert_eq!(encode_queued(&job, 1_700_000_000).unwrap(), whole);
+        assert_eq!(
+            decode(&whole).unwrap(),
+            JobRecord::queued(job, 1_700_000_000)
+        );
     }
 }

@@ -217,9 +217,9 @@ impl Store {
         next: &mut NextIds,
         key: &str,
         job: &Job,
-    ) -> Result<(JobIds, Vec<PackageRow>), StoreError> {
+    ) -> Result<(JobIds, Option<Registered>), StoreError> {
         if let Some(ids) = self.job_ids(key)? {
-            return Ok((ids, Vec::new()));
+            return Ok((ids, None));
         }
         let n = u32::try_from(job.subjects.len())
             .map_err(|_| damaged(keys::PACKAGES, "job too large"))?;
@@ -231,19 +231,31 @@ impl Store {
         };
         batch.insert(&self.job_ids, key.as_bytes(), ids.encode());
         batch.insert(&self.jobs_by_id, job_id.to_be_bytes(), key.as_bytes());
-        let mut rows = Vec::with_capacity(job.subjects.len());
-        for i in 0..n {
-            let id = first + i;
-            let row = row_of(id, job_id, key, job, i as usize)
-                .ok_or_else(|| damaged(keys::PACKAGES, "subject out of range"))?;
-            let at = RowRef { job_id, index: i };
+        for ((index, s), id) in (0..n).zip(&job.subjects).zip(first..) {
+            let at = RowRef { job_id, index };
             batch.insert(&self.packages, id.to_be_bytes(), at.encode());
-            batch.insert(&self.packages_by_name, name_key(&row.name, id), []);
-            batch.insert(&self.packages_by_sha, sha_key(&row.sha256, id), []);
-            rows.push(row);
+            batch.insert(&self.packages_by_name, name_key(&s.name, id), []);
+            batch.insert(&self.packages_by_sha, sha_key(&s.sha256, id), []);
         }
-        Ok((ids, rows))
+        Ok((
+            ids,
+            Some(Registered {
+                job_id,
+                origin: job.origin(),
+                shas: job.subjects.iter().map(|s| s.sha256).collect(),
+            }),
+        ))
     }
+}
+
+/// A job [`Store::register_into`] gave ids to, as the standing counts it.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    job_id: u32,
+    /// `distribution/release/component/architecture`.
+    origin: String,
+    /// The artifacts of its packages, in package order.
+    shas: Vec<Digest>,
 }
 
 /// A verdict a write appended, as the in-memory counts need it.
@@ -277,17 +289,25 @@ impl Store {
     /// ids, unless it has them. Returns its ids.
     pub fn register_job(&self, job: &Job) -> Result<JobIds, StoreError> {
         let key = job.key();
-        let (ids, rows) =
+        let (ids, new) =
             self.registering(|next, batch| self.register_into(batch, next, &key, job))?;
-        self.note_rows(rows)?;
+        self.note_registered(new)?;
         Ok(ids)
     }
 
-    /// Counts newly registered rows in the standing.
-    pub(crate) fn note_rows(&self, rows: Vec<PackageRow>) -> Result<(), StoreError> {
-        for row in rows {
-            let own = self.own_status(&row.sha256)?;
-            self.tally.packages().added(&row, own);
+    /// Counts the packages of newly registered jobs in the standing.
+    pub(crate) fn note_registered(
+        &self,
+        jobs: impl IntoIterator<Item = Registered>,
+    ) -> Result<(), StoreError> {
+        let standing = self.tally.packages();
+        for job in jobs {
+            let packages = job
+                .shas
+                .iter()
+                .map(|sha| Ok((*sha, self.own_status(sha)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            standing.job_added(&job.origin, job.job_id, &packages);
         }
         Ok(())
     }

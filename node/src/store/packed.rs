@@ -10,10 +10,18 @@ use super::StoreError;
 
 /// Encodes `value` for `tree`.
 pub(crate) fn encode<T: Serialize>(value: &T, tree: &'static str) -> Result<Vec<u8>, StoreError> {
-    serde_cbor::ser::to_vec_packed(value).map_err(|e| StoreError::Damaged {
-        tree,
-        detail: e.to_string(),
-    })
+    // Sized for a job record at once (`to_vec_packed` grows from empty).
+    let mut out = Vec::with_capacity(1024);
+    value
+        .serialize(
+            &mut serde_cbor::Serializer::new(serde_cbor::ser::IoWrite::new(&mut out))
+                .packed_format(),
+        )
+        .map_err(|e| StoreError::Damaged {
+            tree,
+            detail: e.to_string(),
+        })?;
+    Ok(out)
 }
 
 /// Decodes a record of `tree`, packed CBOR or older JSON.

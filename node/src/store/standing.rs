@@ -111,16 +111,32 @@ impl Standing {
     /// A package was registered (or counted at open), with this node's
     /// latest verdict about its artifact.
     pub(crate) fn added(&self, row: &PackageRow, own: Option<Own>) {
+        self.job_added(&row.origin(), row.job_id, &[(row.sha256, own)]);
+    }
+
+    /// The packages of the job `job_id` of `origin` were registered, each
+    /// artifact with this node's latest verdict about it.
+    pub(crate) fn job_added(&self, origin: &str, job_id: u32, packages: &[(Digest, Option<Own>)]) {
         let mut g = self.lock();
-        if let Some(o) = own {
-            g.status.insert(row.sha256, o);
+        let published = !g.unpublished.contains(&job_id);
+        for (sha, own) in packages {
+            if let Some(o) = own {
+                g.status.insert(*sha, *o);
+            }
         }
-        let status = own.map(|o| o.outcome);
-        let published = !g.unpublished.contains(&row.job_id);
-        let c = g.origins.entry(row.origin()).or_default();
-        *c.all.slot(status) += 1;
-        if published {
-            *c.published.slot(status) += 1;
+        if !g.origins.contains_key(origin) {
+            g.origins
+                .insert(origin.to_string(), OriginCounts::default());
+        }
+        let Some(c) = g.origins.get_mut(origin) else {
+            return;
+        };
+        for (_, own) in packages {
+            let status = own.map(|o| o.outcome);
+            *c.all.slot(status) += 1;
+            if published {
+                *c.published.slot(status) += 1;
+            }
         }
     }
 

@@ -114,14 +114,18 @@ impl Job {
     /// A stable key: distribution, release, component, architecture,
     /// source, version.
     pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.origin(), self.source, self.version)
+    }
+
+    /// Where it is counted: distribution, release, component,
+    /// architecture (the start of its key).
+    pub fn origin(&self) -> String {
         format!(
-            "{}/{}/{}/{}/{}/{}",
+            "{}/{}/{}/{}",
             self.distribution,
             self.release.as_deref().unwrap_or("-"),
             self.component,
             self.architecture,
-            self.source,
-            self.version
         )
     }
 }
