@@ -44,11 +44,8 @@ impl Store {
                 None => fresh.push((job, key)),
             }
         }
-        let prepared = prepare(&fresh, now)?;
-        let mut new = 0;
-        for chunk in prepared.chunks(QUEUE_CHUNK) {
-            new += self.queue_new(chunk)?;
-        }
+        // Known jobs of `scope` that the index no longer lists; the new
+        // ones queued below are all listed.
         for prefix in scope {
             self.meta
                 .insert(synced_key(prefix.trim_end_matches('/')), now.to_be_bytes())?;
@@ -66,6 +63,7 @@ impl Store {
                 }
             }
         }
+        let new = self.queue_new(&fresh, now)?;
         self.flush()?;
         Ok(new)
     }
@@ -78,75 +76,35 @@ impl Store {
         ))
     }
 
-    /// Queues `fresh` jobs (none of them known when the sync looked) in
-    /// one batch: each job's record, its queue entry, its ids and its
-    /// package rows, so that a crash leaves all of them or none. A job that
-    /// another sync queued meanwhile is left as it is.
-    fn queue_new(&self, fresh: &[Prepared]) -> Result<usize, StoreError> {
-        let (queued, registered) = self.registering(|next, batch| {
-            let mut queued = Vec::with_capacity(fresh.len());
-            let mut registered = Vec::with_capacity(fresh.len());
-            for p in fresh {
-                if self.jobs.contains_key(p.key.as_bytes())? {
+    /// Queues `fresh` jobs (none of them known when the sync looked) at
+    /// `now`, in batches of [`QUEUE_CHUNK`]: each job's record, its queue
+    /// entry, its ids and its package rows, so that a crash leaves all of
+    /// them or none. A job that another sync queued meanwhile is left as it
+    /// is. Records are encoded while the previous batch is committed.
+    fn queue_new(&self, fresh: &[(&Job, &str)], now: u64) -> Result<usize, StoreError> {
+        let each = self.registering_each(fresh.chunks(QUEUE_CHUNK), |next, batch, chunk| {
+            let mut queued = Vec::with_capacity(chunk.len());
+            for &(job, key) in chunk {
+                // Queued by another sync: registrations take turns, and the
+                // keys of one sync are distinct.
+                if self.jobs.contains_key(key.as_bytes())? {
                     continue;
                 }
-                batch.insert(&self.jobs, p.key.as_bytes(), &p.record);
-                batch.insert(&self.queue, &p.queue_key, []);
-                let (ids, new) = self.register_into(batch, next, p.key, p.job)?;
-                registered.extend(new);
-                queued.push((p.key, ids));
+                batch.insert(&self.jobs, key.as_bytes(), encode_queued(job, now)?);
+                batch.insert(&self.queue, queue_key(Priority::New, now, key), []);
+                queued.push((key, self.assign_into(batch, next, key, job)?));
             }
-            Ok((queued, registered))
-        })?;
-        self.note_registered(registered)?;
-        let n = queued.len();
-        for (key, ids) in queued {
+            Ok(queued)
+        });
+        let mut n = 0;
+        for (key, (ids, registered)) in each.committed.into_iter().flatten() {
+            self.note_registered([registered])?;
             self.job_moved_as(key, Some(ids.id), None, JobState::Queued);
+            n += 1;
         }
-        Ok(n)
-    }
-}
-
-/// A new job with its record and queue key encoded.
-struct Prepared<'a> {
-    job: &'a Job,
-    key: &'a str,
-    record: Vec<u8>,
-    queue_key: Vec<u8>,
-}
-
-/// Jobs below this many are encoded on the caller's thread.
-const PREPARE_ALONE: usize = 512;
-
-/// Encodes the records and queue keys of `fresh` jobs queued at `now`, on
-/// every core: outside the registration lock, this is most of queueing's
-/// work.
-fn prepare<'a>(fresh: &[(&'a Job, &'a str)], now: u64) -> Result<Vec<Prepared<'a>>, StoreError> {
-    let one = |&(job, key): &(&'a Job, &'a str)| {
-        Ok(Prepared {
-            job,
-            key,
-            record: encode_queued(job, now)?,
-            queue_key: queue_key(Priority::New, now, key),
-        })
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if fresh.len() < PREPARE_ALONE || threads < 2 {
-        return fresh.iter().map(one).collect();
-    }
-    let per = fresh.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let parts: Vec<_> = fresh
-            .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(one).collect::<Result<Vec<_>, _>>()))
-            .collect();
-        let mut out = Vec::with_capacity(fresh.len());
-        for part in parts {
-            let done = part
-                .join()
-                .map_err(|_| StoreError::Io("a thread encoding job records panicked".into()))?;
-            out.extend(done?);
+        match each.stopped {
+            Some(e) => Err(e),
+            None => Ok(n),
         }
-        Ok(out)
-    })
+    }
 }

@@ -24,6 +24,7 @@ pub use migrate::Migrated;
 pub mod packages;
 mod packed;
 mod read;
+mod register;
 pub mod segments;
 pub mod standing;
 pub mod stats;

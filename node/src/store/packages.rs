@@ -14,7 +14,6 @@
 use serde::{Deserialize, Serialize};
 use vouch_attest::{Digest, Envelope, OutcomeKind, PublicKey};
 
-use super::kv::{Batch, TxTree};
 use super::standing::{OriginCounts, Own};
 use super::{Store, StoreError, damaged, keys};
 use crate::sync::Job;
@@ -78,7 +77,7 @@ pub struct JobIds {
 }
 
 impl JobIds {
-    fn encode(&self) -> [u8; 12] {
+    pub(super) fn encode(&self) -> [u8; 12] {
         let mut v = [0u8; 12];
         v[..4].copy_from_slice(&self.id.to_be_bytes());
         v[4..8].copy_from_slice(&self.first_package.to_be_bytes());
@@ -100,15 +99,15 @@ impl JobIds {
 /// bytes instead of repeating the job. (Rows written before this are whole
 /// packed rows and are still read.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RowRef {
-    job_id: u32,
-    index: u32,
+pub(super) struct RowRef {
+    pub(super) job_id: u32,
+    pub(super) index: u32,
 }
 
 impl RowRef {
     const LEN: usize = 8;
 
-    fn encode(self) -> [u8; Self::LEN] {
+    pub(super) fn encode(self) -> [u8; Self::LEN] {
         let mut v = [0u8; Self::LEN];
         v[..4].copy_from_slice(&self.job_id.to_be_bytes());
         v[4..].copy_from_slice(&self.index.to_be_bytes());
@@ -147,7 +146,7 @@ fn row_of(id: u32, job_id: u32, key: &str, job: &Job, index: usize) -> Option<Pa
     })
 }
 
-fn name_key(name: &str, id: u32) -> Vec<u8> {
+pub(super) fn name_key(name: &str, id: u32) -> Vec<u8> {
     let mut k = Vec::with_capacity(name.len() + 5);
     k.extend_from_slice(name.as_bytes());
     k.push(0);
@@ -155,107 +154,11 @@ fn name_key(name: &str, id: u32) -> Vec<u8> {
     k
 }
 
-fn sha_key(sha: &Digest, id: u32) -> [u8; 36] {
+pub(super) fn sha_key(sha: &Digest, id: u32) -> [u8; 36] {
     let mut k = [0u8; 36];
     k[..32].copy_from_slice(sha.as_bytes());
     k[32..].copy_from_slice(&id.to_be_bytes());
     k
-}
-
-/// The next job id and package id, read from `meta` once by a writer that
-/// holds [`Store::registering`] and written back once with its batch, so
-/// ids are neither skipped nor given twice.
-pub(crate) struct NextIds {
-    job: u64,
-    package: u64,
-}
-
-impl NextIds {
-    fn take(&mut self, packages: u32) -> Result<(u32, u32), StoreError> {
-        let (job, package) = (self.job, self.package);
-        (self.job, self.package) = (advance(job, 1)?, advance(package, packages)?);
-        Ok((job as u32, package as u32))
-    }
-}
-
-impl Store {
-    /// Hands out ids to jobs while `f` runs (with the next ids, and a batch
-    /// to write into), then commits the batch with the counters moved.
-    /// Registrations take turns, so a job is registered once.
-    pub(crate) fn registering<T>(
-        &self,
-        f: impl FnOnce(&mut NextIds, &mut Batch) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let _turn = self
-            .registering
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let read =
-            |key| -> Result<u64, StoreError> { Ok(first_free(self.meta.get(key)?.as_deref())) };
-        let mut next = NextIds {
-            job: read(keys::META_NEXT_JOB)?,
-            package: read(keys::META_NEXT_PACKAGE)?,
-        };
-        let mut batch = self.db.batch();
-        let out = f(&mut next, &mut batch)?;
-        batch.insert(&self.meta, keys::META_NEXT_JOB, next.job.to_be_bytes());
-        batch.insert(
-            &self.meta,
-            keys::META_NEXT_PACKAGE,
-            next.package.to_be_bytes(),
-        );
-        self.db.commit(batch)?;
-        Ok(out)
-    }
-
-    /// Puts into `batch` the ids and package rows of `job` (whose key is
-    /// `key`), unless it has them: its ids, and the rows written (none when
-    /// it had ids). Only inside [`Store::registering`].
-    pub(crate) fn register_into(
-        &self,
-        batch: &mut Batch,
-        next: &mut NextIds,
-        key: &str,
-        job: &Job,
-    ) -> Result<(JobIds, Option<Registered>), StoreError> {
-        if let Some(ids) = self.job_ids(key)? {
-            return Ok((ids, None));
-        }
-        let n = u32::try_from(job.subjects.len())
-            .map_err(|_| damaged(keys::PACKAGES, "job too large"))?;
-        let (job_id, first) = next.take(n)?;
-        let ids = JobIds {
-            id: job_id,
-            first_package: first,
-            packages: n,
-        };
-        batch.insert(&self.job_ids, key.as_bytes(), ids.encode());
-        batch.insert(&self.jobs_by_id, job_id.to_be_bytes(), key.as_bytes());
-        for ((index, s), id) in (0..n).zip(&job.subjects).zip(first..) {
-            let at = RowRef { job_id, index };
-            batch.insert(&self.packages, id.to_be_bytes(), at.encode());
-            batch.insert(&self.packages_by_name, name_key(&s.name, id), []);
-            batch.insert(&self.packages_by_sha, sha_key(&s.sha256, id), []);
-        }
-        Ok((
-            ids,
-            Some(Registered {
-                job_id,
-                origin: job.origin(),
-                shas: job.subjects.iter().map(|s| s.sha256).collect(),
-            }),
-        ))
-    }
-}
-
-/// A job [`Store::register_into`] gave ids to, as the standing counts it.
-#[derive(Debug)]
-pub(crate) struct Registered {
-    job_id: u32,
-    /// `distribution/release/component/architecture`.
-    origin: String,
-    /// The artifacts of its packages, in package order.
-    shas: Vec<Digest>,
 }
 
 /// A verdict a write appended, as the in-memory counts need it.
@@ -285,50 +188,6 @@ pub enum Order {
 }
 
 impl Store {
-    /// Gives `job` (already queued) its job id and its artifacts package
-    /// ids, unless it has them. Returns its ids.
-    pub fn register_job(&self, job: &Job) -> Result<JobIds, StoreError> {
-        let key = job.key();
-        let (ids, new) =
-            self.registering(|next, batch| self.register_into(batch, next, &key, job))?;
-        self.note_registered(new)?;
-        Ok(ids)
-    }
-
-    /// Counts the packages of newly registered jobs in the standing.
-    pub(crate) fn note_registered(
-        &self,
-        jobs: impl IntoIterator<Item = Registered>,
-    ) -> Result<(), StoreError> {
-        let standing = self.tally.packages();
-        for job in jobs {
-            let packages = job
-                .shas
-                .iter()
-                .map(|sha| Ok((*sha, self.own_status(sha)?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            standing.job_added(&job.origin, job.job_id, &packages);
-        }
-        Ok(())
-    }
-
-    /// Assigns ids to every job that has none (after a crash between
-    /// queueing and registering, or in a store written before the table
-    /// existed).
-    pub(crate) fn register_missing(&self) -> Result<u64, StoreError> {
-        let mut n = 0;
-        for item in self.jobs.iter() {
-            let (k, v) = item?;
-            if self.job_ids.contains_key(&k)? {
-                continue;
-            }
-            let r = super::jobs::decode(&v)?;
-            self.register_job(&r.job)?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
     /// A job's ids.
     pub fn job_ids(&self, key: &str) -> Result<Option<JobIds>, StoreError> {
         self.job_ids
@@ -460,7 +319,7 @@ impl Store {
 
     /// This node's latest verdict about the artifact `sha`, read from the
     /// store (None before [`Store::follow_own`]).
-    fn own_status(&self, sha: &Digest) -> Result<Option<Own>, StoreError> {
+    pub(super) fn own_status(&self, sha: &Digest) -> Result<Option<Own>, StoreError> {
         let Some(own) = self.tally.own() else {
             return Ok(None);
         };
@@ -602,7 +461,7 @@ impl Store {
             if let Some(v) = numbers.get(id.as_bytes())? {
                 return id_of(&v);
             }
-            let n = next_id(&meta, keys::META_NEXT_NUMBER, 1)?;
+            let n = super::register::next_id(&meta, keys::META_NEXT_NUMBER, 1)?;
             numbers.insert(id.as_bytes(), &n.to_be_bytes()[..])?;
             numbered.insert(&n.to_be_bytes()[..], id.as_bytes())?;
             Ok(n)
@@ -682,27 +541,6 @@ impl<'s> Rows<'s> {
             )
         })
     }
-}
-
-/// Takes `n` ids from the counter at `key` (ids start at 1).
-fn next_id(meta: &TxTree<'_, '_>, key: &[u8], n: u32) -> super::TxResult<u32> {
-    let next = first_free(meta.get(key)?.as_deref());
-    meta.insert(key, advance(next, n)?.to_be_bytes())?;
-    Ok(next as u32)
-}
-
-/// The first free id of a counter stored as `v` (ids start at 1).
-fn first_free(v: Option<&[u8]>) -> u64 {
-    keys::u64_value(v).max(1)
-}
-
-/// The counter after taking `n` ids from `next`; ids stay within 31 bits.
-fn advance(next: u64, n: u32) -> Result<u64, StoreError> {
-    let end = next + u64::from(n);
-    if end > i32::MAX as u64 {
-        return Err(damaged(keys::META, "out of 31-bit ids"));
-    }
-    Ok(end)
 }
 
 #[cfg(test)]
