@@ -27,23 +27,12 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let keys: Vec<String> = jobs.iter().map(Job::key).collect();
         let mut present = std::collections::HashSet::with_capacity(keys.len());
-        let mut fresh: Vec<(&Job, &str)> = Vec::new();
-        for (job, key) in jobs.iter().zip(&keys) {
-            if !present.insert(key.as_str()) {
-                continue; // listed twice in one index: queued once
-            }
-            match self.jobs.get(key.as_bytes())? {
-                Some(v) => {
-                    let mut r = decode(&v)?;
-                    if !r.published {
-                        r.published = true;
-                        self.jobs.insert(key.as_bytes(), encode(&r)?)?;
-                        self.note_published(key, true)?;
-                    }
-                }
-                None => fresh.push((job, key)),
-            }
-        }
+        let listed: Vec<(&Job, &str)> = jobs
+            .iter()
+            .zip(&keys)
+            .filter(|(_, key)| present.insert(key.as_str())) // listed twice: once
+            .map(|(job, key)| (job, key.as_str()))
+            .collect();
         // Known jobs of `scope` that the index no longer lists; the new
         // ones queued below are all listed.
         for prefix in scope {
@@ -63,7 +52,7 @@ impl Store {
                 }
             }
         }
-        let new = self.queue_new(&fresh, now)?;
+        let new = self.queue_new(&listed, now)?;
         self.flush()?;
         Ok(new)
     }
@@ -76,18 +65,23 @@ impl Store {
         ))
     }
 
-    /// Queues `fresh` jobs (none of them known when the sync looked) at
-    /// `now`, in batches of [`QUEUE_CHUNK`]: each job's record, its queue
-    /// entry, its ids and its package rows, so that a crash leaves all of
-    /// them or none. A job that another sync queued meanwhile is left as it
-    /// is. Records are encoded while the previous batch is committed.
-    fn queue_new(&self, fresh: &[(&Job, &str)], now: u64) -> Result<usize, StoreError> {
-        let each = self.registering_each(fresh.chunks(QUEUE_CHUNK), |next, batch, chunk| {
+    /// Queues the `listed` jobs that are new at `now`, in batches of
+    /// [`QUEUE_CHUNK`]: each job's record, its queue entry, its ids and its
+    /// package rows, so that a crash leaves all of them or none; marks
+    /// known ones published again. Records are encoded while the previous
+    /// batch is committed. Returns how many it queued (a job another sync
+    /// queued first is known by the time this one looks).
+    fn queue_new(&self, listed: &[(&Job, &str)], now: u64) -> Result<usize, StoreError> {
+        let mut back: Vec<&str> = Vec::new();
+        let each = self.registering_each(listed.chunks(QUEUE_CHUNK), |next, batch, chunk| {
             let mut queued = Vec::with_capacity(chunk.len());
             for &(job, key) in chunk {
-                // Queued by another sync: registrations take turns, and the
-                // keys of one sync are distinct.
-                if self.jobs.contains_key(key.as_bytes())? {
+                // Registrations take turns and the keys of one sync are
+                // distinct, so this sees every job queued before.
+                if let Some(v) = self.jobs.get(key.as_bytes())? {
+                    if !decode(&v)?.published {
+                        back.push(key);
+                    }
                     continue;
                 }
                 batch.insert(&self.jobs, key.as_bytes(), encode_queued(job, now)?);
@@ -102,9 +96,17 @@ impl Store {
             self.job_moved_as(key, Some(ids.id), None, JobState::Queued);
             n += 1;
         }
-        match each.stopped {
-            Some(e) => Err(e),
-            None => Ok(n),
+        if let Some(e) = each.stopped {
+            return Err(e);
         }
+        for key in back {
+            if let Some(v) = self.jobs.get(key.as_bytes())? {
+                let mut r = decode(&v)?;
+                r.published = true;
+                self.jobs.insert(key.as_bytes(), encode(&r)?)?;
+                self.note_published(key, true)?;
+            }
+        }
+        Ok(n)
     }
 }

@@ -20,6 +20,10 @@ use crate::sync::Job;
 pub(crate) struct NextIds {
     job: u64,
     package: u64,
+    /// The sha256 index entries of the batch being filled, put into it in
+    /// key order at its end: their keys are random, and a memtable takes
+    /// them faster in order (its search path stays in the cache).
+    by_sha: Vec<[u8; 36]>,
 }
 
 impl NextIds {
@@ -29,8 +33,13 @@ impl NextIds {
         Ok((job as u32, package as u32))
     }
 
-    /// Puts the counters into `batch`, to land with the ids it hands out.
-    fn write(&self, store: &Store, batch: &mut Batch) {
+    /// Puts the sha256 index entries and the counters into `batch`, to land
+    /// with the ids it hands out.
+    fn write(&mut self, store: &Store, batch: &mut Batch) {
+        self.by_sha.sort_unstable();
+        for key in self.by_sha.drain(..) {
+            batch.insert(&store.packages_by_sha, key, []);
+        }
         batch.insert(&store.meta, keys::META_NEXT_JOB, self.job.to_be_bytes());
         batch.insert(
             &store.meta,
@@ -70,6 +79,7 @@ impl Store {
         Ok(NextIds {
             job: read(keys::META_NEXT_JOB)?,
             package: read(keys::META_NEXT_PACKAGE)?,
+            by_sha: Vec::new(),
         })
     }
 
@@ -200,7 +210,7 @@ impl Store {
             let at = RowRef { job_id, index };
             batch.insert(&self.packages, id.to_be_bytes(), at.encode());
             batch.insert(&self.packages_by_name, name_key(&s.name, id), []);
-            batch.insert(&self.packages_by_sha, sha_key(&s.sha256, id), []);
+            next.by_sha.push(sha_key(&s.sha256, id));
         }
         Ok((
             ids,
