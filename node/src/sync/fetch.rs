@@ -54,8 +54,20 @@ pub fn detect(bytes: &[u8]) -> Compression {
     }
 }
 
+/// Who vouches for compressed bytes being the ones published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Only the compression format's own checksums: they are verified.
+    Container,
+    /// Their sha256 was checked against a signed list (`InRelease`), which
+    /// pins the decompressed bytes too: xz's CRC64 of the output is not
+    /// computed again (liblzma's portable CRC64 is a tenth of a Debian
+    /// index's decompression).
+    Signed,
+}
+
 /// A reader of `bytes` decompressed (format by magic).
-fn decoder<'a>(what: &str, bytes: &'a [u8]) -> Result<Box<dyn Read + 'a>, SyncError> {
+fn decoder<'a>(what: &str, bytes: &'a [u8], check: Check) -> Result<Box<dyn Read + 'a>, SyncError> {
     Ok(match detect(bytes) {
         Compression::None => Box::new(bytes),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
@@ -67,7 +79,20 @@ fn decoder<'a>(what: &str, bytes: &'a [u8]) -> Result<Box<dyn Read + 'a>, SyncEr
                 })?,
             )
         }
-        Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(bytes)),
+        Compression::Xz => {
+            let flags = match check {
+                Check::Container => liblzma::stream::CONCATENATED,
+                Check::Signed => liblzma::stream::CONCATENATED | liblzma::stream::IGNORE_CHECK,
+            };
+            let stream =
+                liblzma::stream::Stream::new_stream_decoder(u64::MAX, flags).map_err(|e| {
+                    SyncError::Format {
+                        what: what.to_string(),
+                        reason: format!("xz: {e}"),
+                    }
+                })?;
+            Box::new(liblzma::read::XzDecoder::new_stream(bytes, stream))
+        }
     })
 }
 
@@ -82,7 +107,7 @@ fn bomb(what: &str, limit: u64) -> SyncError {
 /// is refused as a decompression bomb.
 pub fn decompress(what: &str, bytes: &[u8], limit: u64) -> Result<Vec<u8>, SyncError> {
     let mut out = Vec::new();
-    decompress_each(what, bytes, limit, |piece| {
+    decompress_each(what, bytes, Check::Container, limit, |piece| {
         out.extend_from_slice(piece);
         Ok(())
     })?;
@@ -96,14 +121,16 @@ const PIECE: usize = 1 << 20;
 /// piece by piece as it comes, so that reading it overlaps decompressing
 /// it; stops at the first error of `each`. More than `limit` bytes are
 /// refused as a decompression bomb (after at most `limit` were handed
-/// on). Returns the decompressed length.
+/// on). `check` says whether the format's own checksums are worth
+/// computing. Returns the decompressed length.
 pub fn decompress_each(
     what: &str,
     bytes: &[u8],
+    check: Check,
     limit: u64,
     mut each: impl FnMut(&[u8]) -> Result<(), SyncError>,
 ) -> Result<u64, SyncError> {
-    let mut reader = decoder(what, bytes)?;
+    let mut reader = decoder(what, bytes, check)?;
     let mut buf = vec![0u8; PIECE];
     let mut total = 0u64;
     loop {
@@ -209,5 +236,29 @@ mod tests {
         gz.write_all(&zeros).unwrap();
         assert!(decompress("bomb.db", &gz.finish().unwrap(), 1 << 20).is_err());
         assert!(decompress("bomb.xz", &xz_compress(&zeros), 1 << 20).is_err());
+    }
+
+    #[test]
+    fn xz_checks_are_verified_unless_the_bytes_were_signed() {
+        let data = b"Package: hello\nVersion: 2.12-1\n\n".repeat(100);
+        let mut xz = xz_compress(&data);
+        // A one-block stream ends: block check (CRC64, 8 bytes), index,
+        // footer (12 bytes; bytes 4..8 give the index size / 4 - 1).
+        let footer = xz.len() - 12;
+        let index_len =
+            4 * (u32::from_le_bytes(xz[footer + 4..footer + 8].try_into().unwrap()) + 1);
+        let crc64 = footer - index_len as usize - 8;
+        xz[crc64] ^= 0x01;
+        let each = |check| {
+            let mut out = Vec::new();
+            decompress_each("Packages.xz", &xz, check, 1 << 20, |piece| {
+                out.extend_from_slice(piece);
+                Ok(())
+            })
+            .map(|_| out)
+        };
+        let err = each(Check::Container).unwrap_err().to_string();
+        assert!(err.contains("Packages.xz"), "{err}");
+        assert_eq!(each(Check::Signed).unwrap(), data);
     }
 }

@@ -133,6 +133,7 @@ async fn debian_index(
 fn read_index(
     url: &str,
     bytes: &[u8],
+    check: fetch::Check,
     plain: Option<Plain>,
     mut feed: impl FnMut(Piece<'_>),
 ) -> Result<(), SyncError> {
@@ -143,7 +144,7 @@ fn read_index(
     };
     let started = std::time::Instant::now();
     let mut chunks = StanzaChunks::default();
-    let len = fetch::decompress_each(url, bytes, limit, |piece| {
+    let len = fetch::decompress_each(url, bytes, check, limit, |piece| {
         chunks.push(piece, &mut feed).map_err(not_utf8)
     })?;
     chunks.finish(&mut feed).map_err(not_utf8)?;
@@ -182,6 +183,8 @@ struct IndexFile {
     url: String,
     bytes: Result<Vec<u8>, String>,
     plain: Option<Plain>,
+    /// Its bytes were checked against a verified `InRelease`.
+    checked: bool,
 }
 
 impl IndexFile {
@@ -190,7 +193,12 @@ impl IndexFile {
             url: self.url.clone(),
             reason,
         })?;
-        read_index(&self.url, &bytes, self.plain, feed)
+        let check = if self.checked {
+            fetch::Check::Signed
+        } else {
+            fetch::Check::Container
+        };
+        read_index(&self.url, &bytes, check, self.plain, feed)
     }
 }
 
@@ -307,11 +315,13 @@ pub(super) async fn debian(
                     url: url.clone(),
                     bytes: Ok(bytes),
                     plain: plain(&format!("{component}/binary-{arch}/Packages")),
+                    checked: signed.is_some(),
                 };
                 let sources_job = sources_bytes.take().map(|bytes| IndexFile {
                     url: sources_url.clone(),
                     bytes,
                     plain: plain(&format!("{component}/source/Sources")),
+                    checked: signed.is_some(),
                 });
                 let filter = filter.clone();
                 let origin = debian::Origin {
