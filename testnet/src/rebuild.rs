@@ -60,7 +60,7 @@ pub async fn rebuild_all(
     assert!(synced.refused.is_empty(), "{:?}", synced.refused);
     let store = Store::temporary().unwrap();
     let metrics = Arc::new(Metrics::new());
-    let (ingest, _w) = Ingest::start(
+    let (ingest, writer) = Ingest::start(
         store.clone(),
         IngestConfig::default(),
         metrics.clone(),
@@ -109,6 +109,13 @@ pub async fn rebuild_all(
         let log =
             String::from_utf8_lossy(&zstd::stream::decode_all(&log[..]).unwrap()).into_owned();
         out.push((job, v, log));
+    }
+    // The writer holds the (temporary) store until the last sender is
+    // gone; a store still held when the process exits is left in /tmp.
+    drop(ctx);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !writer.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     out
 }

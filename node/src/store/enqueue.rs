@@ -1,6 +1,7 @@
 //! Queueing what a repository sync found: new jobs in chunks, each chunk
-//! one transaction with its ids and package rows; known jobs marked
-//! published again, vanished ones unpublished (never deleted).
+//! one batch with their ids and package rows (see [`super::register`]);
+//! known jobs marked published again, vanished ones unpublished (never
+//! deleted).
 
 use super::jobs::{JobState, Priority, decode, encode, encode_queued, queue_key};
 use super::{Store, StoreError};

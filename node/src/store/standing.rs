@@ -124,13 +124,7 @@ impl Standing {
                 g.status.insert(*sha, *o);
             }
         }
-        if !g.origins.contains_key(origin) {
-            g.origins
-                .insert(origin.to_string(), OriginCounts::default());
-        }
-        let Some(c) = g.origins.get_mut(origin) else {
-            return;
-        };
+        let c = g.origins.entry(origin.to_string()).or_default();
         for (_, own) in packages {
             let status = own.map(|o| o.outcome);
             *c.all.slot(status) += 1;
