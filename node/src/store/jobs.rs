@@ -36,11 +36,12 @@ pub enum JobState {
     Done,
 }
 
-/// A job and its history.
+/// A job and its history. (`J` is the job or a reference to it: a record
+/// is encoded from a borrowed job without copying it.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobRecord {
+pub struct JobRecord<J = Job> {
     /// The job.
-    pub job: Job,
+    pub job: J,
     /// Its state.
     pub state: JobState,
     /// Its priority while queued.
@@ -67,9 +68,9 @@ pub struct JobRecord {
     pub queued_at: u64,
 }
 
-impl JobRecord {
+impl<J> JobRecord<J> {
     /// `job` as newly queued at `now`: ready at once, nothing tried yet.
-    pub fn queued(job: Job, now: u64) -> JobRecord {
+    pub fn queued(job: J, now: u64) -> JobRecord<J> {
         JobRecord {
             job,
             state: JobState::Queued,
@@ -112,38 +113,7 @@ pub(super) fn encode(r: &JobRecord) -> Result<Vec<u8>, StoreError> {
 
 /// [`JobRecord::queued`]`(job, now)` encoded without copying `job`.
 pub(super) fn encode_queued(job: &Job, now: u64) -> Result<Vec<u8>, StoreError> {
-    /// [`JobRecord`]'s fields in its order (packed CBOR numbers fields by
-    /// position), borrowing the job.
-    #[derive(Serialize)]
-    struct Queued<'a> {
-        job: &'a Job,
-        state: JobState,
-        priority: Priority,
-        next_at: u64,
-        fails: u32,
-        bads: u32,
-        last: Option<&'a str>,
-        worker: Option<&'a str>,
-        lease_until: u64,
-        started_at: u64,
-        published: bool,
-        queued_at: u64,
-    }
-    let r = Queued {
-        job,
-        state: JobState::Queued,
-        priority: Priority::New,
-        next_at: now,
-        fails: 0,
-        bads: 0,
-        last: None,
-        worker: None,
-        lease_until: 0,
-        started_at: 0,
-        published: true,
-        queued_at: now,
-    };
-    super::packed::encode(&r, "jobs")
+    super::packed::encode(&JobRecord::queued(job, now), "jobs")
 }
 
 pub(crate) fn decode(v: &[u8]) -> Result<JobRecord, StoreError> {
