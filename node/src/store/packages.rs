@@ -55,12 +55,11 @@ impl PackageRow {
     /// The origin this row is counted under:
     /// `distribution/release/component/architecture`.
     pub fn origin(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.distribution,
-            self.release.as_deref().unwrap_or("-"),
-            self.component,
-            self.architecture
+        crate::sync::origin(
+            &self.distribution,
+            self.release.as_deref(),
+            &self.component,
+            &self.architecture,
         )
     }
 }

@@ -120,14 +120,28 @@ impl Job {
     /// Where it is counted: distribution, release, component,
     /// architecture (the start of its key).
     pub fn origin(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.distribution,
-            self.release.as_deref().unwrap_or("-"),
-            self.component,
-            self.architecture,
+        origin(
+            &self.distribution,
+            self.release.as_deref(),
+            &self.component,
+            &self.architecture,
         )
     }
+}
+
+/// An origin, `distribution/release/component/architecture` (release `-`
+/// when the distribution has none): what jobs and packages are counted
+/// under, and the start of a job's key.
+pub fn origin(
+    distribution: &str,
+    release: Option<&str>,
+    component: &str,
+    architecture: &str,
+) -> String {
+    format!(
+        "{distribution}/{}/{component}/{architecture}",
+        release.unwrap_or("-")
+    )
 }
 
 /// What a sync produced: jobs, and entries refused with the reason.
