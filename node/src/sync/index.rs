@@ -183,8 +183,8 @@ struct IndexFile {
     url: String,
     bytes: Result<Vec<u8>, String>,
     plain: Option<Plain>,
-    /// Its bytes were checked against a verified `InRelease`.
-    checked: bool,
+    /// Whether its bytes were checked against a verified `InRelease`.
+    check: fetch::Check,
 }
 
 impl IndexFile {
@@ -193,12 +193,7 @@ impl IndexFile {
             url: self.url.clone(),
             reason,
         })?;
-        let check = if self.checked {
-            fetch::Check::Signed
-        } else {
-            fetch::Check::Container
-        };
-        read_index(&self.url, &bytes, check, self.plain, feed)
+        read_index(&self.url, &bytes, self.check, self.plain, feed)
     }
 }
 
@@ -269,6 +264,11 @@ pub(super) async fn debian(
                     })
                 })
             };
+            let check = if signed.is_some() {
+                fetch::Check::Signed
+            } else {
+                fetch::Check::Container
+            };
             let sources_path = format!("{component}/source/Sources.xz");
             let sources_url = format!("{root}/dists/{name}/{sources_path}");
             let sources_bytes =
@@ -315,13 +315,13 @@ pub(super) async fn debian(
                     url: url.clone(),
                     bytes: Ok(bytes),
                     plain: plain(&format!("{component}/binary-{arch}/Packages")),
-                    checked: signed.is_some(),
+                    check,
                 };
                 let sources_job = sources_bytes.take().map(|bytes| IndexFile {
                     url: sources_url.clone(),
                     bytes,
                     plain: plain(&format!("{component}/source/Sources")),
-                    checked: signed.is_some(),
+                    check,
                 });
                 let filter = filter.clone();
                 let origin = debian::Origin {
