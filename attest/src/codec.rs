@@ -248,8 +248,16 @@ pub(crate) fn split_array(
 
 /// Encodes a CBOR array whose items are already-encoded CBOR items.
 pub(crate) fn join_array<'a>(items: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
-    let n = items.len() as u64;
-    let mut out = Vec::new();
+    let mut out = array_head(items.len() as u64);
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    out
+}
+
+/// The head of a CBOR array of `n` items.
+pub(crate) fn array_head(n: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
     if n < 24 {
         out.push(0x80 | n as u8);
     } else if n < 0x100 {
@@ -263,9 +271,6 @@ pub(crate) fn join_array<'a>(items: impl ExactSizeIterator<Item = &'a [u8]>) -> 
     } else {
         out.push(0x9b);
         out.extend(n.to_be_bytes());
-    }
-    for item in items {
-        out.extend_from_slice(item);
     }
     out
 }
@@ -308,6 +313,19 @@ fn classify(e: serde_cbor::Error) -> DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_array_head_and_its_items_split_back() {
+        for n in [0usize, 1, 23, 24, 255, 256, 65_535, 65_536] {
+            let items = vec![&[0x40u8][..]; n];
+            let mut written = array_head(n as u64);
+            for item in &items {
+                written.extend_from_slice(item);
+            }
+            assert_eq!(written, join_array(items.iter().copied()), "{n} items");
+            assert_eq!(split_array(&written, written.len(), n).unwrap().len(), n);
+        }
+    }
 
     #[test]
     fn walk_refuses_what_the_format_never_uses() {

@@ -203,6 +203,13 @@ pub fn join_envelopes<'a>(envelopes: impl ExactSizeIterator<Item = &'a [u8]>) ->
     codec::join_array(envelopes)
 }
 
+/// The first bytes of [`join_envelopes`]'s answer for `n` envelopes: the
+/// array's head, which the envelopes follow, for writing one a part at a
+/// time.
+pub fn envelope_array_head(n: usize) -> Vec<u8> {
+    codec::array_head(n as u64)
+}
+
 /// Decodes and verifies one envelope.
 pub fn open(envelope: &[u8]) -> Result<VerifiedVerdict, Error> {
     Envelope::decode(envelope)?.verify()

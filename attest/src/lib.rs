@@ -68,7 +68,7 @@ pub use dates::parse_date;
 pub use digest::{Digest, Hasher};
 pub use envelope::{
     Envelope, MAX_ENVELOPE, MAX_PAYLOAD, PAYLOAD_TYPE, VerifiedVerdict, decode_verdict,
-    encode_verdict, join_envelopes, open, pae, sign, split_envelopes,
+    encode_verdict, envelope_array_head, join_envelopes, open, pae, sign, split_envelopes,
 };
 pub use error::{
     ChainError, DecodeError, Error, ForkError, KeyError, ParseError, PolicyError, SignatureError,

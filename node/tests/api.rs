@@ -226,3 +226,105 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() {
     assert_eq!(status, 200);
     daemon.shutdown().await.unwrap();
 }
+
+/// A lookup whose answer is many parts long comes whole, in the order the
+/// verdicts were found, as JSON and as CBOR, with the forks of its signers
+/// after the verdicts; cut at `max_results`, it says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_lookup_answer_is_streamed_whole() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use vouch_attest::{Outcome, sign, split_envelopes};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.p2p.enabled = false;
+    config.http.max_results = 1000;
+    let daemon = Daemon::start(DataDir::new(dir.path().join("d")), config)
+        .await
+        .unwrap();
+    let signers: Vec<_> = (0..3).map(|i| common::key(&format!("L{i}"))).collect();
+    for k in &signers {
+        daemon.store.apply(&common::chain(k, 400), 1000).unwrap();
+    }
+    // The first signer forks at seq 1.
+    let first = common::chain(&signers[0], 1);
+    let other = common::verdict(
+        &signers[0],
+        1,
+        first[0].id(),
+        common::artifact(9999),
+        Outcome::Good,
+    );
+    daemon
+        .store
+        .apply(&[sign(&other, &signers[0]).unwrap()], 1000)
+        .unwrap();
+
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/api/vouch/v1/verdicts/lookup", daemon.http_addr);
+    let ask = |n: u64, cbor: bool, named: bool| {
+        let mut body = serde_json::json!({
+            "sha256": (0..n).map(|i| common::artifact(i).to_hex()).collect::<Vec<_>>()
+        });
+        if named {
+            body["signers"] = signers.iter().map(|k| k.public_key().to_text()).collect();
+        }
+        let accept = if cbor {
+            "application/cbor"
+        } else {
+            "application/json"
+        };
+        client
+            .post(&url)
+            .header("accept", accept)
+            .json(&body)
+            .send()
+    };
+
+    // 300 artifacts × 3 signers: 900 verdicts, over three parts.
+    let json: serde_json::Value = ask(300, false, true).await.unwrap().json().await.unwrap();
+    let items = json["verdicts"].as_array().unwrap();
+    assert_eq!(items.len(), 900);
+    // Artifacts come in digest order, signers in key order.
+    let mut shas: Vec<_> = (0..300).map(common::artifact).collect();
+    shas.sort_by_key(|d| *d.as_bytes());
+    let mut keys: Vec<_> = signers.iter().map(|k| k.public_key()).collect();
+    keys.sort_by_key(|k| *k.as_bytes());
+    let mut expect = Vec::new();
+    for sha in &shas {
+        for k in &keys {
+            expect.push((sha, daemon.store.latest(sha, k).unwrap().unwrap()));
+        }
+    }
+    for (item, (sha, e)) in items.iter().zip(&expect) {
+        let id = vouch_attest::Envelope::decode(e).unwrap().id();
+        assert_eq!(item["id"], id.to_hex());
+        assert_eq!(item["verdict"]["subject"]["sha256"], sha.to_hex());
+        assert_eq!(item["envelope"], STANDARD.encode(e));
+    }
+    let forks = json["forks"].as_array().unwrap();
+    assert_eq!(forks.len(), 1, "{forks:?}");
+    assert_eq!(forks[0]["signer"], signers[0].public_key().to_text());
+    assert_eq!(json["truncated"], false);
+
+    let cbor = ask(300, true, true).await.unwrap();
+    assert!(cbor.headers().get("x-vouch-truncated").is_none());
+    let bytes = cbor.bytes().await.unwrap();
+    let envelopes = split_envelopes(&bytes, 10_000).unwrap();
+    assert_eq!(
+        envelopes,
+        expect.iter().map(|(_, e)| e.as_slice()).collect::<Vec<_>>()
+    );
+
+    // Without signers, 400 artifacts × 3 is over max_results: cut at 1000.
+    let json: serde_json::Value = ask(400, false, false).await.unwrap().json().await.unwrap();
+    assert_eq!(json["verdicts"].as_array().unwrap().len(), 1000);
+    assert_eq!(json["truncated"], true);
+    let cbor = ask(400, true, false).await.unwrap();
+    assert_eq!(cbor.headers()["x-vouch-truncated"], "true");
+    let bytes = cbor.bytes().await.unwrap();
+    assert_eq!(split_envelopes(&bytes, 10_000).unwrap().len(), 1000);
+    daemon.shutdown().await.unwrap();
+}

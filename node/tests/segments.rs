@@ -222,6 +222,23 @@ fn full_segments_are_compressed_and_read_as_before() {
             Some(v.envelope())
         );
     }
+    // Read together, out of order and repeated, from compressed blocks
+    // and the raw segment: each in the place it was asked for.
+    let order: Vec<u64> = (0..60).rev().chain([7, 7, 59, 0, 31]).collect();
+    let ptrs: Vec<_> = order
+        .iter()
+        .map(|&i| {
+            store
+                .latest_ptr(&artifact(i), &key("A").public_key())
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+    let read = store.read_many(&ptrs).unwrap();
+    assert_eq!(read.len(), order.len());
+    for (&i, e) in order.iter().zip(&read) {
+        assert_eq!(e.as_slice(), a[i as usize].envelope(), "verdict {i}");
+    }
     assert_eq!(store.check_consistency().unwrap(), 60);
     drop(store);
 

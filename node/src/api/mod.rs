@@ -1,6 +1,7 @@
 //! The HTTP API: `app(state)` builds the router; one file per resource.
 //! Written down in `spec/http-api.md`.
 
+pub mod answer;
 pub mod blobs;
 pub mod dashboard;
 pub mod error;

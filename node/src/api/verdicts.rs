@@ -1,6 +1,6 @@
 //! `/api/vouch/v1/verdicts`: submit, query, lookup.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,10 +11,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vouch_attest::{Digest, Envelope, ForkProof, PublicKey, join_envelopes, split_envelopes};
+use vouch_attest::{Digest, ForkProof, PublicKey, split_envelopes};
 
+use crate::api::answer::{Found, respond};
 use crate::api::error::ApiError;
-use crate::api::state::{AppState, wants_cbor};
+use crate::api::state::AppState;
 
 /// `POST /api/vouch/v1/verdicts`
 pub async fn post(
@@ -77,17 +78,32 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let limit = s.limits.max_per_artifact;
     let store = s.store.clone();
-    let (envelopes, truncated) = match (&q.sha256, &q.distribution, &q.name) {
+    let found = match (&q.sha256, &q.distribution, &q.name) {
         (Some(sha), None, None) => {
             let sha = parse_sha(sha)?;
             let after = q.after.as_deref().map(parse_signer).transpose()?;
             match q.signers.as_deref() {
                 Some(list) => {
                     let signers = parse_signers(list.split(',').filter(|k| !k.is_empty()))?;
-                    blocking(move || Ok((store.latest_of(&sha, &signers)?, false))).await?
+                    blocking(move || {
+                        let mut ptrs = Vec::new();
+                        for k in &signers {
+                            ptrs.extend(store.latest_ptr(&sha, k)?);
+                        }
+                        Ok(Found {
+                            ptrs,
+                            truncated: false,
+                        })
+                    })
+                    .await?
                 }
                 None => {
-                    blocking(move || store.latest_by_artifact(&sha, after.as_ref(), limit)).await?
+                    blocking(move || {
+                        let (ptrs, truncated) =
+                            store.latest_ptrs_by_artifact(&sha, after.as_ref(), limit)?;
+                        Ok(Found { ptrs, truncated })
+                    })
+                    .await?
                 }
             }
         }
@@ -107,9 +123,12 @@ pub async fn get(
                 ));
             }
             let (d, n, v) = (d.clone(), n.clone(), q.version.clone());
-            let found = blocking(move || store.by_name(&d, &n, v.as_deref(), limit)).await?;
-            let truncated = found.len() >= limit;
-            (found, truncated)
+            blocking(move || {
+                let ptrs = store.by_name_ptrs(&d, &n, v.as_deref(), limit)?;
+                let truncated = ptrs.len() >= limit;
+                Ok(Found { ptrs, truncated })
+            })
+            .await?
         }
         _ => {
             return Err(ApiError::bad_request(
@@ -118,7 +137,7 @@ pub async fn get(
             ));
         }
     };
-    respond(&s, &headers, envelopes, truncated).await
+    respond(&s, &headers, found).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,28 +190,34 @@ pub async fn lookup(
         )));
     }
     let store = s.store.clone();
-    let (envelopes, truncated) = blocking(move || {
-        let mut out = Vec::new();
+    // Only pointers are gathered here; the envelopes are read as the
+    // answer is written.
+    let found = blocking(move || {
+        let mut ptrs = Vec::new();
         let mut truncated = false;
         for sha in shas {
             match &signers {
-                Some(signers) => out.extend(store.latest_of(&sha, signers)?),
+                Some(signers) => {
+                    for k in signers {
+                        ptrs.extend(store.latest_ptr(&sha, k)?);
+                    }
+                }
                 None => {
-                    let (found, more) = store.latest_by_artifact(&sha, None, per)?;
+                    let (found, more) = store.latest_ptrs_by_artifact(&sha, None, per)?;
                     truncated |= more;
-                    out.extend(found);
-                    if out.len() >= max {
-                        out.truncate(max);
+                    ptrs.extend(found);
+                    if ptrs.len() >= max {
+                        ptrs.truncate(max);
                         truncated = true;
                         break;
                     }
                 }
             }
         }
-        Ok((out, truncated))
+        Ok(Found { ptrs, truncated })
     })
     .await?;
-    respond(&s, &headers, envelopes, truncated).await
+    respond(&s, &headers, found).await
 }
 
 /// Signer keys (hex or text form), deduplicated, at most
@@ -227,91 +252,6 @@ pub(crate) fn parse_signer(s: &str) -> Result<PublicKey, ApiError> {
     }
     s.parse()
         .map_err(|e: vouch_attest::ParseError| bad(e.to_string()))
-}
-
-/// The answer to every verdict query: JSON (decoded fields, id, envelope in
-/// base64, fork proofs against the signers involved), or with
-/// `Accept: application/cbor` a CBOR array of the envelopes.
-async fn respond(
-    s: &AppState,
-    headers: &HeaderMap,
-    envelopes: Vec<Vec<u8>>,
-    truncated: bool,
-) -> Result<Response, ApiError> {
-    if wants_cbor(headers) {
-        let body = join_envelopes(envelopes.iter().map(Vec::as_slice));
-        let mut r = ([(header::CONTENT_TYPE, "application/cbor")], body).into_response();
-        if truncated {
-            r.headers_mut().insert(
-                "x-vouch-truncated",
-                header::HeaderValue::from_static("true"),
-            );
-        }
-        return Ok(r);
-    }
-    let store = s.store.clone();
-    // Each item is serialized straight into the answer, one at a time: no
-    // tree of values for tens of thousands of verdicts. Each envelope is
-    // decoded once, for its signer's fork proof and for its item.
-    let body = blocking(move || {
-        let decoded: Vec<(Option<Digest>, Option<vouch_attest::Verdict>)> = envelopes
-            .iter()
-            .map(|e| match Envelope::decode(e) {
-                Ok(env) => (Some(env.id()), env.unverified_verdict().ok()),
-                Err(_) => (None, None),
-            })
-            .collect();
-        let mut signers = BTreeMap::new();
-        for v in decoded.iter().filter_map(|(_, v)| v.as_ref()) {
-            signers.insert(*v.signer.as_bytes(), v.signer);
-        }
-        let mut forks = Vec::new();
-        for signer in signers.values() {
-            if let Some((p, _)) = store.fork_for(signer)? {
-                forks.push(fork_item(&p));
-            }
-        }
-        Ok(write_answer(&forks, truncated, &envelopes, &decoded))
-    })
-    .await?
-    .map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
-/// `{"forks": …, "truncated": …, "verdicts": […]}`, keys in the order
-/// `json!` gave them, each verdict written as it comes.
-fn write_answer(
-    forks: &[Value],
-    truncated: bool,
-    envelopes: &[Vec<u8>],
-    decoded: &[(Option<Digest>, Option<vouch_attest::Verdict>)],
-) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = Vec::with_capacity(envelopes.len() * 1800 + 64);
-    out.extend_from_slice(b"{\"forks\":");
-    serde_json::to_writer(&mut out, forks)?;
-    out.extend_from_slice(format!(",\"truncated\":{truncated},\"verdicts\":[").as_bytes());
-    for (i, (e, (id, verdict))) in envelopes.iter().zip(decoded).enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let item = Item {
-            envelope: STANDARD.encode(e),
-            id: id.map(|d| d.to_hex()),
-            verdict: verdict.as_ref(),
-        };
-        serde_json::to_writer(&mut out, &item)?;
-    }
-    out.extend_from_slice(b"]}");
-    Ok(out)
-}
-
-/// One stored envelope as JSON: its id, the decoded verdict and the
-/// envelope in base64 (fields in the order `json!` gave them).
-#[derive(serde::Serialize)]
-struct Item<'a> {
-    envelope: String,
-    id: Option<String>,
-    verdict: Option<&'a vouch_attest::Verdict>,
 }
 
 /// One fork proof as JSON.

@@ -5,6 +5,11 @@ use vouch_attest::{Digest, PublicKey};
 use super::segments::Ptr;
 use super::{SignerHead, Store, StoreError, keys, parse_signer_head};
 
+/// Entries of one signer about one artifact walked before a lookup seeks
+/// past the rest: walking one costs far less than a seek, and past this a
+/// signer that signed many verdicts about an artifact costs one seek.
+const WALK_PER_SIGNER: usize = 8;
+
 /// A stored envelope pointer.
 pub(crate) fn parse_ptr(v: &[u8]) -> Result<Ptr, StoreError> {
     Ptr::decode(v).ok_or_else(|| StoreError::Damaged {
@@ -28,12 +33,21 @@ impl Store {
         sha256: &Digest,
         signer: &PublicKey,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.latest_ptr(sha256, signer)? {
+            Some(p) => self.segments.read(p).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Where `signer`'s latest verdict about `sha256` is.
+    pub fn latest_ptr(
+        &self,
+        sha256: &Digest,
+        signer: &PublicKey,
+    ) -> Result<Option<Ptr>, StoreError> {
         let prefix = keys::pair(sha256.as_bytes(), signer.as_bytes());
         match self.by_artifact.scan_prefix(prefix).next_back() {
-            Some(item) => {
-                let (_, p) = item?;
-                self.at(&p).map(Some)
-            }
+            Some(item) => parse_ptr(&item?.1).map(Some),
             None => Ok(None),
         }
     }
@@ -45,54 +59,88 @@ impl Store {
         sha256: &Digest,
         signers: &[PublicKey],
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut out = Vec::new();
+        let mut ptrs = Vec::new();
         for k in signers {
-            out.extend(self.latest(sha256, k)?);
+            ptrs.extend(self.latest_ptr(sha256, k)?);
         }
-        Ok(out)
+        self.read_many(&ptrs)
     }
 
     /// The latest verdict of each signer about the artifact `sha256`, in
     /// signer order after `after`, for at most `max_signers` signers. The
-    /// second value says whether more signers follow. Each signer costs one
-    /// seek however many verdicts it signed about the artifact, so nobody
-    /// can make this slow or push others out by signing many.
+    /// second value says whether more signers follow. Each signer costs at
+    /// most one seek however many verdicts it signed about the artifact,
+    /// so nobody can make this slow or push others out by signing many.
     pub fn latest_by_artifact(
         &self,
         sha256: &Digest,
         after: Option<&PublicKey>,
         max_signers: usize,
     ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
+        let (ptrs, more) = self.latest_ptrs_by_artifact(sha256, after, max_signers)?;
+        Ok((self.read_many(&ptrs)?, more))
+    }
+
+    /// The pointers [`Store::latest_by_artifact`] reads. One iterator walks
+    /// the artifact's index entries, (artifact, signer, seq) in key order,
+    /// so a signer's latest is its last entry; a signer with more than
+    /// [`WALK_PER_SIGNER`] entries is passed by a seek to its last.
+    pub fn latest_ptrs_by_artifact(
+        &self,
+        sha256: &Digest,
+        after: Option<&PublicKey>,
+        max_signers: usize,
+    ) -> Result<(Vec<Ptr>, bool), StoreError> {
         use std::ops::Bound;
+        let sha = sha256.as_bytes();
         let mut lower = match after {
-            Some(s) => Bound::Excluded(
-                keys::artifact_signer_seq(sha256.as_bytes(), s.as_bytes(), u64::MAX).to_vec(),
-            ),
-            None => Bound::Included(sha256.as_bytes().to_vec()),
+            Some(s) => {
+                Bound::Excluded(keys::artifact_signer_seq(sha, s.as_bytes(), u64::MAX).to_vec())
+            }
+            None => Bound::Included(sha.to_vec()),
         };
         let mut out = Vec::new();
-        loop {
-            let Some(item) = self
+        'seek: loop {
+            // The signer being walked, its last entry's value so far, and
+            // how many entries of it were walked.
+            let mut cur: Option<([u8; 32], _, usize)> = None;
+            for item in self
                 .by_artifact
-                .range::<Vec<u8>, _>((lower, Bound::Unbounded))
-                .next()
-            else {
-                return Ok((out, false));
-            };
-            let (k, _) = item?;
-            if !k.starts_with(sha256.as_bytes()) || k.len() != 72 {
-                return Ok((out, false));
+                .range::<Vec<u8>, _>((lower.clone(), Bound::Unbounded))
+            {
+                let (k, v) = item?;
+                if !k.starts_with(sha) || k.len() != 72 {
+                    break;
+                }
+                let signer: [u8; 32] = keys::id32(&k[32..64]).unwrap_or([0; 32]);
+                match &mut cur {
+                    Some((s, last, n)) if *s == signer => {
+                        *last = v;
+                        *n += 1;
+                        if *n >= WALK_PER_SIGNER {
+                            let end = keys::artifact_signer_seq(sha, s, u64::MAX);
+                            if let Some(item) = self.by_artifact.range(..=end).next_back() {
+                                out.push(parse_ptr(&item?.1)?);
+                            }
+                            lower = Bound::Excluded(end.to_vec());
+                            continue 'seek;
+                        }
+                    }
+                    _ => {
+                        if let Some((_, last, _)) = cur.take() {
+                            out.push(parse_ptr(&last)?);
+                        }
+                        if out.len() >= max_signers {
+                            return Ok((out, true));
+                        }
+                        cur = Some((signer, v, 1));
+                    }
+                }
             }
-            if out.len() >= max_signers {
-                return Ok((out, true));
+            if let Some((_, last, _)) = cur {
+                out.push(parse_ptr(&last)?);
             }
-            let signer: [u8; 32] = keys::id32(&k[32..64]).unwrap_or([0; 32]);
-            let last = keys::artifact_signer_seq(sha256.as_bytes(), &signer, u64::MAX);
-            if let Some(item) = self.by_artifact.range(..=last).next_back() {
-                let (_, p) = item?;
-                out.push(self.at(&p)?);
-            }
-            lower = Bound::Excluded(last.to_vec());
+            return Ok((out, false));
         }
     }
 
@@ -104,14 +152,31 @@ impl Store {
         version: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read_many(&self.by_name_ptrs(distribution, name, version, limit)?)
+    }
+
+    /// Where the verdicts [`Store::by_name`] reads are.
+    pub fn by_name_ptrs(
+        &self,
+        distribution: &str,
+        name: &str,
+        version: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Ptr>, StoreError> {
         let prefix = keys::by_name_prefix(distribution, name, version);
         let mut out = Vec::new();
         for item in self.by_name.scan_prefix(&prefix).take(limit) {
             let (k, _) = item?;
             let p = k.len().checked_sub(12).map(|at| &k[at..]).unwrap_or(&[]);
-            out.push(self.at(p)?);
+            out.push(parse_ptr(p)?);
         }
         Ok(out)
+    }
+
+    /// The envelopes at `ptrs`, in their order (read in segment order, each
+    /// compressed block once).
+    pub fn read_many(&self, ptrs: &[Ptr]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.segments.read_many(ptrs)
     }
 
     /// The envelope at a stored pointer.

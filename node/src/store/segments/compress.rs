@@ -123,14 +123,28 @@ impl Index {
 
     /// `len` bytes of the raw segment at `off`, from the blocks they lie in.
     pub(crate) fn read(&self, f: &dyn SegmentFile, off: u64, len: u64) -> Result<Vec<u8>, String> {
+        let span = self.span(off, len)?;
+        let plain = self.blocks(f, span)?;
+        Ok(span.slice(&plain, self.block, off, len).to_vec())
+    }
+
+    /// The blocks that hold `len` bytes at `off`.
+    pub(crate) fn span(&self, off: u64, len: u64) -> Result<Span, String> {
         if len == 0 || off.checked_add(len).is_none_or(|end| end > self.raw_len) {
             return Err(format!(
                 "{len} bytes at {off} are outside {} bytes",
                 self.raw_len
             ));
         }
-        let first = (off / self.block) as usize;
-        let last = ((off + len - 1) / self.block) as usize;
+        Ok(Span {
+            first: (off / self.block) as usize,
+            last: ((off + len - 1) / self.block) as usize,
+        })
+    }
+
+    /// The raw bytes of the blocks of `span`, decompressed.
+    pub(crate) fn blocks(&self, f: &dyn SegmentFile, span: Span) -> Result<Vec<u8>, String> {
+        let Span { first, last } = span;
         let start = self.table[first];
         let mut comp = vec![0u8; (self.table[last + 1] - start) as usize];
         f.read_at(&mut comp, start).map_err(|e| e.to_string())?;
@@ -148,8 +162,33 @@ impl Index {
             }
             out.extend_from_slice(&plain);
         }
-        let at = (off - first as u64 * self.block) as usize;
-        Ok(out[at..at + len as usize].to_vec())
+        Ok(out)
+    }
+
+    /// Bytes of raw segment per block.
+    pub(crate) fn block(&self) -> u64 {
+        self.block
+    }
+}
+
+/// A run of blocks of one compressed segment, first to last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) first: usize,
+    pub(crate) last: usize,
+}
+
+impl Span {
+    /// Whether `other`'s blocks are all in this span.
+    pub(crate) fn covers(self, other: Span) -> bool {
+        self.first <= other.first && other.last <= self.last
+    }
+
+    /// The `len` bytes at segment offset `off` out of this span's
+    /// decompressed bytes (`plain`), which must cover them.
+    pub(crate) fn slice(self, plain: &[u8], block: u64, off: u64, len: u64) -> &[u8] {
+        let at = (off - self.first as u64 * block) as usize;
+        &plain[at..at + len as usize]
     }
 }
 

@@ -341,6 +341,60 @@ impl Segments {
         Ok(buf)
     }
 
+    /// The bytes of the records at `ptrs`, in the order given, each checked
+    /// against its record head. Records are read in segment order, and a
+    /// compressed block is decompressed once for all the records in it
+    /// (the verdicts of one artifact, signed about the same time, mostly
+    /// share a block).
+    pub fn read_many(&self, ptrs: &[Ptr]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut order: Vec<usize> = (0..ptrs.len()).collect();
+        order.sort_unstable_by_key(|&i| ptrs[i]);
+        let mut out = vec![Vec::new(); ptrs.len()];
+        // The last blocks decompressed: segment, span, bytes.
+        let mut last: Option<(u32, compress::Span, Vec<u8>)> = None;
+        for i in order {
+            let ptr = ptrs[i];
+            if ptr.len > MAX_RECORD {
+                return Err(damaged(format!(
+                    "pointer {ptr:?} names an oversized record"
+                )));
+            }
+            let size = u64::from(RECORD_HEAD + ptr.len);
+            let buf = match self.seg(ptr.seg)? {
+                Seg::Raw(_) => {
+                    out[i] = self.read(ptr)?;
+                    continue;
+                }
+                Seg::Zstd(f, index) => {
+                    let off = u64::from(ptr.off);
+                    let span = index
+                        .span(off, size)
+                        .map_err(|e| damaged(format!("record {ptr:?}: {e}")))?;
+                    let cached =
+                        matches!(&last, Some((n, s, _)) if *n == ptr.seg && s.covers(span));
+                    if !cached {
+                        let plain = index
+                            .blocks(f.as_ref(), span)
+                            .map_err(|e| damaged(format!("record {ptr:?}: {e}")))?;
+                        last = Some((ptr.seg, span, plain));
+                    }
+                    let (_, have, plain) = last
+                        .as_ref()
+                        .ok_or_else(|| damaged(format!("record {ptr:?}: no block read")))?;
+                    have.slice(plain, index.block(), off, size)
+                }
+            };
+            let (head, bytes) = buf.split_at(RECORD_HEAD as usize);
+            if head != record_head(bytes) {
+                return Err(damaged(format!(
+                    "record {ptr:?} fails its length or checksum"
+                )));
+            }
+            out[i] = bytes.to_vec();
+        }
+        Ok(out)
+    }
+
     /// The raw bytes of segment `n` up to `len` (all of it when `None`).
     fn whole(&self, n: u32, len: Option<u64>) -> Result<Vec<u8>, StoreError> {
         match self.seg(n)? {
