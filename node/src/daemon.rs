@@ -333,6 +333,9 @@ impl Daemon {
             .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
         self.store.persist_stats()?;
         self.store.flush()?;
+        // Memtables written to tables now leave no journal to replay into
+        // memory at the next start.
+        self.store.settle()?;
         let _ = std::fs::remove_file(self.data.http_addr());
         let _ = std::fs::remove_file(self.data.p2p_addr());
         tracing::info!("vouchd stopped");

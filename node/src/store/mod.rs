@@ -320,9 +320,9 @@ impl Store {
             envelopes: db.tree(keys::ENVELOPES)?,
             segments,
             evidence,
-            log: db.tree(keys::LOG)?,
-            by_artifact: db.tree(keys::BY_ARTIFACT)?,
-            by_name: db.tree(keys::BY_NAME)?,
+            log: db.range_tree(keys::LOG)?,
+            by_artifact: db.range_tree(keys::BY_ARTIFACT)?,
+            by_name: db.range_tree(keys::BY_NAME)?,
             heads: db.tree(keys::HEADS)?,
             pending: db.tree(keys::PENDING)?,
             forks: db.tree(keys::FORKS)?,
@@ -430,7 +430,8 @@ impl Store {
 
     /// Writes every tree's memtable to a compressed table on disk and
     /// waits for it (the journal behind them is then dropped): what the
-    /// store settles to in the background, for measuring it.
+    /// store settles to in the background, for measuring it, and what a
+    /// clean shutdown leaves, so that the next open replays no journal.
     pub fn settle(&self) -> Result<(), StoreError> {
         self.db.flush_all()
     }
