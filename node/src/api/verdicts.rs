@@ -86,12 +86,8 @@ pub async fn get(
                 Some(list) => {
                     let signers = parse_signers(list.split(',').filter(|k| !k.is_empty()))?;
                     blocking(move || {
-                        let mut ptrs = Vec::new();
-                        for k in &signers {
-                            ptrs.extend(store.latest_ptr(&sha, k)?);
-                        }
                         Ok(Found {
-                            ptrs,
+                            ptrs: store.latest_ptrs_of(&sha, &signers)?,
                             truncated: false,
                         })
                     })
@@ -197,11 +193,7 @@ pub async fn lookup(
         let mut truncated = false;
         for sha in shas {
             match &signers {
-                Some(signers) => {
-                    for k in signers {
-                        ptrs.extend(store.latest_ptr(&sha, k)?);
-                    }
-                }
+                Some(signers) => ptrs.extend(store.latest_ptrs_of(&sha, signers)?),
                 None => {
                     let (found, more) = store.latest_ptrs_by_artifact(&sha, None, per)?;
                     truncated |= more;

@@ -59,11 +59,20 @@ impl Store {
         sha256: &Digest,
         signers: &[PublicKey],
     ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read_many(&self.latest_ptrs_of(sha256, signers)?)
+    }
+
+    /// Where the verdicts [`Store::latest_of`] reads are.
+    pub fn latest_ptrs_of(
+        &self,
+        sha256: &Digest,
+        signers: &[PublicKey],
+    ) -> Result<Vec<Ptr>, StoreError> {
         let mut ptrs = Vec::new();
         for k in signers {
             ptrs.extend(self.latest_ptr(sha256, k)?);
         }
-        self.read_many(&ptrs)
+        Ok(ptrs)
     }
 
     /// The latest verdict of each signer about the artifact `sha256`, in
