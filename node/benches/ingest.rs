@@ -65,6 +65,7 @@ fn main() {
     config.admission = unlimited();
 
     let mut raw = 0.0;
+    let mut held = 0u64;
     let mut raw_bytes = 0u64;
     let mut chunk_secs = Vec::new();
     let (mut compress_secs, mut compressed) = (0.0, 0);
@@ -79,7 +80,7 @@ fn main() {
             }
             raw_bytes += chunk.iter().map(|e| e.len() as u64).sum::<u64>();
             let t = Instant::now();
-            ingest_all(&daemon.ingest, &chunk, 1000, 4).await;
+            held += ingest_all(&daemon.ingest, &chunk, 1000, 4).await;
             chunk_secs.push(t.elapsed().as_secs_f64());
             done += chunk.len() as u64;
             if chunk_secs.len() % 10 == 0 {
@@ -128,6 +129,10 @@ fn main() {
         })
         .collect();
     println!("    by tenths of the run, verdicts/s: {}", tenths.join(" "));
+    println!(
+        "    held until a gap closed, then appended: {held} ({:.1}%)",
+        held as f64 * 100.0 / total as f64
+    );
 
     let store = data.store();
     let seg = dir_size(&store.join("segments"));
@@ -284,7 +289,8 @@ fn rss(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-async fn ingest_all(ingest: &Ingest, all: &[Vec<u8>], batch: usize, submitters: usize) {
+/// Submits `all`; returns how many were held (arrived ahead of a gap).
+async fn ingest_all(ingest: &Ingest, all: &[Vec<u8>], batch: usize, submitters: usize) -> u64 {
     use futures::StreamExt as _;
     // `submitters` batches in flight at all times, started in order, so each
     // signer's entries mostly arrive in order (those that overtake are held
@@ -295,8 +301,13 @@ async fn ingest_all(ingest: &Ingest, all: &[Vec<u8>], batch: usize, submitters: 
         async move { ingest.submit("bench", c).await }
     }))
     .buffer_unordered(submitters);
+    let mut held = 0;
     while let Some(answer) = answers.next().await {
         let reports = answer.expect("ingest");
+        held += reports
+            .iter()
+            .filter(|r| r.status == Status::Pending)
+            .count() as u64;
         assert!(
             reports
                 .iter()
@@ -307,6 +318,7 @@ async fn ingest_all(ingest: &Ingest, all: &[Vec<u8>], batch: usize, submitters: 
                 .find(|r| !matches!(r.status, Status::Accepted | Status::Pending))
         );
     }
+    held
 }
 
 fn raw_verify_rate(envelopes: &[Vec<u8>]) -> f64 {
