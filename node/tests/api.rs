@@ -11,12 +11,7 @@ use vouch_node::datadir::DataDir;
 async fn blobs_are_served_compressed_or_plain() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.p2p.enabled = false;
-    let daemon = Daemon::start(DataDir::new(dir.path().join("d")), config)
-        .await
-        .unwrap();
+    let daemon = start(dir.path(), |_| {}).await;
     let log = "build log line\n".repeat(10_000);
     let id = daemon.store.put_blob(log.as_bytes()).unwrap();
     let url = format!("http://{}/api/vouch/v1/blobs/{id}", daemon.http_addr);
@@ -80,12 +75,7 @@ async fn blobs_are_served_compressed_or_plain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_ingest_groups_concurrent_submissions() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.p2p.enabled = false;
-    let daemon = Daemon::start(DataDir::new(dir.path().join("d")), config)
-        .await
-        .unwrap();
+    let daemon = start(dir.path(), |_| {}).await;
     // 8 signers submit their chains concurrently, one envelope per call.
     let mut tasks = Vec::new();
     for s in 0..8 {
@@ -137,15 +127,24 @@ async fn in_process_ingest_groups_concurrent_submissions() {
     daemon.shutdown().await.unwrap();
 }
 
-async fn start_limited(dir: &std::path::Path) -> Daemon {
+/// A node in `dir` on a free loopback port, without p2p, its config
+/// changed by `tweak`.
+async fn start(dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Daemon {
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.http.max_connections = 2;
-    config.http.request_timeout_secs = 1;
     config.p2p.enabled = false;
+    tweak(&mut config);
     Daemon::start(DataDir::new(dir.join("d")), config)
         .await
         .unwrap()
+}
+
+async fn start_limited(dir: &std::path::Path) -> Daemon {
+    start(dir, |c| {
+        c.http.max_connections = 2;
+        c.http.request_timeout_secs = 1;
+    })
+    .await
 }
 
 /// Reads what the server sends until it closes the connection.
@@ -237,13 +236,7 @@ async fn a_long_lookup_answer_is_streamed_whole() {
     use vouch_attest::{Outcome, sign, split_envelopes};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.p2p.enabled = false;
-    config.http.max_results = 1000;
-    let daemon = Daemon::start(DataDir::new(dir.path().join("d")), config)
-        .await
-        .unwrap();
+    let daemon = start(dir.path(), |c| c.http.max_results = 1000).await;
     let signers: Vec<_> = (0..3).map(|i| common::key(&format!("L{i}"))).collect();
     for k in &signers {
         daemon.store.apply(&common::chain(k, 400), 1000).unwrap();

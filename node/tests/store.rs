@@ -320,26 +320,14 @@ fn a_flood_of_signers_cannot_hide_a_named_signer() {
     assert_eq!((page.len(), more), (1000, true));
     // Many verdicts of one signer about one artifact cost one entry.
     let k = key("chatty");
-    let mut prev = Digest::ZERO;
-    let mut chatty = Vec::new();
-    for seq in 0..50 {
-        let v = sign(&verdict(&k, seq, prev, sha, Outcome::Good), &k).unwrap();
-        prev = v.id();
-        chatty.push(v);
-    }
+    let chatty = chain_about(&k, 50, sha);
     store.apply(&chatty, 100).unwrap();
     let latest = store.latest(&sha, &k.public_key()).unwrap().unwrap();
     assert_eq!(latest, chatty[49].envelope().to_vec());
     // A signer with fewer verdicts about it than a lookup walks before it
     // seeks past them.
     let k3 = key("thrice");
-    let mut prev = Digest::ZERO;
-    let mut thrice = Vec::new();
-    for seq in 0..3 {
-        let v = sign(&verdict(&k3, seq, prev, sha, Outcome::Good), &k3).unwrap();
-        prev = v.id();
-        thrice.push(v);
-    }
+    let thrice = chain_about(&k3, 3, sha);
     store.apply(&thrice, 100).unwrap();
     let mut all = Vec::new();
     let mut after = None;

@@ -27,11 +27,33 @@ pub(crate) type Bytes = fjall::Slice;
 /// One entry of a scan.
 pub(crate) type Entry = Result<(Bytes, Bytes), StoreError>;
 
+/// How a tree is read, for [`Db::tree_for`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reads {
+    /// By whole key, and by ranges.
+    Keys,
+    /// By ranges and prefixes only (by whole key only when checked).
+    Ranges,
+}
+
+/// How a tree's keys arrive, for [`Db::tree_for`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Spread {
+    /// Mostly in order, or few.
+    Ordered,
+    /// Spread at random over the key space.
+    Random,
+}
+
+/// Memtable size of a tree whose keys arrive at random (fjall's default
+/// is 16 MiB).
+const RANDOM_MEMTABLE_BYTES: u32 = 32 << 20;
+
 /// The block cache shared by all trees.
 const CACHE_BYTES: u64 = 32 << 20;
 
 /// Journal kept before memtables are flushed: bounds the replay at open.
-const MAX_JOURNAL_BYTES: u64 = 64 << 20;
+const MAX_JOURNAL_BYTES: u64 = 128 << 20;
 
 /// Sealed journals after which slowly filling memtables are sealed (see
 /// [`Db::seal_if_journal_full`]).
@@ -121,13 +143,30 @@ impl Db {
         })
     }
 
-    /// The tree `name`, created empty if missing, for reading by ranges
-    /// and prefixes: if this creates it, its tables carry no bloom filter.
-    /// A filter answers only reads of one whole key, and every filter is
-    /// held in memory: at 10 million verdicts, about 19 MiB per tree. (A
-    /// tree that exists keeps the options it was created with.)
-    pub(crate) fn range_tree(&self, name: &str) -> Result<Tree, StoreError> {
-        let options = PartitionCreateOptions::default().bloom_filter_bits(None);
+    /// The tree `name`, created empty if missing with options for how it
+    /// is used (a tree that exists keeps the options it was created with):
+    ///
+    /// - read by ranges and prefixes only: its tables carry no bloom
+    ///   filter. A filter answers only reads of one whole key, and every
+    ///   filter is held in memory: at 10 million verdicts, about 19 MiB
+    ///   per tree.
+    /// - keys spread at random (ids, digests): a memtable of
+    ///   [`RANDOM_MEMTABLE_BYTES`], so that each flushed table covers twice
+    ///   the entries, and merging the tables of level 0 into level 1 (which
+    ///   such keys overlap everywhere) comes half as often.
+    pub(crate) fn tree_for(
+        &self,
+        name: &str,
+        reads: Reads,
+        spread: Spread,
+    ) -> Result<Tree, StoreError> {
+        let mut options = PartitionCreateOptions::default();
+        if reads == Reads::Ranges {
+            options = options.bloom_filter_bits(None);
+        }
+        if spread == Spread::Random {
+            options = options.max_memtable_size(RANDOM_MEMTABLE_BYTES);
+        }
         Ok(Tree {
             p: self.ks.open_partition(name, options)?,
         })
@@ -385,7 +424,9 @@ mod tests {
     #[test]
     fn range_trees_hold_no_bloom_filter() {
         let db = Db::temporary().unwrap();
-        let ranges = db.range_tree("ranges").unwrap();
+        let ranges = db
+            .tree_for("ranges", Reads::Ranges, Spread::Random)
+            .unwrap();
         let keyed = db.tree("keyed").unwrap();
         for i in 0u32..1000 {
             ranges.insert(i.to_be_bytes(), b"v").unwrap();

@@ -35,6 +35,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use kv::{Reads, Spread};
 use thiserror::Error;
 use vouch_attest::{Digest, PublicKey};
 
@@ -317,12 +318,12 @@ impl Store {
             segments::SEGMENT_LEN,
         )?);
         let store = Store {
-            envelopes: db.tree(keys::ENVELOPES)?,
+            envelopes: db.tree_for(keys::ENVELOPES, Reads::Keys, Spread::Random)?,
             segments,
             evidence,
-            log: db.range_tree(keys::LOG)?,
-            by_artifact: db.range_tree(keys::BY_ARTIFACT)?,
-            by_name: db.range_tree(keys::BY_NAME)?,
+            log: db.tree_for(keys::LOG, Reads::Ranges, Spread::Ordered)?,
+            by_artifact: db.tree_for(keys::BY_ARTIFACT, Reads::Ranges, Spread::Random)?,
+            by_name: db.tree_for(keys::BY_NAME, Reads::Ranges, Spread::Ordered)?,
             heads: db.tree(keys::HEADS)?,
             pending: db.tree(keys::PENDING)?,
             forks: db.tree(keys::FORKS)?,

@@ -41,10 +41,19 @@ pub fn verdict(k: &SecretKey, seq: u64, prev: Digest, sha: Digest, outcome: Outc
 
 /// `n` chained verdicts by `k`, verdict i about artifact(i).
 pub fn chain(k: &SecretKey, n: u64) -> Vec<VerifiedVerdict> {
+    chain_of(k, n, artifact)
+}
+
+/// `n` chained verdicts by `k`, all about the artifact `sha`.
+pub fn chain_about(k: &SecretKey, n: u64, sha: Digest) -> Vec<VerifiedVerdict> {
+    chain_of(k, n, |_| sha)
+}
+
+fn chain_of(k: &SecretKey, n: u64, about: impl Fn(u64) -> Digest) -> Vec<VerifiedVerdict> {
     let mut out: Vec<VerifiedVerdict> = Vec::new();
     let mut prev = Digest::ZERO;
     for seq in 0..n {
-        let v = sign(&verdict(k, seq, prev, artifact(seq), Outcome::Good), k).unwrap();
+        let v = sign(&verdict(k, seq, prev, about(seq), Outcome::Good), k).unwrap();
         prev = v.id();
         out.push(v);
     }
