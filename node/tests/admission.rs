@@ -32,23 +32,26 @@ fn envelopes(tag: &str, first: u64, n: u64) -> Vec<Vec<u8>> {
 }
 
 /// A temporary store with an ingest pipeline under `config`.
-fn pipeline(config: AdmissionConfig, known: &[PublicKey]) -> (Store, Ingest) {
+fn pipeline(
+    config: AdmissionConfig,
+    known: &[PublicKey],
+) -> (Store, Ingest, std::thread::JoinHandle<()>) {
     let store = Store::temporary().unwrap();
     let admission = Arc::new(Admission::new(config, known.iter().copied().collect()));
-    let (ingest, _writer) = Ingest::start(
+    let (ingest, writer) = Ingest::start(
         store.clone(),
         IngestConfig::default(),
         Arc::new(Metrics::new()),
         admission,
         None,
     );
-    (store, ingest)
+    (store, ingest, writer)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_fresh_signers_stays_within_the_total_quota() {
     let honest = common::key("honest");
-    let (store, ingest) = pipeline(
+    let (store, ingest, writer) = pipeline(
         AdmissionConfig {
             unknown_signer_max_verdicts: 20,
             unknown_total_max_verdicts: 300,
@@ -106,11 +109,13 @@ async fn a_flood_of_fresh_signers_stays_within_the_total_quota() {
     let reports = ingest.submit("gossip", chain).await.unwrap();
     assert!(reports.iter().all(|r| r.status == Status::Accepted));
     assert_eq!(store.head(&honest.public_key()).unwrap().unwrap().count, 50);
+    drop(ingest);
+    common::join_writer(writer);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_entries_count_against_a_signers_quota() {
-    let (store, ingest) = pipeline(
+    let (store, ingest, writer) = pipeline(
         AdmissionConfig {
             unknown_signer_max_verdicts: 10,
             ..AdmissionConfig::default()
@@ -133,4 +138,6 @@ async fn pending_entries_count_against_a_signers_quota() {
             .all(|r| r.code.as_deref() == Some("quota.signer_storage"))
     );
     assert_eq!(store.counts().unwrap().pending, 10);
+    drop(ingest);
+    common::join_writer(writer);
 }

@@ -190,6 +190,17 @@ struct Env {
     _dir: tempfile::TempDir,
     mirror: String,
     ctx: WorkerContext,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl Env {
+    /// Drops the worker context (and with it the ingest handle), then
+    /// waits for the ingest writer, so the temporary store is removed.
+    fn finish(self) {
+        let Env { ctx, writer, .. } = self;
+        drop(ctx);
+        common::join_writer(writer);
+    }
 }
 
 fn env(backend: BackendConfig, diffoscope: Vec<String>, timeout: u64) -> Env {
@@ -210,7 +221,7 @@ fn env(backend: BackendConfig, diffoscope: Vec<String>, timeout: u64) -> Env {
     }
     let store = Store::temporary().unwrap();
     let metrics = Arc::new(Metrics::new());
-    let (ingest, _writer) = Ingest::start(
+    let (ingest, writer) = Ingest::start(
         store.clone(),
         IngestConfig::default(),
         metrics.clone(),
@@ -246,6 +257,7 @@ fn env(backend: BackendConfig, diffoscope: Vec<String>, timeout: u64) -> Env {
             work_root,
         },
         _dir: dir,
+        writer,
     }
 }
 
@@ -363,6 +375,7 @@ printf 'differs bytes, but not quite' > "$out"/differs-1.0-1-x86_64.pkg.tar.zst"
         JobState::Queued,
         "BAD is retried"
     );
+    e.finish();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,6 +435,7 @@ async fn timeouts_and_fetch_failures_are_signed_as_fail() {
         .unwrap();
     let log = String::from_utf8(zstd::stream::decode_all(&log[..]).unwrap()).unwrap();
     assert!(log.contains("but the index says"), "{log}");
+    e.finish();
 }
 
 /// Issue 8.6: two completions of one attempt race; exactly one is recorded
@@ -479,6 +493,7 @@ async fn two_concurrent_completions_sign_exactly_one_verdict() {
             .count,
         1
     );
+    e.finish();
 }
 
 /// Issue 8.6: a job whose subject cannot become a valid verdict (a version
@@ -504,4 +519,5 @@ async fn an_unsignable_subject_ends_as_fail() {
             .unwrap()
             .is_none()
     );
+    e.finish();
 }

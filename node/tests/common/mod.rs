@@ -85,3 +85,15 @@ pub fn job(source: &str, files: &[(&str, &[u8])], mirror: &str) -> vouch_node::s
         buildinfo_url: None,
     }
 }
+
+/// Waits (up to 10 s) for an ingest writer thread to end, once every
+/// `Ingest` handle is dropped, so that the temporary store it holds is
+/// removed before the test process exits.
+pub fn join_writer(writer: std::thread::JoinHandle<()>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !writer.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(writer.is_finished(), "the ingest writer did not end");
+    writer.join().unwrap();
+}
