@@ -39,6 +39,8 @@ enum PartError {
     Store(#[from] StoreError),
     #[error("writing JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("the task reading a part failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl From<PartError> for ApiError {
@@ -46,6 +48,7 @@ impl From<PartError> for ApiError {
         match e {
             PartError::Store(e) => e.into(),
             PartError::Json(e) => ApiError::internal(e),
+            PartError::Task(e) => ApiError::internal(e),
         }
     }
 }
@@ -61,41 +64,26 @@ pub async fn respond(
 ) -> Result<Response, ApiError> {
     let cbor = wants_cbor(headers);
     let truncated = found.truncated;
-    let mut answer = Answer::new(s.store.clone(), found, cbor);
-    let (answer, first) = tokio::task::spawn_blocking(move || {
-        let first = answer.next_part();
-        (answer, first)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let first = first?.unwrap_or_default();
+    let answer = Answer::new(s.store.clone(), found, cbor);
+    let (answer, first) = next_part(answer).await?;
     // One part waits in the channel while the next is read: a slow reader
     // holds a few parts of memory and no thread.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
     tokio::spawn(async move {
         let (mut answer, mut part) = (answer, first);
-        loop {
+        while let Some(p) = part {
             // The reader went away: stop.
-            if tx.send(Ok(part)).await.is_err() {
+            if tx.send(Ok(p)).await.is_err() {
                 return;
             }
-            let next = tokio::task::spawn_blocking(move || {
-                let next = answer.next_part();
-                (answer, next)
-            })
-            .await;
-            let failed = match next {
-                Ok((a, Ok(Some(p)))) => {
-                    (answer, part) = (a, p);
-                    continue;
+            match next_part(answer).await {
+                Ok((a, p)) => (answer, part) = (a, p),
+                Err(e) => {
+                    tracing::error!(error = %e, "writing a verdict answer");
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
                 }
-                Ok((_, Ok(None))) => return,
-                Ok((_, Err(e))) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
-            tracing::error!(error = %failed, "writing a verdict answer");
-            let _ = tx.send(Err(std::io::Error::other(failed))).await;
-            return;
+            }
         }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
@@ -118,6 +106,16 @@ pub async fn respond(
         );
     }
     Ok(r)
+}
+
+/// Reads `answer`'s next part on the blocking pool.
+async fn next_part(mut answer: Answer) -> Result<(Answer, Option<Vec<u8>>), PartError> {
+    let (answer, part) = tokio::task::spawn_blocking(move || {
+        let part = answer.next_part();
+        (answer, part)
+    })
+    .await?;
+    Ok((answer, part?))
 }
 
 /// An answer being written.
@@ -160,12 +158,12 @@ impl Answer {
                 out.extend_from_slice(b"{\"verdicts\":[");
             }
         }
-        for e in &envelopes {
+        for (i, e) in envelopes.iter().enumerate() {
             if self.cbor {
                 out.extend_from_slice(e);
                 continue;
             }
-            if self.at > 0 {
+            if self.at + i > 0 {
                 out.push(b',');
             }
             let (id, verdict) = match Envelope::decode(e) {
@@ -176,7 +174,6 @@ impl Answer {
                 self.signers.insert(*v.signer.as_bytes(), v.signer);
             }
             write_item(&mut out, e, id, verdict.as_ref())?;
-            self.at += 1;
         }
         self.at = end;
         if end == ptrs.len() {

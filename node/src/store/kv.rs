@@ -134,13 +134,10 @@ impl Db {
         })
     }
 
-    /// The tree `name`, created empty if missing.
+    /// The tree `name`, created empty if missing (with fjall's default
+    /// options: read by key, keys mostly in order).
     pub(crate) fn tree(&self, name: &str) -> Result<Tree, StoreError> {
-        Ok(Tree {
-            p: self
-                .ks
-                .open_partition(name, PartitionCreateOptions::default())?,
-        })
+        self.tree_for(name, Reads::Keys, Spread::Ordered)
     }
 
     /// The tree `name`, created empty if missing with options for how it

@@ -314,31 +314,9 @@ impl Segments {
 
     /// The bytes of the record at `ptr`, checked against its record head.
     pub fn read(&self, ptr: Ptr) -> Result<Vec<u8>, StoreError> {
-        if ptr.len > MAX_RECORD {
-            return Err(damaged(format!(
-                "pointer {ptr:?} names an oversized record"
-            )));
-        }
-        let size = u64::from(RECORD_HEAD + ptr.len);
-        let mut buf = match self.seg(ptr.seg)? {
-            Seg::Raw(f) => {
-                let mut buf = vec![0u8; size as usize];
-                f.read_at(&mut buf, u64::from(ptr.off))
-                    .map_err(|e| damaged(format!("record {ptr:?}: {e}")))?;
-                buf
-            }
-            Seg::Zstd(f, index) => index
-                .read(f.as_ref(), u64::from(ptr.off), size)
-                .map_err(|e| damaged(format!("record {ptr:?}: {e}")))?,
-        };
-        let (head, bytes) = buf.split_at(RECORD_HEAD as usize);
-        if head != record_head(bytes) {
-            return Err(damaged(format!(
-                "record {ptr:?} fails its length or checksum"
-            )));
-        }
-        buf.drain(..RECORD_HEAD as usize);
-        Ok(buf)
+        self.read_many(std::slice::from_ref(&ptr))?
+            .pop()
+            .ok_or_else(|| damaged(format!("record {ptr:?}: nothing read")))
     }
 
     /// The bytes of the records at `ptrs`, in the order given, each checked
@@ -359,28 +337,28 @@ impl Segments {
                     "pointer {ptr:?} names an oversized record"
                 )));
             }
-            let size = u64::from(RECORD_HEAD + ptr.len);
-            let buf = match self.seg(ptr.seg)? {
-                Seg::Raw(_) => {
-                    out[i] = self.read(ptr)?;
-                    continue;
+            let (off, size) = (u64::from(ptr.off), u64::from(RECORD_HEAD + ptr.len));
+            let unreadable = |e: String| damaged(format!("record {ptr:?}: {e}"));
+            let raw;
+            let buf: &[u8] = match self.seg(ptr.seg)? {
+                Seg::Raw(f) => {
+                    let mut b = vec![0u8; size as usize];
+                    f.read_at(&mut b, off)
+                        .map_err(|e| unreadable(e.to_string()))?;
+                    raw = b;
+                    &raw
                 }
                 Seg::Zstd(f, index) => {
-                    let off = u64::from(ptr.off);
-                    let span = index
-                        .span(off, size)
-                        .map_err(|e| damaged(format!("record {ptr:?}: {e}")))?;
+                    let span = index.span(off, size).map_err(unreadable)?;
                     let cached =
                         matches!(&last, Some((n, s, _)) if *n == ptr.seg && s.covers(span));
                     if !cached {
-                        let plain = index
-                            .blocks(f.as_ref(), span)
-                            .map_err(|e| damaged(format!("record {ptr:?}: {e}")))?;
+                        let plain = index.blocks(f.as_ref(), span).map_err(unreadable)?;
                         last = Some((ptr.seg, span, plain));
                     }
                     let (_, have, plain) = last
                         .as_ref()
-                        .ok_or_else(|| damaged(format!("record {ptr:?}: no block read")))?;
+                        .ok_or_else(|| unreadable("no block read".into()))?;
                     have.slice(plain, index.block(), off, size)
                 }
             };
